@@ -1,0 +1,1 @@
+"""Alembic migrations for the mmsearch metadata database (shipped as ``mmsearch.migrations``)."""

@@ -1,0 +1,160 @@
+"""The ``mmsearch`` command: parse options, make one Engine call, format the result.
+
+Heavy modules (the engine, SQLAlchemy, torch) are imported inside commands so
+``mmsearch --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mmsearch import __version__
+from mmsearch.errors import MmsearchError
+
+if TYPE_CHECKING:
+    from mmsearch.engine import Engine
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="MMSEARCH_HOME", type=click.Path(file_okay=False),
+              help="Data folder (database, indexes, config.toml). Env: MMSEARCH_HOME.")
+@click.option("--model", envvar="MMSEARCH_MODEL",
+              help="open_clip model: ARCH:TAG, ARCH:/checkpoint.pt, hf-hub:org/name or a model folder. "
+                   "Env: MMSEARCH_MODEL. Default: the index's model, else ViT-B-32:laion2b_s34b_b79k.")
+@click.option("--device", envvar="MMSEARCH_DEVICE", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the model runs (default auto: CUDA when present). Env: MMSEARCH_DEVICE.")
+@click.option("--db-url", envvar="MMSEARCH_DB_URL",
+              help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.")
+@click.version_option(__version__, prog_name="mmsearch")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, model: str | None, device: str | None, db_url: str | None) -> None:
+    """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
+    ctx.obj = {"home": home, "model": model, "device": device, "db_url": db_url}
+
+
+@contextmanager
+def open_engine(ctx: click.Context) -> Iterator[Engine]:
+    """Open the engine from the global options; library errors become clean messages."""
+    with library_errors():
+        from mmsearch.engine import Engine
+
+        with Engine.open(**ctx.obj) as engine:
+            yield engine
+
+
+@contextmanager
+def library_errors() -> Iterator[None]:
+    try:
+        yield
+    except MmsearchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32).")
+@click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: CPU count, at most 4).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def ingest(ctx: click.Context, folder: Path, batch_size: int | None, workers: int | None, as_json: bool,
+           progress: bool | None) -> None:
+    """Embed every image under FOLDER; re-runs only redo what changed."""
+    from mmsearch.cli.output import emit_json, print_ingest_report
+    from mmsearch.cli.progress import progress_bar
+
+    ctx.obj.update(batch_size=batch_size, workers=workers)
+    with open_engine(ctx) as engine, progress_bar(progress) as callback:
+        report = engine.ingest(folder, progress=callback)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_ingest_report(report)
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--image", "image", type=click.Path(path_type=Path), help="Find images similar to this one.")
+@click.option("--from-file", "from_file", type=click.File("r", encoding="utf-8"),
+              help="One text query per line ('-' for stdin); prints one JSON line per query.")
+@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many results.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
+@click.pass_context
+def query(ctx: click.Context, text: str | None, image: Path | None, from_file: Any, k: int, as_json: bool,
+          paths: bool) -> None:
+    """Search by TEXT, by --image, or by many texts --from-file."""
+    from mmsearch.cli.output import emit_json, print_hits, print_paths
+
+    given = sum(x is not None for x in (text, image, from_file))
+    if given != 1:
+        raise click.UsageError("give exactly one of TEXT, --image or --from-file")
+    if as_json and paths:
+        raise click.UsageError("--json and --paths do not go together")
+    if from_file is not None:
+        queries = [line.strip() for line in from_file if line.strip()]
+        with open_engine(ctx) as engine:
+            results = engine.search_many(queries, k=k)
+        for query_text, hits in zip(queries, results):
+            if paths:
+                print_paths(hits)
+            else:
+                emit_json({"query": query_text, "hits": [hit.to_dict() for hit in hits]})
+        return
+    with open_engine(ctx) as engine:
+        hits = engine.search(text, k=k) if text is not None else engine.search(image=image, k=k)
+    label = repr(text) if text is not None else f"image {image}"
+    if as_json:
+        emit_json({"query": text if text is not None else {"image": str(image)},
+                   "hits": [hit.to_dict() for hit in hits]})
+    elif paths:
+        print_paths(hits)
+    else:
+        print_hits(hits, label)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show what is indexed: model, counts, index type and sizes."""
+    from mmsearch.cli.output import emit_json, print_status
+
+    with open_engine(ctx) as engine:
+        report = engine.status()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_status(report)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def reindex(ctx: click.Context, as_json: bool) -> None:
+    """Rebuild the vector index from the vectors stored in the database."""
+    from mmsearch.cli.output import emit_json
+
+    with open_engine(ctx) as engine:
+        result = engine.reindex()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"rebuilt {result['path']}: {result['vectors']} vectors of {result['model']} "
+                   f"in {result['elapsed_s']:.2f} s")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mmsearch")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Formatting of CLI results: tables for people, JSON and bare paths for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from mmsearch.ingest.report import IngestReport
+from mmsearch.search import Hit
+from mmsearch.status import StatusReport
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on one line."""
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True, highlight=False)
+
+
+def print_hits(hits: Sequence[Hit], query: str) -> None:
+    from rich.table import Table
+
+    if not hits:
+        click.echo(f"no results for {query}")
+        return
+    table = Table(title=f"top {len(hits)} for {query}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")
+    for hit in hits:
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path)
+    _console().print(table)
+
+
+def print_paths(hits: Sequence[Hit]) -> None:
+    for hit in hits:
+        click.echo(hit.path)
+
+
+def print_ingest_report(report: IngestReport) -> None:
+    click.echo(
+        f"ingested {report.folder} with {report.model}: "
+        f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.skipped} unchanged, {len(report.failed)} failed "
+        f"in {report.elapsed_s:.1f} s ({report.embedded} embedded, {report.images_per_s:.1f} images/s"
+        f"{f', {report.reused} reused' if report.reused else ''})"
+    )
+    for failure in report.failed:
+        click.echo(f"  failed: {failure.path}: {failure.reason}", err=True)
+
+
+def print_status(status: StatusReport) -> None:
+    lines = [f"home:      {status.home}", f"database:  {status.database}" + _size(status.database_bytes)]
+    if status.model is None:
+        lines.append("model:     none yet (nothing ingested)")
+    else:
+        lines.append(f"model:     {status.model['spec']} (dim {status.model['dim']}, "
+                     f"fingerprint {status.model['fingerprint']})")
+    kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(status.files_by_kind.items())) or "0 files"
+    lines.append(f"files:     {kinds}" + _size(status.files_bytes, "on disk"))
+    lines.append(f"vectors:   {status.vectors} stored")
+    if status.index is not None:
+        index = status.index
+        detail = f"{index.get('kind')}, {index.get('vectors')} vectors" if index.get("exists") else ""
+        lines.append(f"index:     {index['path']}" + (f" ({detail}, " if detail else " (") + index["state"] + ")"
+                     + _size(index.get("bytes")))
+    click.echo("\n".join(lines))
+
+
+def _size(value: int | None, what: str = "") -> str:
+    if value is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            text = f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f", {text}" + (f" {what}" if what else "")
+        value /= 1024
+    return ""
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

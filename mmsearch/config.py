@@ -1,0 +1,136 @@
+"""Settings: where data lives, which model and device to use.
+
+Precedence, highest first: explicit arguments (CLI flags) > environment
+variables > ``config.toml`` in the home directory > built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from mmsearch.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
+CONFIG_FILE_NAME = "config.toml"
+DEVICES = ("auto", "cpu", "cuda")
+
+ENV_VARS = {
+    "home": "MMSEARCH_HOME",
+    "model": "MMSEARCH_MODEL",
+    "device": "MMSEARCH_DEVICE",
+    "db_url": "MMSEARCH_DB_URL",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one Engine.
+
+    ``model`` is ``None`` when nobody asked for one: the engine then uses the
+    model the index was built with, or :data:`DEFAULT_MODEL` for a new index.
+    """
+
+    home: Path
+    model: str | None = None
+    device: str = "auto"
+    db_url: str | None = None
+    batch_size: int = 32
+    workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL; SQLite in the home directory unless set."""
+        return self.db_url or f"sqlite:///{self.home / 'mmsearch.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the FAISS index files (rebuildable caches) are written."""
+        return self.home / "indexes" if not _is_checkout_home(self.home) else self.home
+
+
+def default_home() -> Path:
+    """The home used when none is given.
+
+    Running from a source checkout, that is the checkout's ``indexes/`` folder
+    (git-ignored); otherwise the XDG data directory.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "indexes").is_dir():
+        return checkout / "indexes"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "mmsearch"
+
+
+def _is_checkout_home(home: Path) -> bool:
+    return home.name == "indexes" and (home.parent / "pyproject.toml").is_file()
+
+
+def resolve_settings(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build :class:`Settings` from arguments, environment and the config file.
+
+    ``overrides`` whose value is ``None`` count as "not given".
+    """
+    env = os.environ if environ is None else environ
+    home_value = home or env.get(ENV_VARS["home"]) or default_home()
+    home_path = Path(home_value).expanduser().resolve()
+
+    values: dict[str, Any] = {}
+    values.update(_read_config_file(home_path / CONFIG_FILE_NAME))
+    values.update({key: env[var] for key, var in ENV_VARS.items() if key != "home" and env.get(var)})
+    values.update({key: value for key, value in overrides.items() if value is not None})
+
+    known = {f.name for f in fields(Settings)} - {"home"}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    settings = replace(Settings(home=home_path), **_coerce(values))
+    _validate(settings)
+    return settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    coerced = dict(values)
+    for key in ("batch_size", "workers", "max_image_pixels"):
+        if key in coerced:
+            try:
+                coerced[key] = int(coerced[key])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{key} must be an integer, got {coerced[key]!r}") from exc
+    return coerced
+
+
+def _validate(settings: Settings) -> None:
+    if settings.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {settings.device!r}")
+    if settings.batch_size < 1:
+        raise ConfigError("batch_size must be at least 1")
+    if settings.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    if settings.max_image_pixels < 1:
+        raise ConfigError("max_image_pixels must be at least 1")

@@ -1,0 +1,75 @@
+"""The encoder protocol every dual encoder backend implements."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What makes two sets of vectors comparable: recorded with every index."""
+
+    name: str
+    pretrained: str | None
+    dim: int
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash of the whole identity."""
+        payload = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    @property
+    def spec(self) -> str:
+        """The model name as a user writes it (``arch:tag`` or ``hf-hub:org/name``)."""
+        return f"{self.name}:{self.pretrained}" if self.pretrained else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
+        return cls(
+            name=data["name"],
+            pretrained=data.get("pretrained"),
+            dim=int(data["dim"]),
+            preprocess=dict(data.get("preprocess") or {}),
+        )
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A dual encoder mapping images and texts into one L2-normalised space.
+
+    ``prepare_image`` runs in decoder worker threads (resize, normalise, ...);
+    ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
+    encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
+    """
+
+    identity: ModelIdentity
+
+    @property
+    def dim(self) -> int: ...
+
+    def prepare_image(self, image: Image.Image) -> Any: ...
+
+    def encode_prepared(self, prepared: Sequence[Any]) -> np.ndarray: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit length (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

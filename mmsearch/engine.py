@@ -1,0 +1,234 @@
+"""The Engine: the one object the CLI and other programs use."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmsearch.config import DEFAULT_MODEL, Settings, resolve_settings
+from mmsearch.encoders import Encoder, ModelIdentity, canonical_model_name, create_encoder
+from mmsearch.errors import (
+    EmptyFolderError,
+    FolderNotFoundError,
+    ModelMismatchError,
+    NoIndexError,
+    UnreadableMediaError,
+)
+from mmsearch.index.cache import IndexCache, index_path
+from mmsearch.ingest.imageio import load_image
+from mmsearch.ingest.plan import plan_ingest
+from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
+from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
+from mmsearch.ingest.scanner import scan_folder
+from mmsearch.search import Hit
+from mmsearch.status import StatusReport, build_status
+from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.repository import MetadataStore
+
+EncoderFactory = Callable[[str, str], Encoder]
+
+
+class Engine:
+    """Ingest folders and search them. Open with :meth:`Engine.open`; use as a context manager.
+
+    The encoder is loaded on first need (torch is not imported before), and
+    the model an index was built with is remembered in the database.
+    """
+
+    def __init__(self, settings: Settings, store: MetadataStore,
+                 encoder_factory: EncoderFactory = create_encoder) -> None:
+        self.settings = settings
+        self.store = store
+        self._encoder_factory = encoder_factory
+        self._encoder: Encoder | None = None
+        self._index: IndexCache | None = None
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None, *, model: str | None = None,
+             device: str | None = None, db_url: str | None = None,
+             encoder_factory: EncoderFactory = create_encoder, **options: Any) -> Engine:
+        """Open (creating or upgrading) the database in ``home``; arguments override env and config file."""
+        settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
+        engine = connect(settings.database_url)
+        upgrade_to_head(engine)
+        return cls(settings, MetadataStore(engine), encoder_factory)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.engine.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- model ----------------------------------------------------------------------------
+    def _model_name(self) -> str:
+        """The model to use: the index's, after checking it against any explicitly requested one."""
+        active = self.store.active_model()
+        requested = self.settings.model
+        if active is None:
+            return requested or DEFAULT_MODEL
+        _, identity = active
+        if requested and canonical_model_name(requested) != identity.spec:
+            raise ModelMismatchError(
+                f"this index was built with {identity.spec}; refusing to use {requested}. "
+                "Leave --model out to use the index's model, or pick another --home."
+            )
+        return identity.spec
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = self._encoder_factory(self._model_name(), self.settings.device)
+        return self._encoder
+
+    def _adopt_encoder(self) -> tuple[int, Encoder]:
+        encoder = self.encoder
+        return self.store.adopt_model(encoder.identity), encoder
+
+    def _index_cache(self, model_id: int, identity: ModelIdentity) -> IndexCache:
+        if self._index is None or self._index.identity.fingerprint != identity.fingerprint:
+            path = index_path(self.settings.index_dir, self.settings.database_url, identity)
+            self._index = IndexCache(self.store, model_id, identity, path)
+        return self._index
+
+    def _active(self) -> tuple[int, ModelIdentity]:
+        active = self.store.active_model()
+        if active is None:
+            raise NoIndexError(
+                f"nothing is indexed in {self.settings.home} yet; run `mmsearch ingest FOLDER` first"
+            )
+        self._model_name()  # refuses a mismatching --model before anything is loaded
+        return active
+
+    # -- ingest ---------------------------------------------------------------------------
+    def ingest(self, folder: str | os.PathLike[str], progress: ProgressFn | None = None) -> IngestReport:
+        """Index every image under ``folder``: new and changed files embedded, deleted ones removed."""
+        started = time.perf_counter()
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
+        root = root.resolve()
+        model_name = self._model_name()
+        scan = scan_folder(root)
+        known = self.store.files_under(str(root))
+        if not scan.files and not known:
+            raise EmptyFolderError(f"no supported images under {root} (looked for jpg, png, webp, gif, bmp, tiff)")
+        report = IngestReport(folder=str(root), model=model_name)
+        report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
+        active = self.store.active_model()
+        models = ModelSession(
+            active[0] if active else None,
+            index_factory=lambda model_id: self._index_cache(model_id, self._identity_of(model_id)),
+            encoder_factory=self._adopt_encoder,
+        )
+        options = IngestOptions(self.settings.batch_size, self.settings.workers, self.settings.max_image_pixels)
+        IngestRun(self.store, models, options, report, progress).execute(plan_ingest(scan.files, known), known)
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    def _identity_of(self, model_id: int) -> ModelIdentity:
+        if self._encoder is not None:
+            return self._encoder.identity
+        active = self.store.active_model()
+        assert active is not None and active[0] == model_id
+        return active[1]
+
+    # -- search ---------------------------------------------------------------------------
+    def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
+               k: int = 10) -> list[Hit]:
+        """Top-``k`` images for a text or an image query, best first."""
+        if (text is None) == (image is None):
+            raise ValueError("give exactly one of text or image")
+        if text is not None:
+            return self.search_many([text], k=k)[0]
+        model_id, identity = self._active()
+        picture = self._load_query_image(Path(image))
+        vector = self._checked_encoder(identity).encode_images([picture])
+        return self._lookup(model_id, identity, vector, k)[0]
+
+    def search_many(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        """Top-``k`` images for each text; the model is loaded once, and not at all for cached queries."""
+        model_id, identity = self._active()
+        vectors = self._text_vectors(model_id, identity, list(texts))
+        return self._lookup(model_id, identity, vectors, k)
+
+    def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
+        cached = self.store.cached_query_vectors(model_id, texts)
+        missing = list(dict.fromkeys(text for text in texts if text not in cached))
+        if missing:
+            fresh = self._checked_encoder(identity).encode_texts(missing)
+            new = dict(zip(missing, fresh))
+            self.store.cache_query_vectors(model_id, new)
+            cached.update(new)
+        if not texts:
+            return np.zeros((0, identity.dim), dtype=np.float32)
+        return np.stack([cached[text] for text in texts])
+
+    def _checked_encoder(self, identity: ModelIdentity) -> Encoder:
+        encoder = self.encoder
+        if encoder.identity.fingerprint != identity.fingerprint:
+            raise ModelMismatchError(
+                f"the index was built with {identity.spec} {identity.preprocess}, but the loaded model "
+                f"reports {encoder.identity.spec} {encoder.identity.preprocess}; run `mmsearch reindex` "
+                "only after re-ingesting with one model"
+            )
+        return encoder
+
+    def _load_query_image(self, path: Path) -> Any:
+        try:
+            return load_image(str(path.expanduser()), self.settings.max_image_pixels)
+        except UnreadableMediaError as exc:
+            raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
+
+    def _lookup(self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        index = self._index_cache(model_id, identity).get()
+        if len(vectors) == 0:
+            return []
+        if len(index) == 0:
+            return [[] for _ in range(len(vectors))]
+        scores, ids = index.search(vectors, k)
+        files = self.store.get_files(int(i) for i in np.unique(ids) if i >= 0)
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            hits = [
+                (float(score), files[int(file_id)]) for score, file_id in zip(row_scores, row_ids)
+                if file_id >= 0 and int(file_id) in files
+            ]
+            results.append([
+                Hit(rank, score, f.id, f.path, f.kind, f.width, f.height)
+                for rank, (score, f) in enumerate(hits, 1)
+            ])
+        return results
+
+    # -- maintenance ----------------------------------------------------------------------
+    def status(self) -> StatusReport:
+        """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
+        active = self.store.active_model()
+        path = None
+        if active is not None:
+            path = index_path(self.settings.index_dir, self.settings.database_url, active[1])
+        return build_status(self.settings, self.store, active[1] if active else None, path)
+
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the vector index from the vectors in the database."""
+        model_id, identity = self._active()
+        started = time.perf_counter()
+        cache = self._index_cache(model_id, identity)
+        index = cache.rebuild()
+        return {
+            "model": identity.spec,
+            "vectors": len(index),
+            "path": str(cache.path),
+            "elapsed_s": round(time.perf_counter() - started, 3),
+        }

@@ -1,0 +1,49 @@
+"""Errors raised by the mmsearch library.
+
+Library code raises these and never prints or exits; the CLI turns them into
+clean messages and non-zero exit codes.
+"""
+
+from __future__ import annotations
+
+
+class MmsearchError(Exception):
+    """Base class of every error mmsearch raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MmsearchError):
+    """A setting is invalid (bad device, unreadable config file, ...)."""
+
+
+class FolderNotFoundError(MmsearchError):
+    """The folder to ingest does not exist or is not a directory."""
+
+
+class EmptyFolderError(MmsearchError):
+    """The folder holds no supported media and nothing was indexed under it."""
+
+
+class UnknownModelError(MmsearchError):
+    """The model name cannot be resolved or loaded."""
+
+
+class MissingDependencyError(MmsearchError):
+    """An optional dependency is not installed; the message carries the install hint."""
+
+
+class NoIndexError(MmsearchError):
+    """A query was made before anything was ingested."""
+
+
+class ModelMismatchError(MmsearchError):
+    """A different model was asked for than the one the index was built with."""
+
+
+class UnreadableMediaError(MmsearchError):
+    """A media file (for example a query image) cannot be read or decoded."""
+
+
+class IndexCorruptError(MmsearchError):
+    """A persisted vector index cannot be read; rebuild it with `mmsearch reindex`."""

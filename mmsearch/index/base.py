@@ -1,0 +1,27 @@
+"""The vector index protocol: a rebuildable cache of the vectors in the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mmsearch.encoders.base import ModelIdentity
+
+
+class VectorIndex(Protocol):
+    """Maps int64 ids to unit vectors and answers inner-product top-k queries."""
+
+    identity: ModelIdentity
+    kind: str
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def save(self, path: Path, extra: dict[str, Any]) -> None: ...

@@ -1,0 +1,62 @@
+"""Ordered, bounded, threaded map: decode the next files while the model encodes these."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T, R]):
+    """The result of ``fn(item)``, or the exception it raised."""
+
+    item: T
+    value: R | None = None
+    error: BaseException | None = None
+
+
+def map_ahead(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[Outcome[T, R]]:
+    """Yield ``fn(item)`` for each item, in order, running up to ``window`` calls ahead on ``workers`` threads.
+
+    Exceptions from ``fn`` are returned in the :class:`Outcome`, never raised, so
+    one bad item does not stop the rest. Pending work is cancelled if the consumer stops early.
+    """
+    window = max(window, 1)
+    pending: deque[tuple[T, Future[R]]] = deque()
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="mmsearch-decode") as pool:
+        try:
+            for item in iterator:
+                pending.append((item, pool.submit(fn, item)))
+                if len(pending) >= window:
+                    yield _outcome(*pending.popleft())
+            while pending:
+                yield _outcome(*pending.popleft())
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _outcome(item: T, future: Future[R]) -> Outcome[T, R]:
+    try:
+        return Outcome(item, value=future.result())
+    except Exception as exc:
+        return Outcome(item, error=exc)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of up to ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
