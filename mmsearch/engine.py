@@ -40,8 +40,9 @@ class Engine:
     the model an index was built with is remembered in the database.
     """
 
-    def __init__(self, settings: Settings, store: MetadataStore,
-                 encoder_factory: EncoderFactory = create_encoder) -> None:
+    def __init__(
+        self, settings: Settings, store: MetadataStore, encoder_factory: EncoderFactory = create_encoder
+    ) -> None:
         self.settings = settings
         self.store = store
         self._encoder_factory = encoder_factory
@@ -49,9 +50,16 @@ class Engine:
         self._index: IndexCache | None = None
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None, *, model: str | None = None,
-             device: str | None = None, db_url: str | None = None,
-             encoder_factory: EncoderFactory = create_encoder, **options: Any) -> Engine:
+    def open(
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        db_url: str | None = None,
+        encoder_factory: EncoderFactory = create_encoder,
+        **options: Any,
+    ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file."""
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
         engine = connect(settings.database_url)
@@ -74,7 +82,9 @@ class Engine:
         active = self.store.active_model()
         requested = self.settings.model
         if active is None:
-            return requested or DEFAULT_MODEL
+            name = requested or DEFAULT_MODEL
+            canonical_model_name(name)  # a malformed name fails here, before any work
+            return name
         _, identity = active
         if requested and canonical_model_name(requested) != identity.spec:
             raise ModelMismatchError(
@@ -103,9 +113,7 @@ class Engine:
     def _active(self) -> tuple[int, ModelIdentity]:
         active = self.store.active_model()
         if active is None:
-            raise NoIndexError(
-                f"nothing is indexed in {self.settings.home} yet; run `mmsearch ingest FOLDER` first"
-            )
+            raise NoIndexError(f"nothing is indexed in {self.settings.home} yet; run `mmsearch ingest FOLDER` first")
         self._model_name()  # refuses a mismatching --model before anything is loaded
         return active
 
@@ -143,8 +151,7 @@ class Engine:
         return active[1]
 
     # -- search ---------------------------------------------------------------------------
-    def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
-               k: int = 10) -> list[Hit]:
+    def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None, k: int = 10) -> list[Hit]:
         """Top-``k`` images for a text or an image query, best first."""
         if (text is None) == (image is None):
             raise ValueError("give exactly one of text or image")
@@ -166,7 +173,7 @@ class Engine:
         missing = list(dict.fromkeys(text for text in texts if text not in cached))
         if missing:
             fresh = self._checked_encoder(identity).encode_texts(missing)
-            new = dict(zip(missing, fresh))
+            new = dict(zip(missing, fresh, strict=True))
             self.store.cache_query_vectors(model_id, new)
             cached.update(new)
         if not texts:
@@ -200,15 +207,15 @@ class Engine:
         scores, ids = index.search(vectors, k)
         files = self.store.get_files(int(i) for i in np.unique(ids) if i >= 0)
         results = []
-        for row_scores, row_ids in zip(scores, ids):
+        for row_scores, row_ids in zip(scores, ids, strict=True):
             hits = [
-                (float(score), files[int(file_id)]) for score, file_id in zip(row_scores, row_ids)
+                (float(score), files[int(file_id)])
+                for score, file_id in zip(row_scores, row_ids, strict=True)
                 if file_id >= 0 and int(file_id) in files
             ]
-            results.append([
-                Hit(rank, score, f.id, f.path, f.kind, f.width, f.height)
-                for rank, (score, f) in enumerate(hits, 1)
-            ])
+            results.append(
+                [Hit(rank, score, f.id, f.path, f.kind, f.width, f.height) for rank, (score, f) in enumerate(hits, 1)]
+            )
         return results
 
     # -- maintenance ----------------------------------------------------------------------

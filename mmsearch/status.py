@@ -31,17 +31,16 @@ class StatusReport:
         return asdict(self)
 
 
-def build_status(settings: Settings, store: MetadataStore, identity: ModelIdentity | None,
-                 path: Path | None) -> StatusReport:
+def build_status(
+    settings: Settings, store: MetadataStore, identity: ModelIdentity | None, path: Path | None
+) -> StatusReport:
     """Collect the facts ``mmsearch status`` shows."""
     counts = store.counts()
     generation = store.generation()
     url = make_url(settings.database_url)
     database_bytes = None
     if url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_file():
-        database_bytes = sum(
-            p.stat().st_size for p in (Path(url.database), Path(url.database + "-wal")) if p.is_file()
-        )
+        database_bytes = sum(p.stat().st_size for p in (Path(url.database), Path(url.database + "-wal")) if p.is_file())
     model = None
     if identity is not None:
         model = {**identity.to_dict(), "spec": identity.spec, "fingerprint": identity.fingerprint}

@@ -22,15 +22,29 @@ if TYPE_CHECKING:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", envvar="MMSEARCH_HOME", type=click.Path(file_okay=False),
-              help="Data folder (database, indexes, config.toml). Env: MMSEARCH_HOME.")
-@click.option("--model", envvar="MMSEARCH_MODEL",
-              help="open_clip model: ARCH:TAG, ARCH:/checkpoint.pt, hf-hub:org/name or a model folder. "
-                   "Env: MMSEARCH_MODEL. Default: the index's model, else ViT-B-32:laion2b_s34b_b79k.")
-@click.option("--device", envvar="MMSEARCH_DEVICE", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where the model runs (default auto: CUDA when present). Env: MMSEARCH_DEVICE.")
-@click.option("--db-url", envvar="MMSEARCH_DB_URL",
-              help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.")
+@click.option(
+    "--home",
+    envvar="MMSEARCH_HOME",
+    type=click.Path(file_okay=False),
+    help="Data folder (database, indexes, config.toml). Env: MMSEARCH_HOME.",
+)
+@click.option(
+    "--model",
+    envvar="MMSEARCH_MODEL",
+    help="open_clip model: ARCH:TAG, ARCH:/checkpoint.pt, hf-hub:org/name or a model folder. "
+    "Env: MMSEARCH_MODEL. Default: the index's model, else ViT-B-32:laion2b_s34b_b79k.",
+)
+@click.option(
+    "--device",
+    envvar="MMSEARCH_DEVICE",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where the model runs (default auto: CUDA when present). Env: MMSEARCH_DEVICE.",
+)
+@click.option(
+    "--db-url",
+    envvar="MMSEARCH_DB_URL",
+    help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
+)
 @click.version_option(__version__, prog_name="mmsearch")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, model: str | None, device: str | None, db_url: str | None) -> None:
@@ -63,8 +77,9 @@ def library_errors() -> Iterator[None]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def ingest(ctx: click.Context, folder: Path, batch_size: int | None, workers: int | None, as_json: bool,
-           progress: bool | None) -> None:
+def ingest(
+    ctx: click.Context, folder: Path, batch_size: int | None, workers: int | None, as_json: bool, progress: bool | None
+) -> None:
     """Embed every image under FOLDER; re-runs only redo what changed."""
     from mmsearch.cli.output import emit_json, print_ingest_report
     from mmsearch.cli.progress import progress_bar
@@ -81,15 +96,19 @@ def ingest(ctx: click.Context, folder: Path, batch_size: int | None, workers: in
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--image", "image", type=click.Path(path_type=Path), help="Find images similar to this one.")
-@click.option("--from-file", "from_file", type=click.File("r", encoding="utf-8"),
-              help="One text query per line ('-' for stdin); prints one JSON line per query.")
-@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="How many results.")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.File("r", encoding="utf-8"),
+    help="One text query per line ('-' for stdin); prints one JSON line per query.",
+)
+@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
 @click.pass_context
-def query(ctx: click.Context, text: str | None, image: Path | None, from_file: Any, k: int, as_json: bool,
-          paths: bool) -> None:
+def query(
+    ctx: click.Context, text: str | None, image: Path | None, from_file: Any, k: int, as_json: bool, paths: bool
+) -> None:
     """Search by TEXT, by --image, or by many texts --from-file."""
     from mmsearch.cli.output import emit_json, print_hits, print_paths
 
@@ -102,7 +121,7 @@ def query(ctx: click.Context, text: str | None, image: Path | None, from_file: A
         queries = [line.strip() for line in from_file if line.strip()]
         with open_engine(ctx) as engine:
             results = engine.search_many(queries, k=k)
-        for query_text, hits in zip(queries, results):
+        for query_text, hits in zip(queries, results, strict=True):
             if paths:
                 print_paths(hits)
             else:
@@ -112,8 +131,9 @@ def query(ctx: click.Context, text: str | None, image: Path | None, from_file: A
         hits = engine.search(text, k=k) if text is not None else engine.search(image=image, k=k)
     label = repr(text) if text is not None else f"image {image}"
     if as_json:
-        emit_json({"query": text if text is not None else {"image": str(image)},
-                   "hits": [hit.to_dict() for hit in hits]})
+        emit_json(
+            {"query": text if text is not None else {"image": str(image)}, "hits": [hit.to_dict() for hit in hits]}
+        )
     elif paths:
         print_paths(hits)
     else:
@@ -147,8 +167,9 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"rebuilt {result['path']}: {result['vectors']} vectors of {result['model']} "
-                   f"in {result['elapsed_s']:.2f} s")
+        click.echo(
+            f"rebuilt {result['path']}: {result['vectors']} vectors of {result['model']} in {result['elapsed_s']:.2f} s"
+        )
 
 
 def main() -> None:

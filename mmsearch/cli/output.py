@@ -62,16 +62,22 @@ def print_status(status: StatusReport) -> None:
     if status.model is None:
         lines.append("model:     none yet (nothing ingested)")
     else:
-        lines.append(f"model:     {status.model['spec']} (dim {status.model['dim']}, "
-                     f"fingerprint {status.model['fingerprint']})")
+        lines.append(
+            f"model:     {status.model['spec']} (dim {status.model['dim']}, fingerprint {status.model['fingerprint']})"
+        )
     kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(status.files_by_kind.items())) or "0 files"
     lines.append(f"files:     {kinds}" + _size(status.files_bytes, "on disk"))
     lines.append(f"vectors:   {status.vectors} stored")
     if status.index is not None:
         index = status.index
         detail = f"{index.get('kind')}, {index.get('vectors')} vectors" if index.get("exists") else ""
-        lines.append(f"index:     {index['path']}" + (f" ({detail}, " if detail else " (") + index["state"] + ")"
-                     + _size(index.get("bytes")))
+        lines.append(
+            f"index:     {index['path']}"
+            + (f" ({detail}, " if detail else " (")
+            + index["state"]
+            + ")"
+            + _size(index.get("bytes"))
+        )
     click.echo("\n".join(lines))
 
 

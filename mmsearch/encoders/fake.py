@@ -24,9 +24,7 @@ class FakeEncoder:
     def __init__(self, dim: int = 32) -> None:
         if dim < 2:
             raise ValueError("dim must be at least 2")
-        self.identity = ModelIdentity(
-            name="fake", pretrained=str(dim), dim=dim, preprocess={"thumbnail": _THUMB}
-        )
+        self.identity = ModelIdentity(name="fake", pretrained=str(dim), dim=dim, preprocess={"thumbnail": _THUMB})
         rng = np.random.default_rng(1234)
         self._projection = rng.standard_normal((_THUMB * _THUMB * 3, dim)).astype(np.float32)
         self.images_encoded = 0

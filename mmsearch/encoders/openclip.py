@@ -35,7 +35,7 @@ class OpenClipSpec:
                 raise UnknownModelError("empty model name after 'hf-hub:'")
             return cls(spec, None)
         if spec.startswith(LOCAL_DIR_PREFIX):
-            return cls(LOCAL_DIR_PREFIX + str(Path(spec[len(LOCAL_DIR_PREFIX):]).expanduser().resolve()), None)
+            return cls(LOCAL_DIR_PREFIX + str(Path(spec[len(LOCAL_DIR_PREFIX) :]).expanduser().resolve()), None)
         if Path(spec).expanduser().is_dir():
             return cls(LOCAL_DIR_PREFIX + str(Path(spec).expanduser().resolve()), None)
         arch, sep, pretrained = spec.partition(":")
@@ -140,13 +140,12 @@ def _load(open_clip: Any, spec: OpenClipSpec, device: str) -> tuple[Any, Any, An
         if spec.pretrained and _looks_like_path(spec.pretrained) and not Path(spec.pretrained).is_file():
             raise UnknownModelError(f"checkpoint file not found: {spec.pretrained}")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            arch, pretrained=spec.pretrained, device=device
-        )
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=spec.pretrained, device=device)
         tokenizer = open_clip.get_tokenizer(arch)
     except Exception as exc:  # open_clip raises many kinds (hub, file, config errors)
-        raise UnknownModelError(f"cannot load model {arch}{':' + spec.pretrained if spec.pretrained else ''}: "
-                                f"{type(exc).__name__}: {exc}") from exc
+        raise UnknownModelError(
+            f"cannot load model {arch}{':' + spec.pretrained if spec.pretrained else ''}: {type(exc).__name__}: {exc}"
+        ) from exc
     model.eval()
     return model, preprocess, tokenizer
 

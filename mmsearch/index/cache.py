@@ -28,8 +28,9 @@ class IndexCache:
     saved index whose generation differs from the database's is rebuilt.
     """
 
-    def __init__(self, store: MetadataStore, model_id: int, identity: ModelIdentity, path: Path,
-                 kind: str = DEFAULT_INDEX_KIND) -> None:
+    def __init__(
+        self, store: MetadataStore, model_id: int, identity: ModelIdentity, path: Path, kind: str = DEFAULT_INDEX_KIND
+    ) -> None:
         self.store = store
         self.model_id = model_id
         self.identity = identity
@@ -69,8 +70,13 @@ class IndexCache:
         self.save()
         return index
 
-    def apply(self, generation: int, add_ids: np.ndarray | None = None, add_vectors: np.ndarray | None = None,
-              remove_ids: np.ndarray | None = None) -> None:
+    def apply(
+        self,
+        generation: int,
+        add_ids: np.ndarray | None = None,
+        add_vectors: np.ndarray | None = None,
+        remove_ids: np.ndarray | None = None,
+    ) -> None:
         """Mirror a committed database change; ``generation`` is the database's after it."""
         index = self.get()
         if remove_ids is not None and len(remove_ids):

@@ -33,9 +33,7 @@ class FaissIndex:
 
         self.identity = identity
         self._faiss = faiss
-        self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(
-            faiss.IndexFlatIP(identity.dim)
-        )
+        self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(identity.dim))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -125,7 +123,7 @@ def read_header(path: Path) -> dict[str, Any]:
         head = handle.read(len(MAGIC) + _LEN.size)
         if len(head) < len(MAGIC) + _LEN.size or not head.startswith(MAGIC):
             raise IndexCorruptError(f"{path} is not an mmsearch index file")
-        (length,) = _LEN.unpack(head[len(MAGIC):])
+        (length,) = _LEN.unpack(head[len(MAGIC) :])
         return _decode_header(handle.read(length), path)
 
 

@@ -49,8 +49,12 @@ class IngestOptions:
 class ModelSession:
     """The model side of an ingest, resolved lazily: nothing is loaded unless something must be embedded."""
 
-    def __init__(self, model_id: int | None, index_factory: Callable[[int], IndexCache],
-                 encoder_factory: Callable[[], tuple[int, Encoder]]) -> None:
+    def __init__(
+        self,
+        model_id: int | None,
+        index_factory: Callable[[int], IndexCache],
+        encoder_factory: Callable[[], tuple[int, Encoder]],
+    ) -> None:
         self.model_id = model_id
         self._index_factory = index_factory
         self._encoder_factory = encoder_factory
@@ -98,8 +102,14 @@ def _read(path: str) -> bytes:
 class IngestRun:
     """One pass over a plan. Every database write is one batch; the index mirrors each one."""
 
-    def __init__(self, store: MetadataStore, models: ModelSession, options: IngestOptions,
-                 report: IngestReport, progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        models: ModelSession,
+        options: IngestOptions,
+        report: IngestReport,
+        progress: ProgressFn | None = None,
+    ) -> None:
         self.store = store
         self.models = models
         self.options = options
@@ -141,8 +151,9 @@ class IngestRun:
         self._forget_failed(failed_known)
         return probed
 
-    def _commit_known_content(self, probed: list[tuple[ScannedFile, Probe]],
-                              known: dict[str, KnownFile]) -> list[ScannedFile]:
+    def _commit_known_content(
+        self, probed: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]
+    ) -> list[ScannedFile]:
         """Touch files whose bytes did not change, reuse vectors of known content; return the rest."""
         touch: list[tuple[int, int, int]] = []
         reuse: list[tuple[ScannedFile, Probe]] = []
@@ -185,7 +196,7 @@ class IngestRun:
             if ready:
                 vectors = encoder.encode_prepared([prepared.tensor for _, prepared in ready])
                 pairs = [(file, prepared.probe) for file, prepared in ready]
-                new_vectors = {probe.content_hash: vector for (_, probe), vector in zip(pairs, vectors)}
+                new_vectors = {probe.content_hash: vector for (_, probe), vector in zip(pairs, vectors, strict=True)}
                 self._commit(pairs, new_vectors, list(vectors), known)
                 self.report.embedded += len(ready)
             done += len(batch)
@@ -199,8 +210,13 @@ class IngestRun:
         probe = Probe(hash_bytes(data), image.width, image.height)
         return PreparedImage(probe, encoder.prepare_image(image))
 
-    def _commit(self, pairs: Sequence[tuple[ScannedFile, Probe]], new_vectors: dict[str, np.ndarray],
-                vectors: Sequence[np.ndarray], known: dict[str, KnownFile]) -> None:
+    def _commit(
+        self,
+        pairs: Sequence[tuple[ScannedFile, Probe]],
+        new_vectors: dict[str, np.ndarray],
+        vectors: Sequence[np.ndarray],
+        known: dict[str, KnownFile],
+    ) -> None:
         records = [
             FileRecord(file.path, file.kind, file.size, file.mtime_ns, probe.content_hash, probe.width, probe.height)
             for file, probe in pairs
@@ -213,8 +229,9 @@ class IngestRun:
             else:
                 self.report.added += 1
 
-    def _fail(self, path: str, error: BaseException, known: dict[str, KnownFile],
-              failed_known: list[KnownFile]) -> None:
+    def _fail(
+        self, path: str, error: BaseException, known: dict[str, KnownFile], failed_known: list[KnownFile]
+    ) -> None:
         reason = str(error) if isinstance(error, UnreadableMediaError) else f"{type(error).__name__}: {error}"
         self.report.failed.append(FailedFile(path, reason))
         if path in known:

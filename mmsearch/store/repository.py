@@ -119,9 +119,9 @@ class MetadataStore:
     def files_under(self, root: str) -> dict[str, KnownFile]:
         """Every known file whose path lies under the folder ``root``."""
         prefix = root.rstrip("/") + "/"
-        query = select(
-            MediaFile.id, MediaFile.path, MediaFile.size, MediaFile.mtime_ns, MediaFile.content_hash
-        ).where(MediaFile.path.startswith(prefix, autoescape=True))
+        query = select(MediaFile.id, MediaFile.path, MediaFile.size, MediaFile.mtime_ns, MediaFile.content_hash).where(
+            MediaFile.path.startswith(prefix, autoescape=True)
+        )
         with self.session() as session:
             return {row.path: KnownFile(*row) for row in session.execute(query)}
 
@@ -160,14 +160,10 @@ class MetadataStore:
         with self.session() as session, session.begin():
             for content_hash, vector in new_vectors.items():
                 exists = session.scalar(
-                    select(Embedding.id).where(
-                        Embedding.model_id == model_id, Embedding.content_hash == content_hash
-                    )
+                    select(Embedding.id).where(Embedding.model_id == model_id, Embedding.content_hash == content_hash)
                 )
                 if exists is None:
-                    session.add(
-                        Embedding(model_id=model_id, content_hash=content_hash, vector=vector_to_bytes(vector))
-                    )
+                    session.add(Embedding(model_id=model_id, content_hash=content_hash, vector=vector_to_bytes(vector)))
             ids = [_upsert_file(session, record) for record in records]
             return ids, _bump_generation(session)
 
@@ -177,9 +173,7 @@ class MetadataStore:
             return
         with self.session() as session, session.begin():
             for file_id, size, mtime_ns in updates:
-                session.execute(
-                    update(MediaFile).where(MediaFile.id == file_id).values(size=size, mtime_ns=mtime_ns)
-                )
+                session.execute(update(MediaFile).where(MediaFile.id == file_id).values(size=size, mtime_ns=mtime_ns))
 
     def delete_files(self, ids: Sequence[int]) -> int:
         """Forget files (their vectors go in :meth:`collect_garbage`); returns the new generation."""
@@ -205,7 +199,11 @@ class MetadataStore:
             for chunk in _chunks(wanted, 500):
                 rows = session.execute(
                     select(
-                        MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height,
+                        MediaFile.id,
+                        MediaFile.path,
+                        MediaFile.kind,
+                        MediaFile.width,
+                        MediaFile.height,
                         MediaFile.size,
                     ).where(MediaFile.id.in_(chunk))
                 )

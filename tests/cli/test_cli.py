@@ -1,0 +1,140 @@
+"""The CLI through click's CliRunner: exit codes, messages, output formats."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mmsearch.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    home = tmp_path / "home"
+
+    def invoke(*args: str, input: str | None = None):
+        return CliRunner().invoke(cli, ["--home", str(home), *args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_help_lists_commands_and_global_options() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for word in ("ingest", "query", "status", "reindex", "--home", "--model", "--device", "--db-url"):
+        assert word in result.output
+
+
+def test_ingest_query_status_round_trip(run, photo_dir: Path) -> None:
+    result = run("--model", "fake:16", "ingest", str(photo_dir))
+    assert result.exit_code == 0, result.output
+    assert "6 added, 0 updated, 0 removed, 0 unchanged, 0 failed" in result.output
+
+    again = run("ingest", str(photo_dir), "--json")
+    assert again.exit_code == 0
+    report = json.loads(again.output)
+    assert (report["skipped"], report["added"], report["failed_count"]) == (6, 0, 0)
+
+    table = run("query", "a red square", "-k", "3")
+    assert table.exit_code == 0
+    assert "top 3 for 'a red square'" in table.output
+
+    paths = run("query", "--image", str(photo_dir / "a.jpg"), "-k", "2", "--paths")
+    assert paths.exit_code == 0
+    lines = paths.output.splitlines()
+    assert len(lines) == 2 and lines[0] == str(photo_dir / "a.jpg")
+
+    as_json = json.loads(run("query", "blue", "--json", "-k", "4").output)
+    assert as_json["query"] == "blue"
+    assert [hit["rank"] for hit in as_json["hits"]] == [1, 2, 3, 4]
+    assert set(as_json["hits"][0]) == {"rank", "score", "id", "path", "kind", "width", "height"}
+
+    status = run("status")
+    assert status.exit_code == 0
+    assert "fake:16" in status.output and "6 images" in status.output and "up to date" in status.output
+    status_json = json.loads(run("status", "--json").output)
+    assert status_json["files_by_kind"] == {"image": 6}
+    assert status_json["index"]["kind"] == "faiss-flat-ip"
+
+    rebuilt = run("reindex")
+    assert rebuilt.exit_code == 0 and "6 vectors" in rebuilt.output
+
+
+def test_from_file_prints_one_json_line_per_query(run, photo_dir: Path, tmp_path: Path) -> None:
+    run("--model", "fake:16", "ingest", str(photo_dir))
+    queries = tmp_path / "q.txt"
+    queries.write_text("a dog\n\nred car\nwater\n")
+    result = run("query", "--from-file", str(queries), "-k", "2")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["query"] for line in lines] == ["a dog", "red car", "water"]
+    assert all(len(line["hits"]) == 2 for line in lines)
+    stdin = run("query", "--from-file", "-", input="a dog\n")
+    assert json.loads(stdin.output)["query"] == "a dog"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "/no/such/folder"], "Error: folder not found: /no/such/folder"),
+        (["query", "a dog"], "Error: nothing is indexed"),
+        (["--model", "fake:x", "ingest", "."], "Error: the fake encoder takes a dimension"),
+        (["--model", "ViT-B-32", "ingest", "."], "Error: model 'ViT-B-32' names no weights"),
+    ],
+)
+def test_errors_are_clean_messages_with_non_zero_exit(run, args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_empty_folder_and_bad_query_image(run, photo_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("--model", "fake:16", "ingest", str(empty))
+    assert result.exit_code == 1 and "no supported images" in result.output
+    run("--model", "fake:16", "ingest", str(photo_dir))
+    (tmp_path / "bad.jpg").write_text("no")
+    result = run("query", "--image", str(tmp_path / "bad.jpg"))
+    assert result.exit_code == 1 and "cannot read query image" in result.output
+
+
+def test_model_mismatch_exits_non_zero(run, photo_dir: Path) -> None:
+    run("--model", "fake:16", "ingest", str(photo_dir))
+    result = run("--model", "fake:32", "query", "a dog")
+    assert result.exit_code == 1
+    assert "built with fake:16" in result.output
+
+
+def test_failed_files_are_listed_on_stderr(run, photo_dir: Path) -> None:
+    (photo_dir / "broken.jpg").write_text("not really")
+    result = run("--model", "fake:16", "ingest", str(photo_dir))
+    assert result.exit_code == 0
+    assert "1 failed" in result.stdout
+    assert "failed:" in result.stderr and "broken.jpg: not an image" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["query"], ["query", "x", "--image", "y.jpg"], ["query", "x", "--json", "--paths"]],
+)
+def test_usage_errors_exit_2(run, args: list[str]) -> None:
+    assert run(*args).exit_code == 2
+
+
+def test_environment_variables_configure_the_cli(tmp_path: Path, photo_dir: Path) -> None:
+    env = {"MMSEARCH_HOME": str(tmp_path / "envhome"), "MMSEARCH_MODEL": "fake:8"}
+    result = CliRunner().invoke(cli, ["ingest", str(photo_dir), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"] == "fake:8"
+    assert (tmp_path / "envhome" / "mmsearch.db").is_file()
+
+
+def test_config_file_in_home_sets_the_model(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "cfghome"
+    home.mkdir()
+    (home / "config.toml").write_text('model = "fake:12"\n')
+    result = CliRunner().invoke(cli, ["--home", str(home), "ingest", str(photo_dir), "--json"])
+    assert json.loads(result.output)["model"] == "fake:12"

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from mmsearch.config import DEFAULT_MODEL, default_home, resolve_settings
+from mmsearch.errors import ConfigError
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('model = "from-file:x"\ndevice = "cuda"\nbatch-size = 8\n')
+    env = {"MMSEARCH_MODEL": "from-env:y"}
+
+    from_file = resolve_settings(tmp_path, environ={})
+    assert (from_file.model, from_file.device, from_file.batch_size) == ("from-file:x", "cuda", 8)
+
+    from_env = resolve_settings(tmp_path, environ=env)
+    assert from_env.model == "from-env:y"
+    assert from_env.device == "cuda"
+
+    from_flag = resolve_settings(tmp_path, environ=env, model="from-flag:z", device=None)
+    assert from_flag.model == "from-flag:z"
+    assert from_flag.device == "cuda"  # None means "not given"
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path, environ={})
+    assert settings.model is None  # the index's model, else DEFAULT_MODEL, is decided by the engine
+    assert settings.device == "auto"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'mmsearch.db'}"
+    assert settings.index_dir == tmp_path / "indexes"
+    assert DEFAULT_MODEL == "ViT-B-32:laion2b_s34b_b79k"
+
+
+def test_home_from_environment(tmp_path: Path) -> None:
+    settings = resolve_settings(None, environ={"MMSEARCH_HOME": str(tmp_path / "h"), "MMSEARCH_DB_URL": "sqlite://"})
+    assert settings.home == tmp_path / "h"
+    assert settings.database_url == "sqlite://"
+
+
+def test_checkout_default_home_is_the_indexes_folder() -> None:
+    home = default_home()
+    repo = Path(__file__).resolve().parents[2]
+    assert home == repo / "indexes"
+    settings = resolve_settings(home, environ={})
+    assert settings.index_dir == home  # index files go straight into indexes/
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"device": "tpu"}, "device must be one of"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"workers": "many"}, "workers must be an integer"),
+    ],
+)
+def test_invalid_settings_are_refused(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings(tmp_path, environ={}, **overrides)
+
+
+def test_bad_config_file(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("model = [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        resolve_settings(tmp_path, environ={})
+    (tmp_path / "config.toml").write_text('colour = "blue"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        resolve_settings(tmp_path, environ={})

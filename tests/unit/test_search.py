@@ -1,0 +1,94 @@
+"""Searching with the fake encoder: image->image, text, errors, the query cache."""
+
+from pathlib import Path
+
+import pytest
+
+from mmsearch import Engine
+from mmsearch.errors import ModelMismatchError, NoIndexError, UnreadableMediaError
+
+
+def test_image_query_finds_itself_first(engine: Engine, photo_dir: Path) -> None:
+    engine.ingest(photo_dir)
+    hits = engine.search(image=photo_dir / "d.bmp", k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert Path(hits[0].path).name == "d.bmp"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert hits[0].to_dict()["kind"] == "image"
+
+
+def test_k_larger_than_the_collection(engine: Engine, photo_dir: Path) -> None:
+    engine.ingest(photo_dir)
+    assert len(engine.search("anything", k=100)) == 6
+
+
+def test_search_many_matches_single_searches(engine: Engine, photo_dir: Path) -> None:
+    engine.ingest(photo_dir)
+    texts = ["red", "a blue sky", "red"]
+    batched = engine.search_many(texts, k=4)
+    assert [[h.id for h in hits] for hits in batched] == [[h.id for h in engine.search(t, k=4)] for t in texts]
+
+
+def test_nothing_indexed_yet(engine: Engine) -> None:
+    with pytest.raises(NoIndexError, match="mmsearch ingest"):
+        engine.search("a dog")
+
+
+def test_unreadable_query_image(engine: Engine, photo_dir: Path, tmp_path: Path) -> None:
+    engine.ingest(photo_dir)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    with pytest.raises(UnreadableMediaError, match="cannot read query image"):
+        engine.search(image=bad)
+    with pytest.raises(UnreadableMediaError, match="cannot open"):
+        engine.search(image=tmp_path / "missing.jpg")
+
+
+def test_model_mismatch_is_refused_before_loading(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+    with Engine.open(home, model="fake:8") as engine:
+        with pytest.raises(ModelMismatchError, match="built with fake:16"):
+            engine.search("x")
+        with pytest.raises(ModelMismatchError):
+            engine.ingest(photo_dir)
+        assert engine._encoder is None
+    with Engine.open(home) as engine:  # no --model: the index's model is used
+        assert engine.search("x", k=1)[0].rank == 1
+
+
+def test_a_loaded_model_must_match_the_index_identity(tmp_path: Path, photo_dir: Path) -> None:
+    from mmsearch.encoders.fake import FakeEncoder
+
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+    impostor = FakeEncoder(16)
+    impostor.identity = type(impostor.identity)("fake", "16", 16, {"thumbnail": 4})
+    with (
+        Engine.open(home, encoder_factory=lambda name, device: impostor) as engine,
+        pytest.raises(ModelMismatchError, match="loaded model"),
+    ):
+        engine.search("x")
+
+
+def test_repeated_text_queries_skip_the_model(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+        first = engine.search("a red square", k=3)
+    with Engine.open(home) as engine:
+        again = engine.search("a red square", k=3)
+        assert engine._encoder is None  # served from the query cache, no model load
+        assert [(h.id, h.score) for h in again] == [(h.id, h.score) for h in first]
+        engine.search("something new", k=3)
+        assert engine._encoder is not None
+
+
+def test_exactly_one_query_kind(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        engine.search()
+    with pytest.raises(ValueError, match="exactly one"):
+        engine.search("x", image="y.jpg")

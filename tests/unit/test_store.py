@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mmsearch.encoders.base import ModelIdentity
+from mmsearch.errors import ModelMismatchError
+from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.repository import FileRecord, MetadataStore, vector_from_bytes, vector_to_bytes
+
+IDENTITY = ModelIdentity("fake", "4", 4, {"thumbnail": 8})
+
+
+@pytest.fixture
+def store() -> MetadataStore:
+    engine = connect("sqlite://")
+    upgrade_to_head(engine)
+    return MetadataStore(engine)
+
+
+@given(arrays(np.float32, st.integers(1, 64), elements=st.floats(allow_nan=False, width=32)))
+def test_vector_bytes_round_trip(vector: np.ndarray) -> None:
+    np.testing.assert_array_equal(vector_from_bytes(vector_to_bytes(vector)), vector)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1),
+            arrays(np.float32, 4, elements=st.floats(-1, 1, width=32)),
+        ),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda item: item[0],
+    )
+)
+def test_files_and_vectors_round_trip_through_the_database(items) -> None:
+    engine = connect("sqlite://")
+    upgrade_to_head(engine)
+    store = MetadataStore(engine)
+    model_id = store.adopt_model(IDENTITY)
+    records = [FileRecord(f"/root/{name}", "image", i, i * 10, f"h{i}", 3, 2) for i, (name, _) in enumerate(items)]
+    vectors = {f"h{i}": vector for i, (_, vector) in enumerate(items)}
+    ids, _ = store.write_files(model_id, records, vectors)
+    known = store.files_under("/root")
+    assert {k.path for k in known.values()} == {r.path for r in records}
+    stored = dict(zip(*_all_vectors(store, model_id), strict=True))
+    for file_id, (_, vector) in zip(ids, items, strict=True):
+        np.testing.assert_array_equal(stored[file_id], vector)
+    engine.dispose()
+
+
+def _all_vectors(store: MetadataStore, model_id: int):
+    ids, vectors = [], []
+    for chunk_ids, chunk_vectors in store.iter_file_vectors(model_id):
+        ids.extend(chunk_ids.tolist())
+        vectors.extend(chunk_vectors)
+    return ids, vectors
+
+
+def test_adopt_model_refuses_a_second_model(store: MetadataStore) -> None:
+    first = store.adopt_model(IDENTITY)
+    assert store.adopt_model(IDENTITY) == first
+    assert store.active_model() == (first, IDENTITY)
+    with pytest.raises(ModelMismatchError, match="refusing to mix"):
+        store.adopt_model(ModelIdentity("fake", "4", 4, {"thumbnail": 16}))
+
+
+def test_generation_counts_changes_and_garbage_is_collected(store: MetadataStore) -> None:
+    model_id = store.adopt_model(IDENTITY)
+    assert store.generation() == 0
+    ids, generation = store.write_files(
+        model_id, [FileRecord("/p/a.jpg", "image", 1, 1, "h1")], {"h1": np.ones(4, np.float32)}
+    )
+    assert generation == 1 == store.generation()
+    assert store.hashes_with_vectors(model_id, ["h1", "h2"]) == {"h1"}
+    assert store.delete_files(ids) == 2
+    assert store.collect_garbage(model_id) == 1
+    assert store.hashes_with_vectors(model_id, ["h1"]) == set()
+
+
+def test_files_under_is_a_folder_prefix_not_a_string_prefix(store: MetadataStore) -> None:
+    model_id = store.adopt_model(IDENTITY)
+    records = [FileRecord(p, "image", 1, 1, p) for p in ("/a/x.jpg", "/a/b/y.jpg", "/ab/z.jpg", "/a_%/w.jpg")]
+    store.write_files(model_id, records, {p.path: np.ones(4, np.float32) for p in records})
+    assert set(store.files_under("/a")) == {"/a/x.jpg", "/a/b/y.jpg"}
+    assert set(store.files_under("/a_%")) == {"/a_%/w.jpg"}
+
+
+def test_query_cache_round_trip(store: MetadataStore) -> None:
+    model_id = store.adopt_model(IDENTITY)
+    vector = np.array([0.5, 0.5, 0.5, 0.5], np.float32)
+    store.cache_query_vectors(model_id, {"a dog": vector})
+    store.cache_query_vectors(model_id, {"a dog": vector})  # storing twice is fine
+    cached = store.cached_query_vectors(model_id, ["a dog", "a cat"])
+    assert list(cached) == ["a dog"]
+    np.testing.assert_array_equal(cached["a dog"], vector)
