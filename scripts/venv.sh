@@ -2,7 +2,7 @@
 # Source me. Creates (once) and activates a cached virtual environment for this checkout.
 #
 # The venv lives outside the checkout, keyed on the dependency spec (pyproject's dependency
-# lists + constraints + Python version), so repeat runs reuse it and a dependency change
+# lists + constraints + this installer + Python version), so repeat runs reuse it and a dependency change
 # builds a fresh one. This checkout is (re)installed into it in editable mode, without
 # dependencies, whenever the venv points elsewhere.
 set -euo pipefail
@@ -23,6 +23,7 @@ spec = {
     "deps": project.get("dependencies", []),
     "extras": project.get("optional-dependencies", {}),
     "constraints": (root / "scripts" / "constraints.txt").read_text(),
+    "installer": (root / "scripts" / "venv.sh").read_text(),
     "python": sys.version.split()[0],
 }
 print(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16])
@@ -38,7 +39,7 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
     log="$VENV.install.log"
     if ! { "$VENV/bin/python" -m pip install --upgrade pip setuptools wheel \
            && "$VENV/bin/python" -m pip install -c "$MMSEARCH_ROOT/scripts/constraints.txt" \
-                  -e "$MMSEARCH_ROOT[clip,dev]"; } >"$log" 2>&1; then
+                  -e "$MMSEARCH_ROOT[clip,postgres,dev]"; } >"$log" 2>&1; then
         echo "mmsearch: installing the virtual environment failed; last lines of $log:" >&2
         tail -n 30 "$log" >&2
         exit 1

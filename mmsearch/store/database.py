@@ -63,7 +63,8 @@ def alembic_config(engine: SqlEngine | None = None, connection: Any = None):
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if engine is not None:
-        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        url = engine.url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # ConfigParser interpolation
     config.attributes["connection"] = connection
     return config
 
