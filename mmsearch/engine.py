@@ -199,7 +199,7 @@ class Engine:
     def _lookup(self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         if k < 1:
             raise ValueError("k must be at least 1")
-        index = self._index_cache(model_id, identity).get()
+        index = self._index_cache(model_id, identity).current()
         if len(vectors) == 0:
             return []
         if len(index) == 0:

@@ -46,6 +46,12 @@ class IndexCache:
             self._index = self._load_fresh() or self.rebuild()
         return self._index
 
+    def current(self) -> VectorIndex:
+        """The index as of the database's latest generation, reloaded if another process changed it."""
+        if self._index is not None and self.store.generation() != self.generation:
+            self._index = None
+        return self.get()
+
     def _load_fresh(self) -> VectorIndex | None:
         if not self.path.is_file():
             return None

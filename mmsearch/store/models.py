@@ -12,7 +12,6 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -78,16 +77,13 @@ class QueryCacheEntry(Base):
     """Text query vectors, so a repeated query needs no model load."""
 
     __tablename__ = "query_cache"
-    __table_args__ = (
-        UniqueConstraint("model_id", "text_hash", name="uq_query_cache_model_text"),
-        Index("ix_query_cache_last_used", "last_used"),
-    )
+    __table_args__ = (UniqueConstraint("model_id", "text_hash", name="uq_query_cache_model_text"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     text_hash: Mapped[str] = mapped_column(String(64))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    last_used: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Setting(Base):

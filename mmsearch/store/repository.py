@@ -74,19 +74,23 @@ class MetadataStore:
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._active: tuple[int, ModelIdentity] | None = None
 
     def session(self) -> Session:
         return self._sessions()
 
     # -- models ---------------------------------------------------------------------------
     def active_model(self) -> tuple[int, ModelIdentity] | None:
-        """The model the index is built with, if anything was ever ingested."""
-        with self.session() as session:
-            value = session.get(Setting, ACTIVE_MODEL_KEY)
-            if value is None:
-                return None
-            record = session.get(ModelRecord, int(value.value))
-            return (record.id, _identity(record)) if record else None
+        """The model the index is built with, if anything was ever ingested.
+
+        Once set it never changes (:meth:`adopt_model` refuses a second model), so it is read once.
+        """
+        if self._active is None:
+            with self.session() as session:
+                value = session.get(Setting, ACTIVE_MODEL_KEY)
+                record = session.get(ModelRecord, int(value.value)) if value is not None else None
+                self._active = (record.id, _identity(record)) if record else None
+        return self._active
 
     def adopt_model(self, identity: ModelIdentity) -> int:
         """Make ``identity`` the active model (first ingest), or check it is the active one."""
@@ -113,7 +117,8 @@ class MetadataStore:
                 session.add(record)
                 session.flush()
             _set(session, ACTIVE_MODEL_KEY, str(record.id))
-            return record.id
+        self._active = (record.id, identity)
+        return record.id
 
     # -- files ----------------------------------------------------------------------------
     def files_under(self, root: str) -> dict[str, KnownFile]:
@@ -256,10 +261,11 @@ class MetadataStore:
         return out
 
     def cache_query_vectors(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
-        """Remember text vectors; the least recently stored are dropped past the limit."""
+        """Remember text vectors; past :data:`QUERY_CACHE_LIMIT` the oldest entries are dropped."""
         if not vectors:
             return
         with self.session() as session, session.begin():
+            entries = []
             for text, vector in vectors.items():
                 text_hash = _text_hash(text)
                 session.execute(
@@ -267,12 +273,12 @@ class MetadataStore:
                         QueryCacheEntry.model_id == model_id, QueryCacheEntry.text_hash == text_hash
                     )
                 )
-                session.add(QueryCacheEntry(model_id=model_id, text_hash=text_hash, vector=vector_to_bytes(vector)))
+                entries.append(QueryCacheEntry(model_id=model_id, text_hash=text_hash, vector=vector_to_bytes(vector)))
+            session.add_all(entries)
             session.flush()
-            excess = (session.scalar(select(func.count()).select_from(QueryCacheEntry)) or 0) - QUERY_CACHE_LIMIT
-            if excess > 0:
-                oldest = select(QueryCacheEntry.id).order_by(QueryCacheEntry.last_used).limit(excess)
-                session.execute(delete(QueryCacheEntry).where(QueryCacheEntry.id.in_(oldest.scalar_subquery())))
+            newest = max(entry.id for entry in entries)
+            # Ids grow with every insert, so this one range delete on the primary key evicts the oldest.
+            session.execute(delete(QueryCacheEntry).where(QueryCacheEntry.id <= newest - QUERY_CACHE_LIMIT))
 
 
 def _identity(record: ModelRecord) -> ModelIdentity:

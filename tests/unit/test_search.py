@@ -92,3 +92,16 @@ def test_exactly_one_query_kind(engine: Engine) -> None:
         engine.search()
     with pytest.raises(ValueError, match="exactly one"):
         engine.search("x", image="y.jpg")
+
+
+def test_an_open_engine_sees_what_another_one_ingested(tmp_path: Path, photo_dir: Path) -> None:
+    from tests.conftest import make_image
+
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as reader, Engine.open(home, model="fake:16") as writer:
+        writer.ingest(photo_dir)
+        assert len(reader.search("x", k=100)) == 6
+        make_image(photo_dir / "new.png", seed=42)
+        writer.ingest(photo_dir)
+        hits = reader.search(image=photo_dir / "new.png", k=100)
+        assert len(hits) == 7 and Path(hits[0].path).name == "new.png"

@@ -97,3 +97,13 @@ def test_query_cache_round_trip(store: MetadataStore) -> None:
     cached = store.cached_query_vectors(model_id, ["a dog", "a cat"])
     assert list(cached) == ["a dog"]
     np.testing.assert_array_equal(cached["a dog"], vector)
+
+
+def test_query_cache_evicts_the_oldest_entries(store: MetadataStore, monkeypatch) -> None:
+    import mmsearch.store.repository as repository
+
+    monkeypatch.setattr(repository, "QUERY_CACHE_LIMIT", 3)
+    model_id = store.adopt_model(IDENTITY)
+    for i in range(5):
+        store.cache_query_vectors(model_id, {f"q{i}": np.full(4, i, np.float32)})
+    assert sorted(store.cached_query_vectors(model_id, [f"q{i}" for i in range(5)])) == ["q2", "q3", "q4"]
