@@ -25,6 +25,7 @@ from mmsearch.ingest.plan import plan_ingest
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
+from mmsearch.query_cache import QueryVectorCache
 from mmsearch.search import Hit
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
@@ -48,6 +49,7 @@ class Engine:
         self._encoder_factory = encoder_factory
         self._encoder: Encoder | None = None
         self._index: IndexCache | None = None
+        self._query_cache: QueryVectorCache | None = None
 
     @classmethod
     def open(
@@ -67,7 +69,9 @@ class Engine:
         return cls(settings, MetadataStore(engine), encoder_factory)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Persist cached query vectors and release the database connections."""
+        if self._query_cache is not None:
+            self._query_cache.flush()
         self.store.engine.dispose()
 
     def __enter__(self) -> Engine:
@@ -169,16 +173,17 @@ class Engine:
         return self._lookup(model_id, identity, vectors, k)
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
-        cached = self.store.cached_query_vectors(model_id, texts)
-        missing = list(dict.fromkeys(text for text in texts if text not in cached))
+        if self._query_cache is None or self._query_cache.model_id != model_id:
+            self._query_cache = QueryVectorCache(self.store, model_id)
+        known = self._query_cache.get(texts)
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
         if missing:
-            fresh = self._checked_encoder(identity).encode_texts(missing)
-            new = dict(zip(missing, fresh, strict=True))
-            self.store.cache_query_vectors(model_id, new)
-            cached.update(new)
+            fresh = dict(zip(missing, self._checked_encoder(identity).encode_texts(missing), strict=True))
+            self._query_cache.put(fresh)
+            known.update(fresh)
         if not texts:
             return np.zeros((0, identity.dim), dtype=np.float32)
-        return np.stack([cached[text] for text in texts])
+        return np.stack([known[text] for text in texts])
 
     def _checked_encoder(self, identity: ModelIdentity) -> Encoder:
         encoder = self.encoder

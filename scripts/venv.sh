@@ -2,7 +2,7 @@
 # Source me. Creates (once) and activates a cached virtual environment for this checkout.
 #
 # The venv lives outside the checkout, keyed on the dependency spec (pyproject's dependency
-# lists + constraints + this installer + Python version), so repeat runs reuse it and a dependency change
+# lists + constraints + the extras installed + Python version), so repeat runs reuse it and a dependency change
 # builds a fresh one. This checkout is (re)installed into it in editable mode, without
 # dependencies, whenever the venv points elsewhere.
 set -euo pipefail
@@ -10,8 +10,9 @@ set -euo pipefail
 MMSEARCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 CACHE_ROOT="${MMSEARCH_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsearch/venvs}"
+EXTRAS="clip,postgres,dev"
 
-spec_key="$("$PYTHON" - "$MMSEARCH_ROOT" <<'PY'
+spec_key="$("$PYTHON" - "$MMSEARCH_ROOT" "$EXTRAS" <<'PY'
 import hashlib, json, sys, pathlib
 try:
     import tomllib
@@ -23,7 +24,7 @@ spec = {
     "deps": project.get("dependencies", []),
     "extras": project.get("optional-dependencies", {}),
     "constraints": (root / "scripts" / "constraints.txt").read_text(),
-    "installer": (root / "scripts" / "venv.sh").read_text(),
+    "installed_extras": sys.argv[2],
     "python": sys.version.split()[0],
 }
 print(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16])
@@ -31,15 +32,18 @@ PY
 )"
 VENV="$CACHE_ROOT/$spec_key"
 
+mkdir -p "$CACHE_ROOT"
+exec 9>"$VENV.lock"
+flock 9  # one installer at a time; others wait, then find the venv ready
+
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
     echo "mmsearch: creating virtual environment $VENV (first run; downloads torch, a few minutes)" >&2
     rm -rf "$VENV"
-    mkdir -p "$CACHE_ROOT"
     "$PYTHON" -m venv "$VENV"
     log="$VENV.install.log"
     if ! { "$VENV/bin/python" -m pip install --upgrade pip setuptools wheel \
            && "$VENV/bin/python" -m pip install -c "$MMSEARCH_ROOT/scripts/constraints.txt" \
-                  -e "$MMSEARCH_ROOT[clip,postgres,dev]"; } >"$log" 2>&1; then
+                  -e "$MMSEARCH_ROOT[$EXTRAS]"; } >"$log" 2>&1; then
         echo "mmsearch: installing the virtual environment failed; last lines of $log:" >&2
         tail -n 30 "$log" >&2
         exit 1
@@ -47,11 +51,16 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
     touch "$VENV/.complete"
 fi
 
+# The venv is shared by checkouts with the same dependency spec: point its editable install at this one.
 installed_at="$("$VENV/bin/python" -c 'import mmsearch, pathlib; print(pathlib.Path(mmsearch.__file__).resolve().parent.parent)' 2>/dev/null || true)"
 if [ "$installed_at" != "$MMSEARCH_ROOT" ]; then
-    "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$MMSEARCH_ROOT" \
-        2>&1 | grep -v '^WARNING: Location' >&2 || true
+    if ! out="$("$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e "$MMSEARCH_ROOT" 2>&1)"; then
+        echo "mmsearch: installing this checkout into $VENV failed:" >&2
+        echo "$out" | grep -v '^WARNING: Location' >&2
+        exit 1
+    fi
 fi
+exec 9>&-
 
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"

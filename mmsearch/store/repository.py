@@ -10,12 +10,23 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, utcnow
+
+# Statements on the query path, built once: building them per call costs more than running them.
+_SETTING_VALUE = select(Setting.value).where(Setting.key == bindparam("key"))
+_FILES_BY_ID = select(
+    MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height, MediaFile.size
+).where(MediaFile.id.in_(bindparam("ids", expanding=True)))
+_CACHED_QUERIES = select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).where(
+    QueryCacheEntry.model_id == bindparam("model_id"),
+    QueryCacheEntry.text_hash.in_(bindparam("hashes", expanding=True)),
+)
 
 ACTIVE_MODEL_KEY = "active_model_id"
 GENERATION_KEY = "index_generation"
@@ -198,20 +209,10 @@ class MetadataStore:
 
     def get_files(self, ids: Iterable[int]) -> dict[int, StoredFile]:
         """Files by id (ids that no longer exist are left out)."""
-        wanted = [int(i) for i in ids]
         out: dict[int, StoredFile] = {}
-        with self.session() as session:
-            for chunk in _chunks(wanted, 500):
-                rows = session.execute(
-                    select(
-                        MediaFile.id,
-                        MediaFile.path,
-                        MediaFile.kind,
-                        MediaFile.width,
-                        MediaFile.height,
-                        MediaFile.size,
-                    ).where(MediaFile.id.in_(chunk))
-                )
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in ids], 500):
+                rows = connection.execute(_FILES_BY_ID, {"ids": chunk})
                 out.update({row.id: StoredFile(*row) for row in rows})
         return out
 
@@ -233,9 +234,9 @@ class MetadataStore:
     # -- facts ----------------------------------------------------------------------------
     def generation(self) -> int:
         """A counter bumped by every change of files; saved indexes record the one they match."""
-        with self.session() as session:
-            value = session.get(Setting, GENERATION_KEY)
-            return int(value.value) if value else 0
+        with self.engine.connect() as connection:
+            value = connection.execute(_SETTING_VALUE, {"key": GENERATION_KEY}).scalar()
+        return int(value) if value is not None else 0
 
     def counts(self) -> dict[str, Any]:
         """Files by kind, vectors and total bytes, for ``status``."""
@@ -250,35 +251,46 @@ class MetadataStore:
         """Cached text vectors under the model, by text."""
         by_hash = {_text_hash(text): text for text in texts}
         out: dict[str, np.ndarray] = {}
-        with self.session() as session:
+        with self.engine.connect() as connection:
             for chunk in _chunks(list(by_hash), 500):
-                rows = session.execute(
-                    select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).where(
-                        QueryCacheEntry.model_id == model_id, QueryCacheEntry.text_hash.in_(chunk)
-                    )
-                )
+                rows = connection.execute(_CACHED_QUERIES, {"model_id": model_id, "hashes": chunk})
                 out.update({by_hash[row.text_hash]: vector_from_bytes(row.vector) for row in rows})
         return out
 
     def cache_query_vectors(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:
-        """Remember text vectors; past :data:`QUERY_CACHE_LIMIT` the oldest entries are dropped."""
+        """Remember text vectors (first writer wins); past :data:`QUERY_CACHE_LIMIT` the oldest are dropped."""
         if not vectors:
             return
-        with self.session() as session, session.begin():
-            entries = []
-            for text, vector in vectors.items():
-                text_hash = _text_hash(text)
-                session.execute(
-                    delete(QueryCacheEntry).where(
-                        QueryCacheEntry.model_id == model_id, QueryCacheEntry.text_hash == text_hash
-                    )
-                )
-                entries.append(QueryCacheEntry(model_id=model_id, text_hash=text_hash, vector=vector_to_bytes(vector)))
-            session.add_all(entries)
-            session.flush()
-            newest = max(entry.id for entry in entries)
-            # Ids grow with every insert, so this one range delete on the primary key evicts the oldest.
-            session.execute(delete(QueryCacheEntry).where(QueryCacheEntry.id <= newest - QUERY_CACHE_LIMIT))
+        rows = [
+            {
+                "model_id": model_id,
+                "text_hash": _text_hash(text),
+                "vector": vector_to_bytes(vector),
+                "created_at": utcnow(),
+            }
+            for text, vector in vectors.items()
+        ]
+        table = QueryCacheEntry.__table__
+        newest = select(func.max(table.c.id)).scalar_subquery()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(_insert_ignoring_duplicates(connection.dialect.name, table), rows)
+                # Ids grow with every insert, so one range delete on the primary key evicts the oldest entries.
+                connection.execute(delete(table).where(table.c.id <= newest - QUERY_CACHE_LIMIT))
+        except IntegrityError:  # another process cached the same text first: nothing lost
+            pass
+
+
+def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # other databases: a duplicate raises IntegrityError, which the caller ignores
+        from sqlalchemy import insert
+
+        return insert(table)
+    return insert(table).on_conflict_do_nothing()
 
 
 def _identity(record: ModelRecord) -> ModelIdentity:

@@ -138,3 +138,9 @@ def test_config_file_in_home_sets_the_model(tmp_path: Path, photo_dir: Path) -> 
     (home / "config.toml").write_text('model = "fake:12"\n')
     result = CliRunner().invoke(cli, ["--home", str(home), "ingest", str(photo_dir), "--json"])
     assert json.loads(result.output)["model"] == "fake:12"
+
+
+def test_progress_bar_can_be_forced_on(run, photo_dir: Path) -> None:
+    result = run("--model", "fake:16", "ingest", str(photo_dir), "--progress")
+    assert result.exit_code == 0, result.output
+    assert "6 added" in result.stdout
