@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SHARED = Path(os.environ.get("MMSEARCH_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SHARED = Path(os.environ.get("MMSEARCH_SHARED") or Path(__file__).resolve().parents[2] / "shared").resolve()
 FIXTURE_HF_HOME = SHARED / "models" / "hf"
 if FIXTURE_HF_HOME.is_dir():
     os.environ.setdefault("HF_HOME", str(FIXTURE_HF_HOME))
