@@ -44,7 +44,8 @@ class Settings:
     device: str = "auto"
     db_url: str | None = None
     batch_size: int = 32
-    workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    # Decoding needs far less CPU than encoding: leave most cores to the encoder (1 worker on 2 cores).
+    workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
 
     @property

@@ -6,11 +6,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -173,15 +174,29 @@ class MetadataStore:
         self, model_id: int, records: Sequence[FileRecord], new_vectors: dict[str, np.ndarray]
     ) -> tuple[list[int], int]:
         """Insert or update files and store new vectors in one transaction; returns (file ids, generation)."""
+        now = utcnow()
         with self.session() as session, session.begin():
-            for content_hash, vector in new_vectors.items():
-                exists = session.scalar(
-                    select(Embedding.id).where(Embedding.model_id == model_id, Embedding.content_hash == content_hash)
+            _insert_missing_vectors(session, model_id, new_vectors, now)
+            ids_by_path: dict[str, int] = {}
+            for chunk in _chunks([record.path for record in records], 500):
+                rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk)))
+                ids_by_path.update((path, file_id) for path, file_id in rows)
+            changed = [
+                {"id": ids_by_path[r.path], **_file_values(r), "updated_at": now}
+                for r in records
+                if r.path in ids_by_path
+            ]
+            if changed:
+                session.execute(update(MediaFile), changed)
+            added = [
+                {**_file_values(r), "created_at": now, "updated_at": now} for r in records if r.path not in ids_by_path
+            ]
+            if added:
+                inserted = session.execute(
+                    insert(MediaFile).returning(MediaFile.path, MediaFile.id, sort_by_parameter_order=True), added
                 )
-                if exists is None:
-                    session.add(Embedding(model_id=model_id, content_hash=content_hash, vector=vector_to_bytes(vector)))
-            ids = [_upsert_file(session, record) for record in records]
-            return ids, _bump_generation(session)
+                ids_by_path.update((path, file_id) for path, file_id in inserted)
+            return [ids_by_path[record.path] for record in records], _bump_generation(session)
 
     def touch_files(self, updates: Sequence[tuple[int, int, int]]) -> None:
         """Record a new (size, mtime) for files whose content did not change: ``(id, size, mtime_ns)``."""
@@ -302,20 +317,35 @@ def _identity(record: ModelRecord) -> ModelIdentity:
     )
 
 
-def _upsert_file(session: Session, record: FileRecord) -> int:
-    existing = session.scalar(select(MediaFile).where(MediaFile.path == record.path))
-    if existing is None:
-        existing = MediaFile(path=record.path)
-        session.add(existing)
-    existing.kind = record.kind
-    existing.size = record.size
-    existing.mtime_ns = record.mtime_ns
-    existing.content_hash = record.content_hash
-    existing.width = record.width
-    existing.height = record.height
-    existing.updated_at = utcnow()
-    session.flush()
-    return existing.id
+def _insert_missing_vectors(session: Session, model_id: int, vectors: dict[str, np.ndarray], now: datetime) -> None:
+    if not vectors:
+        return
+    existing: set[str] = set()
+    for chunk in _chunks(list(vectors), 500):
+        existing.update(
+            session.scalars(
+                select(Embedding.content_hash).where(Embedding.model_id == model_id, Embedding.content_hash.in_(chunk))
+            )
+        )
+    rows = [
+        {"model_id": model_id, "content_hash": content_hash, "vector": vector_to_bytes(vector), "created_at": now}
+        for content_hash, vector in vectors.items()
+        if content_hash not in existing
+    ]
+    if rows:
+        session.execute(insert(Embedding), rows)
+
+
+def _file_values(record: FileRecord) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "kind": record.kind,
+        "size": record.size,
+        "mtime_ns": record.mtime_ns,
+        "content_hash": record.content_hash,
+        "width": record.width,
+        "height": record.height,
+    }
 
 
 def _set(session: Session, key: str, value: str) -> None:
