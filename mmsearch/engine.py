@@ -139,7 +139,7 @@ class Engine:
         active = self.store.active_model()
         models = ModelSession(
             active[0] if active else None,
-            index_factory=lambda model_id: self._index_cache(model_id, self._identity_of(model_id)),
+            index_factory=lambda model_id: self._index_cache(model_id, self._active()[1]),
             encoder_factory=self._adopt_encoder,
         )
         options = IngestOptions(self.settings.batch_size, self.settings.workers, self.settings.max_image_pixels)
@@ -147,18 +147,12 @@ class Engine:
         report.elapsed_s = time.perf_counter() - started
         return report
 
-    def _identity_of(self, model_id: int) -> ModelIdentity:
-        if self._encoder is not None:
-            return self._encoder.identity
-        active = self.store.active_model()
-        assert active is not None and active[0] == model_id
-        return active[1]
-
     # -- search ---------------------------------------------------------------------------
     def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None, k: int = 10) -> list[Hit]:
         """Top-``k`` images for a text or an image query, best first."""
         if (text is None) == (image is None):
             raise ValueError("give exactly one of text or image")
+        _check_k(k)
         if text is not None:
             return self.search_many([text], k=k)[0]
         model_id, identity = self._active()
@@ -168,6 +162,7 @@ class Engine:
 
     def search_many(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """Top-``k`` images for each text; the model is loaded once, and not at all for cached queries."""
+        _check_k(k)
         model_id, identity = self._active()
         vectors = self._text_vectors(model_id, identity, list(texts))
         return self._lookup(model_id, identity, vectors, k)
@@ -189,9 +184,9 @@ class Engine:
         encoder = self.encoder
         if encoder.identity.fingerprint != identity.fingerprint:
             raise ModelMismatchError(
-                f"the index was built with {identity.spec} {identity.preprocess}, but the loaded model "
-                f"reports {encoder.identity.spec} {encoder.identity.preprocess}; run `mmsearch reindex` "
-                "only after re-ingesting with one model"
+                f"the index was built with {identity.spec} {identity.preprocess} (dim {identity.dim}), but the "
+                f"loaded model reports {encoder.identity.spec} {encoder.identity.preprocess} "
+                f"(dim {encoder.identity.dim}); its vectors would not compare. Re-ingest into a new --home."
             )
         return encoder
 
@@ -202,8 +197,6 @@ class Engine:
             raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
 
     def _lookup(self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        if k < 1:
-            raise ValueError("k must be at least 1")
         index = self._index_cache(model_id, identity).current()
         if len(vectors) == 0:
             return []
@@ -244,3 +237,8 @@ class Engine:
             "path": str(cache.path),
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError("k must be at least 1")
