@@ -7,6 +7,7 @@ Heavy modules (the engine, SQLAlchemy, torch) are imported inside commands so
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,10 +65,16 @@ def open_engine(ctx: click.Context) -> Iterator[Engine]:
 
 @contextmanager
 def library_errors() -> Iterator[None]:
-    try:
-        yield
-    except MmsearchError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """Library errors become ``Error: ...`` and exit code 1. Pillow's bomb warnings are dropped:
+    mmsearch applies its own pixel limit and reports each such file itself."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            yield
+        except MmsearchError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @cli.command()
