@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,7 +89,3 @@ def _size(value: int | None, what: str = "") -> str:
             return f", {text}" + (f" {what}" if what else "")
         value /= 1024
     return ""
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

@@ -38,7 +38,6 @@ class IndexCache:
         self.kind = kind
         self._index: VectorIndex | None = None
         self.generation = -1
-        self.rebuilt = False
 
     def get(self) -> VectorIndex:
         """The index, loaded from disk or rebuilt from the database if missing or stale."""
@@ -72,7 +71,7 @@ class IndexCache:
         index = create_index(self.identity, self.kind)
         for ids, vectors in self.store.iter_file_vectors(self.model_id):
             index.add(ids, vectors)
-        self._index, self.generation, self.rebuilt = index, generation, True
+        self._index, self.generation = index, generation
         self.save()
         return index
 

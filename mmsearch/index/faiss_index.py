@@ -38,14 +38,6 @@ class FaissIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def check_identity(self, identity: ModelIdentity) -> None:
-        """Refuse vectors of another model."""
-        if identity.fingerprint != self.identity.fingerprint:
-            raise ModelMismatchError(
-                f"index was built with {self.identity.spec} (dim {self.identity.dim}), "
-                f"not {identity.spec} (dim {identity.dim})"
-            )
-
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.identity.dim:

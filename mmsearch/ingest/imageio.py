@@ -9,20 +9,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmsearch.errors import UnreadableMediaError
 
-HASH_CHUNK = 1 << 20
-
-
-def hash_file(path: str) -> str:
-    """Hex BLAKE2b-256 of the file's bytes."""
-    digest = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def hash_bytes(data: bytes) -> str:
-    """Hex BLAKE2b-256 of ``data``, the same as :func:`hash_file` gives for a file holding it."""
+    """Hex BLAKE2b-256 of ``data``: the content key that lets renamed and duplicate files share a vector."""
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 

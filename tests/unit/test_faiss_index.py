@@ -40,8 +40,6 @@ def test_add_replaces_and_remove_deletes() -> None:
 
 def test_refuses_other_models_and_widths() -> None:
     index = FaissIndex(IDENTITY)
-    with pytest.raises(ModelMismatchError):
-        index.check_identity(ModelIdentity("fake", "9", 9))
     with pytest.raises(ModelMismatchError, match="width 9"):
         index.add(np.array([1]), random_unit(1, dim=9))
     with pytest.raises(ModelMismatchError):
