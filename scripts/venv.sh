@@ -9,7 +9,7 @@ set -euo pipefail
 
 MMSEARCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-CACHE_ROOT="${MMSEARCH_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsearch/venvs}"
+CACHE_ROOT="${MMSEARCH_VENV_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mmsearch/venvs}"
 EXTRAS="clip,postgres,dev"
 
 spec_key="$("$PYTHON" - "$MMSEARCH_ROOT" "$EXTRAS" <<'PY'
@@ -34,7 +34,9 @@ VENV="$CACHE_ROOT/$spec_key"
 
 mkdir -p "$CACHE_ROOT"
 exec 9>"$VENV.lock"
-flock 9  # one installer at a time; others wait, then find the venv ready
+if command -v flock >/dev/null; then
+    flock 9  # one installer at a time; others wait, then find the venv ready
+fi
 
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
     echo "mmsearch: creating virtual environment $VENV (first run; downloads torch, a few minutes)" >&2
