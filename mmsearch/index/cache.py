@@ -42,7 +42,8 @@ class IndexCache:
     def get(self) -> VectorIndex:
         """The index, loaded from disk or rebuilt from the database if missing or stale."""
         if self._index is None:
-            self._index = self._load_fresh() or self.rebuild()
+            loaded = self._load_fresh()  # an empty index is falsy: test for None, not truth
+            self._index = loaded if loaded is not None else self.rebuild()
         return self._index
 
     def current(self) -> VectorIndex:

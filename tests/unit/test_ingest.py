@@ -216,3 +216,17 @@ def test_progress_reports_each_phase(engine: Engine, photo_dir: Path) -> None:
     engine.ingest(photo_dir, progress=lambda phase, done, total: events.append((phase, done, total)))
     assert events[-1] == ("embedding", 6, 6)
     assert ("hashing", 6, 6) in events
+
+
+def test_an_empty_saved_index_is_loaded_not_rebuilt(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+        shutil.rmtree(photo_dir)
+        photo_dir.mkdir()
+        assert engine.ingest(photo_dir).removed == 6
+        index_file = Path(engine.status().index["path"])
+    written = index_file.stat().st_mtime_ns
+    with Engine.open(home) as engine:
+        assert engine.search("anything") == []
+    assert index_file.stat().st_mtime_ns == written  # read back as is, no rebuild and rewrite
