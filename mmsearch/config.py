@@ -20,6 +20,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
+DEFAULT_SPEECH_MODEL = "small"
+"""faster-whisper model for audio without sidecar transcripts: a size name (downloaded on first use)
+or a local CTranslate2 model folder."""
 CONFIG_FILE_NAME = "config.toml"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -28,6 +31,7 @@ ENV_VARS = {
     "model": "MMSEARCH_MODEL",
     "device": "MMSEARCH_DEVICE",
     "db_url": "MMSEARCH_DB_URL",
+    "speech_model": "MMSEARCH_SPEECH_MODEL",
 }
 
 
@@ -43,6 +47,7 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     db_url: str | None = None
+    speech_model: str = DEFAULT_SPEECH_MODEL
     batch_size: int = 32
     # Decoding needs far less CPU than encoding: leave most cores to the encoder (1 worker on 2 cores).
     workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,12 +26,24 @@ from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
 from mmsearch.query_cache import QueryVectorCache
-from mmsearch.search import Hit
+from mmsearch.retrieval import DenseRetriever
+from mmsearch.search import SEARCH_KINDS, Hit
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
+
+if TYPE_CHECKING:
+    from mmsearch.audio.transcribe import Transcriber
 
 EncoderFactory = Callable[[str, str], Encoder]
+TranscriberFactory = Callable[[str, str], "Transcriber"]
+"""``(speech model, device) -> Transcriber``."""
+
+
+def _default_transcriber(spec: str, device: str) -> Transcriber:
+    from mmsearch.audio.transcribe import create_transcriber
+
+    return create_transcriber(spec, device)
 
 
 class Engine:
@@ -42,13 +54,19 @@ class Engine:
     """
 
     def __init__(
-        self, settings: Settings, store: MetadataStore, encoder_factory: EncoderFactory = create_encoder
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        encoder_factory: EncoderFactory = create_encoder,
+        transcriber_factory: TranscriberFactory = _default_transcriber,
     ) -> None:
         self.settings = settings
         self.store = store
         self._encoder_factory = encoder_factory
+        self._transcriber_factory = transcriber_factory
         self._encoder: Encoder | None = None
-        self._index: IndexCache | None = None
+        self._indexes: dict[str, IndexCache] = {}
+        self._transcriber: Transcriber | None = None
         self._query_cache: QueryVectorCache | None = None
 
     @classmethod
@@ -60,13 +78,17 @@ class Engine:
         device: str | None = None,
         db_url: str | None = None,
         encoder_factory: EncoderFactory = create_encoder,
+        transcriber_factory: TranscriberFactory = _default_transcriber,
         **options: Any,
     ) -> Engine:
-        """Open (creating or upgrading) the database in ``home``; arguments override env and config file."""
+        """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
+
+        ``options`` are further settings (``batch_size``, ``workers``, ``speech_model``, ...).
+        """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
         engine = connect(settings.database_url)
         upgrade_to_head(engine)
-        return cls(settings, MetadataStore(engine), encoder_factory)
+        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)
 
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
@@ -108,11 +130,19 @@ class Engine:
         encoder = self.encoder
         return self.store.adopt_model(encoder.identity), encoder
 
-    def _index_cache(self, model_id: int, identity: ModelIdentity) -> IndexCache:
-        if self._index is None or self._index.identity.fingerprint != identity.fingerprint:
-            path = index_path(self.settings.index_dir, self.settings.database_url, identity)
-            self._index = IndexCache(self.store, model_id, identity, path)
-        return self._index
+    def _index_cache(self, model_id: int, identity: ModelIdentity, collection: str = IMAGE) -> IndexCache:
+        cache = self._indexes.get(collection)
+        if cache is None or cache.identity.fingerprint != identity.fingerprint:
+            path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
+            cache = IndexCache(self.store, model_id, identity, path, collection=collection)
+            self._indexes[collection] = cache
+        return cache
+
+    def _speech_to_text(self) -> Transcriber:
+        """The speech-to-text model, loaded on first need."""
+        if self._transcriber is None:
+            self._transcriber = self._transcriber_factory(self.settings.speech_model, self.settings.device)
+        return self._transcriber
 
     def _active(self) -> tuple[int, ModelIdentity]:
         active = self.store.active_model()
@@ -122,50 +152,78 @@ class Engine:
         return active
 
     # -- ingest ---------------------------------------------------------------------------
-    def ingest(self, folder: str | os.PathLike[str], progress: ProgressFn | None = None) -> IngestReport:
-        """Index every image under ``folder``: new and changed files embedded, deleted ones removed."""
+    def ingest(
+        self,
+        folder: str | os.PathLike[str],
+        progress: ProgressFn | None = None,
+        *,
+        captions: Sequence[str | os.PathLike[str]] = (),
+    ) -> IngestReport:
+        """Index every image and audio file under ``folder`` with their captions and transcripts.
+
+        New and changed files are embedded, deleted ones removed, files whose sidecars changed have their
+        texts read again. ``captions`` names caption manifests (tsv, csv, jsonl, json/COCO) to apply.
+        """
+        from mmsearch.captions.manifest import load_manifest
+
         started = time.perf_counter()
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
         root = root.resolve()
         model_name = self._model_name()
+        manifests = [load_manifest(path, base=str(root)) for path in captions]
         scan = scan_folder(root)
         known = self.store.files_under(str(root))
         if not scan.files and not known:
-            raise EmptyFolderError(f"no supported images under {root} (looked for jpg, png, webp, gif, bmp, tiff)")
+            raise EmptyFolderError(
+                f"no supported media under {root} (looked for jpg, png, webp, gif, bmp, tiff images and "
+                "wav, mp3, flac, m4a, ogg, opus audio)"
+            )
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
         active = self.store.active_model()
         models = ModelSession(
             active[0] if active else None,
-            index_factory=lambda model_id: self._index_cache(model_id, self._active()[1]),
+            index_factory=lambda model_id, collection: self._index_cache(model_id, self._active()[1], collection),
             encoder_factory=self._adopt_encoder,
         )
         options = IngestOptions(self.settings.batch_size, self.settings.workers, self.settings.max_image_pixels)
-        IngestRun(self.store, models, options, report, progress).execute(plan_ingest(scan.files, known), known)
+        run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
+        run.execute(plan_ingest(scan.files, known), known, scan.files)
         report.elapsed_s = time.perf_counter() - started
         return report
 
     # -- search ---------------------------------------------------------------------------
-    def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None, k: int = 10) -> list[Hit]:
-        """Top-``k`` images for a text or an image query, best first."""
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | None = None,
+        k: int = 10,
+        kind: str = "image",
+    ) -> list[Hit]:
+        """Top-``k`` hits for a text or an image query, best first.
+
+        ``kind`` picks what to look for: ``image`` (the default), ``caption``, ``transcript`` (segments,
+        with times), ``audio`` (files, by their best segment) or ``any`` (every asset by its best evidence).
+        """
         if (text is None) == (image is None):
             raise ValueError("give exactly one of text or image")
-        _check_k(k)
+        _check_query(k, kind)
         if text is not None:
-            return self.search_many([text], k=k)[0]
+            return self.search_many([text], k=k, kind=kind)[0]
         model_id, identity = self._active()
         picture = self._load_query_image(Path(image))
         vector = self._checked_encoder(identity).encode_images([picture])
-        return self._lookup(model_id, identity, vector, k)[0]
+        return self._lookup(model_id, identity, vector, k, kind)[0]
 
-    def search_many(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """Top-``k`` images for each text; the model is loaded once, and not at all for cached queries."""
-        _check_k(k)
+    def search_many(self, texts: Sequence[str], k: int = 10, kind: str = "image") -> list[list[Hit]]:
+        """Top-``k`` hits for each text; the model is loaded once, and not at all for cached queries."""
+        _check_query(k, kind)
         model_id, identity = self._active()
         vectors = self._text_vectors(model_id, identity, list(texts))
-        return self._lookup(model_id, identity, vectors, k)
+        return self._lookup(model_id, identity, vectors, k, kind)
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
         if self._query_cache is None or self._query_cache.model_id != model_id:
@@ -196,49 +254,45 @@ class Engine:
         except UnreadableMediaError as exc:
             raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
 
-    def _lookup(self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        index = self._index_cache(model_id, identity).current()
+    def _lookup(
+        self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int, kind: str
+    ) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
-        if len(index) == 0:
-            return [[] for _ in range(len(vectors))]
-        scores, ids = index.search(vectors, k)
-        files = self.store.get_files(int(i) for i in np.unique(ids) if i >= 0)
-        results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = [
-                (float(score), files[int(file_id)])
-                for score, file_id in zip(row_scores, row_ids, strict=True)
-                if file_id >= 0 and int(file_id) in files
-            ]
-            results.append(
-                [Hit(rank, score, f.id, f.path, f.kind, f.width, f.height) for rank, (score, f) in enumerate(hits, 1)]
-            )
-        return results
+        retriever = DenseRetriever(self.store, lambda c: self._index_cache(model_id, identity, c).current())
+        return retriever.search(vectors, k, kind)
 
     # -- maintenance ----------------------------------------------------------------------
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
         active = self.store.active_model()
-        path = None
+        paths = {}
         if active is not None:
-            path = index_path(self.settings.index_dir, self.settings.database_url, active[1])
-        return build_status(self.settings, self.store, active[1] if active else None, path)
+            for collection in COLLECTIONS:
+                paths[collection] = index_path(
+                    self.settings.index_dir, self.settings.database_url, active[1], collection
+                )
+        return build_status(self.settings, self.store, active[1] if active else None, paths)
 
     def reindex(self) -> dict[str, Any]:
-        """Rebuild the vector index from the vectors in the database."""
+        """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""
         model_id, identity = self._active()
         started = time.perf_counter()
-        cache = self._index_cache(model_id, identity)
-        index = cache.rebuild()
+        rebuilt = {}
+        for collection in COLLECTIONS:
+            cache = self._index_cache(model_id, identity, collection)
+            rebuilt[collection] = {"vectors": len(cache.rebuild()), "path": str(cache.path)}
         return {
             "model": identity.spec,
-            "vectors": len(index),
-            "path": str(cache.path),
+            "vectors": sum(entry["vectors"] for entry in rebuilt.values()),
+            "indexes": rebuilt,
+            "path": rebuilt[IMAGE]["path"],
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
 
 
-def _check_k(k: int) -> None:
+def _check_query(k: int, kind: str) -> None:
     if k < 1:
         raise ValueError("k must be at least 1")
+    if kind not in SEARCH_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(SEARCH_KINDS)}, not {kind!r}")

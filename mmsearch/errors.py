@@ -47,3 +47,7 @@ class UnreadableMediaError(MmsearchError):
 
 class IndexCorruptError(MmsearchError):
     """A persisted vector index cannot be read; rebuild it with `mmsearch reindex`."""
+
+
+class ManifestError(MmsearchError):
+    """A caption manifest cannot be read or parsed; the message names the file and line."""

@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+SEARCH_KINDS = ("image", "caption", "transcript", "audio", "any")
+"""What a query can look for: images by their pixels, captions, transcript segments, audio files
+(by their best segment), or any asset by its best evidence."""
+
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the file, its cosine similarity to the query and its rank (1-based)."""
+    """One result: an asset (image or audio file), its score and rank (1-based), and what matched.
+
+    ``match`` is the evidence the score comes from: ``image`` (the picture itself), ``caption`` or
+    ``transcript``; ``text``, ``start`` and ``end`` (seconds) describe the matching caption or
+    segment, and ``item_id`` is its id. Scores are cosine similarities in the shared space.
+    """
 
     rank: int
     score: float
@@ -17,6 +26,11 @@ class Hit:
     kind: str
     width: int | None
     height: int | None
+    match: str = "image"
+    text: str | None = None
+    start: float | None = None
+    end: float | None = None
+    item_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

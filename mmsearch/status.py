@@ -22,21 +22,29 @@ class StatusReport:
     database_bytes: int | None
     model: dict[str, Any] | None
     files_by_kind: dict[str, int]
+    texts_by_kind: dict[str, int]
     files_bytes: int
     vectors: int
     generation: int
     index: dict[str, Any] | None
+    """The image index (kept for scripts written against earlier versions); all of them are in ``indexes``."""
+    indexes: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def build_status(
-    settings: Settings, store: MetadataStore, identity: ModelIdentity | None, path: Path | None
+    settings: Settings, store: MetadataStore, identity: ModelIdentity | None, paths: dict[str, Path]
 ) -> StatusReport:
-    """Collect the facts ``mmsearch status`` shows."""
+    """Collect the facts ``mmsearch status`` shows; ``paths`` are the index files by collection."""
     counts = store.counts()
     generation = store.generation()
+    indexes = {
+        collection: facts
+        for collection, path in paths.items()
+        if (facts := _index_facts(path, store.generation(collection))) is not None
+    }
     url = make_url(settings.database_url)
     database_bytes = None
     if url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_file():
@@ -50,10 +58,12 @@ def build_status(
         database_bytes=database_bytes,
         model=model,
         files_by_kind=counts["files_by_kind"],
+        texts_by_kind=counts["texts_by_kind"],
         files_bytes=counts["files_bytes"],
         vectors=counts["vectors"],
         generation=generation,
-        index=_index_facts(path, generation),
+        index=indexes.get("image"),
+        indexes=indexes,
     )
 
 

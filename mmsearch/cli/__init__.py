@@ -81,19 +81,39 @@ def library_errors() -> Iterator[None]:
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32).")
 @click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: CPU count, at most 4).")
+@click.option(
+    "--captions",
+    "manifests",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Caption manifest mapping image paths to captions (.tsv, .csv, .jsonl, COCO .json); repeatable.",
+)
+@click.option(
+    "--speech-model",
+    envvar="MMSEARCH_SPEECH_MODEL",
+    help="faster-whisper model for audio without .srt/.vtt/.txt: a size name (tiny.en, base, small, ...) or a "
+    "local CTranslate2 folder. Default: small. Env: MMSEARCH_SPEECH_MODEL.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
 def ingest(
-    ctx: click.Context, folder: Path, batch_size: int | None, workers: int | None, as_json: bool, progress: bool | None
+    ctx: click.Context,
+    folder: Path,
+    batch_size: int | None,
+    workers: int | None,
+    manifests: tuple[Path, ...],
+    speech_model: str | None,
+    as_json: bool,
+    progress: bool | None,
 ) -> None:
-    """Embed every image under FOLDER; re-runs only redo what changed."""
+    """Embed every image and audio file under FOLDER, with captions and transcripts; re-runs redo only changes."""
     from mmsearch.cli.output import emit_json, print_ingest_report
     from mmsearch.cli.progress import progress_bar
 
-    ctx.obj.update(batch_size=batch_size, workers=workers)
+    ctx.obj.update(batch_size=batch_size, workers=workers, speech_model=speech_model)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
-        report = engine.ingest(folder, progress=callback)
+        report = engine.ingest(folder, progress=callback, captions=manifests)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -110,11 +130,25 @@ def ingest(
     help="One text query per line ('-' for stdin); prints one JSON line per query.",
 )
 @click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
+@click.option(
+    "--kind",
+    type=click.Choice(["image", "caption", "transcript", "audio", "any"]),
+    default="image",
+    show_default=True,
+    help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
 @click.pass_context
 def query(
-    ctx: click.Context, text: str | None, image: Path | None, from_file: Any, k: int, as_json: bool, paths: bool
+    ctx: click.Context,
+    text: str | None,
+    image: Path | None,
+    from_file: Any,
+    k: int,
+    kind: str,
+    as_json: bool,
+    paths: bool,
 ) -> None:
     """Search by TEXT, by --image, or by many texts --from-file."""
     from mmsearch.cli.output import emit_json, print_hits, print_paths
@@ -127,19 +161,23 @@ def query(
     if from_file is not None:
         queries = [line.strip() for line in from_file if line.strip()]
         with open_engine(ctx) as engine:
-            results = engine.search_many(queries, k=k)
+            results = engine.search_many(queries, k=k, kind=kind)
         for query_text, hits in zip(queries, results, strict=True):
             if paths:
                 print_paths(hits)
             else:
-                emit_json({"query": query_text, "hits": [hit.to_dict() for hit in hits]})
+                emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
         return
     with open_engine(ctx) as engine:
-        hits = engine.search(text, k=k) if text is not None else engine.search(image=image, k=k)
+        hits = engine.search(text, k=k, kind=kind) if text is not None else engine.search(image=image, k=k, kind=kind)
     label = repr(text) if text is not None else f"image {image}"
     if as_json:
         emit_json(
-            {"query": text if text is not None else {"image": str(image)}, "hits": [hit.to_dict() for hit in hits]}
+            {
+                "query": text if text is not None else {"image": str(image)},
+                "kind": kind,
+                "hits": [hit.to_dict() for hit in hits],
+            }
         )
     elif paths:
         print_paths(hits)
@@ -174,9 +212,9 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(
-            f"rebuilt {result['path']}: {result['vectors']} vectors of {result['model']} in {result['elapsed_s']:.2f} s"
-        )
+        for collection, entry in result["indexes"].items():
+            click.echo(f"rebuilt {collection} index {entry['path']}: {entry['vectors']} vectors")
+        click.echo(f"model {result['model']}, {result['vectors']} vectors in {result['elapsed_s']:.2f} s")
 
 
 def main() -> None:

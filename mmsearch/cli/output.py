@@ -34,9 +34,23 @@ def print_hits(hits: Sequence[Hit], query: str) -> None:
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("path", overflow="fold")
+    with_text = any(hit.text is not None for hit in hits)
+    if with_text:
+        table.add_column("match")
+        table.add_column("text", overflow="fold")
     for hit in hits:
-        table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path)
+        row = [str(hit.rank), f"{hit.score:.4f}", hit.path]
+        if with_text:
+            row += [_match(hit), hit.text or ""]
+        table.add_row(*row)
     _console().print(table)
+
+
+def _match(hit: Hit) -> str:
+    if hit.start is None:
+        return hit.match
+    end = f"{hit.end:.1f}" if hit.end is not None else "?"
+    return f"{hit.match} {hit.start:.1f}-{end} s"
 
 
 def print_paths(hits: Sequence[Hit]) -> None:
@@ -52,8 +66,26 @@ def print_ingest_report(report: IngestReport) -> None:
         f"in {report.elapsed_s:.1f} s ({report.embedded} embedded, {report.images_per_s:.1f} images/s"
         f"{f', {report.reused} reused' if report.reused else ''})"
     )
+    texts = _text_changes(report)
+    if texts:
+        click.echo(f"  texts: {texts}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
     for failure in report.failed:
         click.echo(f"  failed: {failure.path}: {failure.reason}", err=True)
+
+
+def _text_changes(report: IngestReport) -> str:
+    parts = []
+    for kind in sorted(set(report.texts_added) | set(report.texts_removed)):
+        added, removed = report.texts_added.get(kind, 0), report.texts_removed.get(kind, 0)
+        parts.append(f"{kind}s +{added} -{removed}")
+    if report.resynced:
+        parts.append(f"{report.resynced} files re-synced")
+    if report.transcribed:
+        rtf = report.transcribe_s / report.audio_s if report.audio_s else 0.0
+        parts.append(f"{report.transcribed} audio files transcribed (real-time factor {rtf:.2f})")
+    return ", ".join(parts)
 
 
 def print_status(status: StatusReport) -> None:
@@ -64,20 +96,25 @@ def print_status(status: StatusReport) -> None:
         lines.append(
             f"model:     {status.model['spec']} (dim {status.model['dim']}, fingerprint {status.model['fingerprint']})"
         )
-    kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(status.files_by_kind.items())) or "0 files"
+    kinds = ", ".join(_count(count, kind) for kind, count in sorted(status.files_by_kind.items())) or "0 files"
     lines.append(f"files:     {kinds}" + _size(status.files_bytes, "on disk"))
+    texts = ", ".join(_count(count, kind) for kind, count in sorted(status.texts_by_kind.items())) or "none"
+    lines.append(f"texts:     {texts}")
     lines.append(f"vectors:   {status.vectors} stored")
-    if status.index is not None:
-        index = status.index
+    for collection, index in status.indexes.items():
         detail = f"{index.get('kind')}, {index.get('vectors')} vectors" if index.get("exists") else ""
         lines.append(
-            f"index:     {index['path']}"
+            f"{collection + ' index:':<{15}}{index['path']}"
             + (f" ({detail}, " if detail else " (")
             + index["state"]
             + ")"
             + _size(index.get("bytes"))
         )
     click.echo("\n".join(lines))
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 or noun == "audio" else f"{count} {noun}s"
 
 
 def _size(value: int | None, what: str = "") -> str:

@@ -68,6 +68,15 @@ class Encoder(Protocol):
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    @property
+    def context_length(self) -> int:
+        """The most tokens (special tokens included) the text tower reads; longer text is cut."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes in the text tower, special tokens included."""
+        ...
+
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     """Return float32 rows scaled to unit length (zero rows stay zero)."""

@@ -16,6 +16,8 @@ from PIL import Image
 from mmsearch.encoders.base import ModelIdentity, l2_normalise
 
 _THUMB = 8
+CONTEXT_LENGTH = 16
+"""Words (plus 2 special tokens) the fake text tower reads: small, so tests exercise text splitting."""
 
 
 class FakeEncoder:
@@ -24,7 +26,12 @@ class FakeEncoder:
     def __init__(self, dim: int = 32) -> None:
         if dim < 2:
             raise ValueError("dim must be at least 2")
-        self.identity = ModelIdentity(name="fake", pretrained=str(dim), dim=dim, preprocess={"thumbnail": _THUMB})
+        self.identity = ModelIdentity(
+            name="fake",
+            pretrained=str(dim),
+            dim=dim,
+            preprocess={"thumbnail": _THUMB, "context_length": CONTEXT_LENGTH},
+        )
         rng = np.random.default_rng(1234)
         self._projection = rng.standard_normal((_THUMB * _THUMB * 3, dim)).astype(np.float32)
         self.images_encoded = 0
@@ -33,6 +40,13 @@ class FakeEncoder:
     @property
     def dim(self) -> int:
         return self.identity.dim
+
+    @property
+    def context_length(self) -> int:
+        return CONTEXT_LENGTH
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
 
     def prepare_image(self, image: Image.Image) -> np.ndarray:
         thumb = image.convert("RGB").resize((_THUMB, _THUMB), Image.Resampling.BILINEAR)
@@ -52,7 +66,7 @@ class FakeEncoder:
         self.texts_encoded += len(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            for word in text.lower().split() or [""]:
+            for word in text.lower().split()[: CONTEXT_LENGTH - 2] or [""]:
                 digest = hashlib.sha256(word.encode()).digest()
                 out[row, int.from_bytes(digest[:4], "little") % self.dim] += 1.0
                 out[row, int.from_bytes(digest[4:8], "little") % self.dim] -= 0.5

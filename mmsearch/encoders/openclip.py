@@ -91,6 +91,17 @@ class OpenClipEncoder:
     def dim(self) -> int:
         return self.identity.dim
 
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self._tokenizer, "context_length", None) or 77)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._tokenizer
+        hf_tokenizer = getattr(tokenizer, "tokenizer", None)
+        if hf_tokenizer is not None:  # open_clip's HFTokenizer wraps a Hugging Face tokenizer
+            return len(hf_tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(tokenizer.encode(text)) + 2  # SimpleTokenizer: start and end of text around the BPE tokens
+
     def prepare_image(self, image: Image.Image) -> Any:
         return self._preprocess(image)
 

@@ -10,32 +10,41 @@ import numpy as np
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
 from mmsearch.index import DEFAULT_INDEX_KIND, VectorIndex, create_index, load_index
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.repository import IMAGE, MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
 
 
-def index_path(index_dir: Path, database_url: str, identity: ModelIdentity) -> Path:
-    """One file per (database, model): several databases may share an index folder."""
+def index_path(index_dir: Path, database_url: str, identity: ModelIdentity, collection: str = IMAGE) -> Path:
+    """One file per (database, model, collection): several databases may share an index folder."""
     db_key = hashlib.sha256(database_url.encode()).hexdigest()[:8]
-    return index_dir / f"index-{db_key}-{identity.fingerprint}{INDEX_SUFFIX}"
+    suffix = "" if collection == IMAGE else f"-{collection}"
+    return index_dir / f"index-{db_key}-{identity.fingerprint}{suffix}{INDEX_SUFFIX}"
 
 
 class IndexCache:
-    """The vector index of one model, loaded on first use and saved after changes.
+    """The vector index of one collection (image, caption or transcript vectors) of one model.
 
-    ``generation`` is the database generation the in-memory index reflects; a
-    saved index whose generation differs from the database's is rebuilt.
+    Loaded on first use and saved after changes. ``generation`` is the database
+    generation of the collection the in-memory index reflects; a saved index whose
+    generation differs from the database's is rebuilt.
     """
 
     def __init__(
-        self, store: MetadataStore, model_id: int, identity: ModelIdentity, path: Path, kind: str = DEFAULT_INDEX_KIND
+        self,
+        store: MetadataStore,
+        model_id: int,
+        identity: ModelIdentity,
+        path: Path,
+        kind: str = DEFAULT_INDEX_KIND,
+        collection: str = IMAGE,
     ) -> None:
         self.store = store
         self.model_id = model_id
         self.identity = identity
         self.path = path
         self.kind = kind
+        self.collection = collection
         self._index: VectorIndex | None = None
         self.generation = -1
 
@@ -48,7 +57,7 @@ class IndexCache:
 
     def current(self) -> VectorIndex:
         """The index as of the database's latest generation, reloaded if another process changed it."""
-        if self._index is not None and self.store.generation() != self.generation:
+        if self._index is not None and self.store.generation(self.collection) != self.generation:
             self._index = None
         return self.get()
 
@@ -61,16 +70,16 @@ class IndexCache:
             return None
         if header.get("fingerprint") != self.identity.fingerprint:
             return None
-        if header.get("generation") != self.store.generation():
+        if header.get("generation") != self.store.generation(self.collection):
             return None
         self.generation = int(header["generation"])
         return index
 
     def rebuild(self) -> VectorIndex:
         """Build the index from the vectors stored in the database and save it."""
-        generation = self.store.generation()
+        generation = self.store.generation(self.collection)
         index = create_index(self.identity, self.kind)
-        for ids, vectors in self.store.iter_file_vectors(self.model_id):
+        for ids, vectors in self.store.iter_vectors(self.model_id, self.collection):
             index.add(ids, vectors)
         self._index, self.generation = index, generation
         self.save()
@@ -94,4 +103,5 @@ class IndexCache:
     def save(self) -> None:
         """Write the index atomically, stamped with the generation it reflects."""
         if self._index is not None:
-            self._index.save(self.path, {"generation": self.generation, "model_id": self.model_id})
+            extra = {"generation": self.generation, "model_id": self.model_id, "collection": self.collection}
+            self._index.save(self.path, extra)

@@ -1,8 +1,12 @@
-"""Exact inner-product FAISS index (``IndexIDMap2`` over ``IndexFlatIP``), saved atomically.
+"""Exact inner-product FAISS index (``IndexIDMap2`` over ``IndexFlatIP``), and the file format every kind shares.
 
-On disk an index is one file: a magic line, a JSON header (model identity, kind,
-generation, count) and the serialised FAISS index, written to a temporary file
-and renamed, so a reader sees the old file or the new one, never half of one.
+On disk an index is one file: a magic line, a JSON header (kind, model identity,
+fingerprint, count and the caller's extra keys such as the generation) and a
+kind-specific payload, written to a temporary file, fsynced and renamed, so a
+reader sees the old file or the new one, never half of one. ``read_header`` reads
+the header alone, without FAISS; ``open_index_file``/``write_index_file`` are the
+shared halves every index kind's ``load``/``save`` is built on. The FAISS part is streamed
+to and from the file, so saving or loading never holds a second copy of the vectors.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -21,12 +27,14 @@ from mmsearch.errors import IndexCorruptError, ModelMismatchError
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")
+FLAT_KIND = "faiss-flat-ip"
+VECTOR_CHUNK = 65536  # rows per chunk when copying every vector out of an index
 
 
 class FaissIndex:
-    """A FAISS flat inner-product index keyed by database ids."""
+    """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
 
-    kind = "faiss-flat-ip"
+    kind = FLAT_KIND
 
     def __init__(self, identity: ModelIdentity, faiss_index: Any = None) -> None:
         import faiss
@@ -39,11 +47,7 @@ class FaissIndex:
         return int(self._index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.identity.dim:
-            raise ModelMismatchError(
-                f"vectors of width {vectors.shape[-1]} do not fit an index of dim {self.identity.dim}"
-            )
+        vectors = check_vectors(self.identity, vectors, "vectors")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         self.remove(ids)  # re-adding an id replaces its vector
         self._index.add_with_ids(vectors, ids)
@@ -56,11 +60,7 @@ class FaissIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query row; missing slots have id -1."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.shape[1] != self.identity.dim:
-            raise ModelMismatchError(
-                f"query vectors of width {queries.shape[1]} do not fit an index of dim {self.identity.dim}"
-            )
+        queries = check_vectors(self.identity, queries, "query vectors")
         k = max(1, min(k, len(self))) if len(self) else 1
         return self._index.search(queries, k)
 
@@ -68,67 +68,125 @@ class FaissIndex:
         """Every id in the index."""
         return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
+    def iter_vectors(self, chunk: int = VECTOR_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) pair, in chunks: what converting to another kind re-adds."""
+        ids, flat = self.ids(), self._index.index
+        for start in range(0, len(ids), chunk):
+            stop = min(start + chunk, len(ids))
+            yield ids[start:stop], flat.reconstruct_n(start, stop - start)
+
     def save(self, path: Path, extra: dict[str, Any]) -> None:
         """Write atomically: temp file in the same folder, fsync, rename."""
-        header = {
-            "kind": self.kind,
-            "identity": self.identity.to_dict(),
-            "fingerprint": self.identity.fingerprint,
-            "count": len(self),
-            **extra,
-        }
-        payload = self._faiss.serialize_index(self._index)
-        header_bytes = json.dumps(header, sort_keys=True).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(MAGIC)
-                handle.write(_LEN.pack(len(header_bytes)))
-                handle.write(header_bytes)
-                handle.write(memoryview(payload))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        header = index_header(self.kind, self.identity, len(self), extra)
+        write_index_file(path, header, lambda handle: write_faiss(self._index, handle))
 
     @classmethod
     def load(cls, path: Path) -> tuple[FaissIndex, dict[str, Any]]:
         """Read an index written by :meth:`save`; returns it with its header."""
-        import faiss
+        with open_index_file(path) as (header, handle):
+            raw = read_faiss(handle, path)
+        return cls(ModelIdentity.from_dict(header["identity"]), raw), header
 
-        data = path.read_bytes()
-        header, offset = _parse_header(data, path)
-        try:
-            raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=offset))
-        except Exception as exc:  # faiss raises RuntimeError with C++ text
-            raise IndexCorruptError(f"cannot read vector index {path}: {exc}") from exc
-        identity = ModelIdentity.from_dict(header["identity"])
-        return cls(identity, raw), header
+
+def check_vectors(identity: ModelIdentity, vectors: np.ndarray, what: str) -> np.ndarray:
+    """``vectors`` as a contiguous float32 matrix of the model's width, or ModelMismatchError."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != identity.dim:
+        raise ModelMismatchError(f"{what} of width {vectors.shape[-1]} do not fit an index of dim {identity.dim}")
+    return vectors
+
+
+def index_header(kind: str, identity: ModelIdentity, count: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON header every index file starts with; ``extra`` (generation, parameters, ...) is merged in."""
+    return {
+        "kind": kind,
+        "identity": identity.to_dict(),
+        "fingerprint": identity.fingerprint,
+        "count": count,
+        **extra,
+    }
+
+
+def write_index_file(path: Path, header: dict[str, Any], write_payload: Callable[[BinaryIO], None]) -> None:
+    """Magic line, header, then whatever ``write_payload`` writes; atomically (temp file, fsync, rename)."""
+    header_bytes = json.dumps(header, sort_keys=True).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(MAGIC)
+            handle.write(_LEN.pack(len(header_bytes)))
+            handle.write(header_bytes)
+            write_payload(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_index_file(path: Path) -> Iterator[tuple[dict[str, Any], BinaryIO]]:
+    """The header of a file written by ``write_index_file`` and the open file, positioned at the payload."""
+    with path.open("rb") as handle:
+        yield _read_header(handle, path), handle
+
+
+def write_faiss(index: Any, handle: BinaryIO) -> None:
+    """Stream a FAISS index into ``handle`` (no second copy of it in memory)."""
+    import faiss
+
+    writer = faiss.PyCallbackIOWriter(handle.write)
+    try:
+        faiss.write_index(index, writer)
+    finally:
+        del writer
+
+
+def read_faiss(handle: BinaryIO, path: Path) -> Any:
+    """Stream a FAISS index out of ``handle``, which must end with it; damage becomes IndexCorruptError."""
+    import faiss
+
+    reader = faiss.PyCallbackIOReader(handle.read)
+    try:
+        index = faiss.read_index(reader)
+    except Exception as exc:  # faiss raises RuntimeError with C++ text
+        raise IndexCorruptError(f"cannot read vector index {path}: {exc}") from exc
+    finally:
+        del reader
+    if handle.read(1):
+        raise IndexCorruptError(f"{path} has trailing bytes after the vector index")
+    return index
+
+
+def read_exact(handle: BinaryIO, size: int, path: Path) -> bytes:
+    """Exactly ``size`` bytes from ``handle``, or IndexCorruptError."""
+    data = handle.read(size)
+    if len(data) != size:
+        raise IndexCorruptError(f"{path} is truncated")
+    return data
 
 
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of a saved index, without importing FAISS or reading the vectors."""
     with path.open("rb") as handle:
-        head = handle.read(len(MAGIC) + _LEN.size)
-        if len(head) < len(MAGIC) + _LEN.size or not head.startswith(MAGIC):
-            raise IndexCorruptError(f"{path} is not an mmsearch index file")
-        (length,) = _LEN.unpack(head[len(MAGIC) :])
-        return _decode_header(handle.read(length), path)
+        return _read_header(handle, path)
 
 
-def _parse_header(data: bytes, path: Path) -> tuple[dict[str, Any], int]:
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _LEN.size:
+def _read_header(handle: BinaryIO, path: Path) -> dict[str, Any]:
+    head = handle.read(len(MAGIC) + _LEN.size)
+    if len(head) < len(MAGIC) + _LEN.size or not head.startswith(MAGIC):
         raise IndexCorruptError(f"{path} is not an mmsearch index file")
-    (length,) = _LEN.unpack_from(data, len(MAGIC))
-    start = len(MAGIC) + _LEN.size
-    return _decode_header(data[start : start + length], path), start + length
+    (length,) = _LEN.unpack(head[len(MAGIC) :])
+    return _decode_header(read_exact(handle, length, path), path)
 
 
 def _decode_header(raw: bytes, path: Path) -> dict[str, Any]:
     try:
-        return json.loads(raw)
+        header = json.loads(raw)
     except ValueError as exc:
         raise IndexCorruptError(f"{path} has a damaged header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise IndexCorruptError(f"{path} has a damaged header: not a JSON object")
+    return header

@@ -10,9 +10,14 @@ from mmsearch.store.repository import KnownFile
 
 @dataclass
 class IngestPlan:
-    """``unchanged``: same size and mtime; ``to_check``: new, or stat changed; ``deleted``: gone from disk."""
+    """What to do with each file.
+
+    ``unchanged``: same size, mtime and sidecars; ``resync``: same size and mtime but its sidecars changed
+    (only its texts are read again); ``to_check``: new, or stat changed; ``deleted``: gone from disk.
+    """
 
     unchanged: list[ScannedFile] = field(default_factory=list)
+    resync: list[ScannedFile] = field(default_factory=list)
     to_check: list[ScannedFile] = field(default_factory=list)
     deleted: list[KnownFile] = field(default_factory=list)
 
@@ -24,9 +29,11 @@ def plan_ingest(scanned: list[ScannedFile], known: dict[str, KnownFile]) -> Inge
     for file in scanned:
         seen.add(file.path)
         previous = known.get(file.path)
-        if previous is not None and previous.size == file.size and previous.mtime_ns == file.mtime_ns:
-            plan.unchanged.append(file)
-        else:
+        if previous is None or previous.size != file.size or previous.mtime_ns != file.mtime_ns:
             plan.to_check.append(file)
+        elif previous.sidecar_sig != file.sidecar_sig:
+            plan.resync.append(file)
+        else:
+            plan.unchanged.append(file)
     plan.deleted = [entry for path, entry in known.items() if path not in seen]
     return plan

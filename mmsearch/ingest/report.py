@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ProgressFn = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``; phases are ``"hashing"`` and ``"embedding"``."""
+"""``progress(phase, done, total)``; phases are ``"hashing"``, ``"embedding"``, ``"transcribing"``,
+``"captions"`` and ``"manifest"``."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,13 @@ class FailedFile:
 
 @dataclass
 class IngestReport:
-    """Counts of an ingest run. ``embedded`` files went through the model; ``reused`` got a stored vector."""
+    """Counts of an ingest run.
+
+    ``embedded`` images went through the model; ``reused`` got a stored vector; ``resynced`` files kept their
+    content but had their captions or transcript read again (a sidecar changed). ``texts_added`` and
+    ``texts_removed`` count caption and transcript items by kind; ``texts_embedded`` texts went through the
+    text tower (the rest reused stored vectors); ``transcribed`` audio files went through speech-to-text.
+    """
 
     folder: str
     model: str = ""
@@ -26,15 +33,23 @@ class IngestReport:
     updated: int = 0
     removed: int = 0
     skipped: int = 0
+    resynced: int = 0
     embedded: int = 0
     reused: int = 0
+    transcribed: int = 0
+    texts_embedded: int = 0
+    texts_added: dict[str, int] = field(default_factory=dict)
+    texts_removed: dict[str, int] = field(default_factory=dict)
     failed: list[FailedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     embed_s: float = 0.0
+    transcribe_s: float = 0.0
+    audio_s: float = 0.0
 
     @property
     def images_per_s(self) -> float:
-        """Files embedded per second of the whole run."""
+        """Images embedded per second of the whole run."""
         return self.embedded / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:

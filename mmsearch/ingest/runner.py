@@ -1,39 +1,43 @@
-"""Carry out an ingest plan: hash, reuse stored vectors, embed the rest, commit batch by batch."""
+"""Carry out an ingest plan: hash, reuse stored vectors, embed images, read captions and transcripts,
+commit batch by batch."""
 
 from __future__ import annotations
 
 import io
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mmsearch.captions.embedded import embedded_captions
+from mmsearch.captions.manifest import CaptionManifest
+from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import UnreadableMediaError
-from mmsearch.index.cache import IndexCache
+from mmsearch.errors import MmsearchError, UnreadableMediaError
+from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
+from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.imageio import hash_bytes, load_image
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
-from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
+from mmsearch.ingest.scanner import AUDIO, IMAGE, ScannedFile
+from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
+from mmsearch.store.repository import KnownFile, MetadataStore
+from mmsearch.textitems import TextItem
 
+__all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
-@dataclass(frozen=True)
-class Probe:
-    """Content hash and (header-only) pixel size of a file."""
-
-    content_hash: str
-    width: int | None
-    height: int | None
+AUDIO_BATCH = 8
+"""Audio files per commit: transcription is slow, so a crash should lose little."""
 
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """A decoded, model-ready image and the hash of exactly the bytes it was decoded from."""
+    """A decoded, model-ready image and the probe of exactly the bytes it was decoded from."""
 
     probe: Probe
     tensor: Any
@@ -46,49 +50,27 @@ class IngestOptions:
     max_pixels: int = 89_478_485
 
 
-class ModelSession:
-    """The model side of an ingest, resolved lazily: nothing is loaded unless something must be embedded."""
-
-    def __init__(
-        self,
-        model_id: int | None,
-        index_factory: Callable[[int], IndexCache],
-        encoder_factory: Callable[[], tuple[int, Encoder]],
-    ) -> None:
-        self.model_id = model_id
-        self._index_factory = index_factory
-        self._encoder_factory = encoder_factory
-        self._index: IndexCache | None = None
-        self._encoder: Encoder | None = None
-
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self.model_id, self._encoder = self._encoder_factory()
-        return self._encoder
-
-    def index(self) -> IndexCache:
-        if self._index is None:
-            if self.model_id is None:
-                self.encoder()
-            self._index = self._index_factory(self.model_id)
-        return self._index
-
-    def save(self) -> None:
-        if self._index is not None:
-            self._index.save()
-
-
 def read_probe(path: str) -> Probe:
-    """Hash the file and read its pixel size from the header (no full decode)."""
+    """Hash the file, read its pixel size and embedded captions from the header (no full decode)."""
     data = _read(path)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
+            embedded = tuple(embedded_captions(image))
     except UnidentifiedImageError:
         raise UnreadableMediaError("not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
-    return Probe(hash_bytes(data), width, height)
+    return Probe(hash_bytes(data), width, height, embedded)
+
+
+def _file_signature(path: str) -> str:
+    """Size and mtime of a file, to tell whether it changed since it was last applied."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _read(path: str) -> bytes:
@@ -100,7 +82,7 @@ def _read(path: str) -> bytes:
 
 
 class IngestRun:
-    """One pass over a plan. Every database write is one batch; the index mirrors each one."""
+    """One pass over a plan. Every database write is one batch; the indexes mirror each one."""
 
     def __init__(
         self,
@@ -109,73 +91,101 @@ class IngestRun:
         options: IngestOptions,
         report: IngestReport,
         progress: ProgressFn | None = None,
+        transcriber: TranscriberFactory | None = None,
+        manifests: Sequence[CaptionManifest] = (),
     ) -> None:
         self.store = store
         self.models = models
         self.options = options
         self.report = report
         self.progress = progress or (lambda phase, done, total: None)
+        self.transcriber = transcriber
+        self.manifests = manifests
+        self.writer = BatchWriter(store, models, report)
+        self._failed_known: list[KnownFile] = []
 
-    def execute(self, plan: IngestPlan, known: dict[str, KnownFile]) -> None:
-        """Remove, check, reuse and embed, in that order; the index is saved even if a step fails."""
+    def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
+        """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
         try:
             self.report.skipped += len(plan.unchanged)
             self._remove(plan.deleted)
-            probed = self._probe(plan.to_check, known)
-            to_embed = self._commit_known_content(probed, known)
+            images = [file for file in plan.to_check if file.kind == IMAGE]
+            sounds = [file for file in plan.to_check if file.kind == AUDIO]
+            to_embed, resync = self._commit_known_images(self._probe_images(images, known), known)
             self._embed(to_embed, known)
+            resync += self._check_audio(sounds, known)
+            self._resync(plan.resync + resync, known)
+            self._apply_manifests([file for file in scanned if file.kind == IMAGE])
+            self._remove(self._failed_known, count=False)
             if self.models.model_id is not None:
                 self.store.collect_garbage(self.models.model_id)
         finally:
             self.models.save()
 
-    def _remove(self, files: Sequence[KnownFile]) -> None:
+    # -- removal --------------------------------------------------------------------------
+    def _remove(self, files: Sequence[KnownFile], count: bool = True) -> None:
         if not files:
             return
+        written = self.store.delete_files([file.id for file in files])
         ids = np.array([file.id for file in files], dtype=np.int64)
-        generation = self.store.delete_files(ids.tolist())
-        self.models.index().apply(generation, remove_ids=ids)
-        self.report.removed += len(files)
+        if self.models.model_id is not None:
+            for collection, generation in written.generations.items():
+                removed = ids if collection == IMAGE else np.array(written.removed_texts.get(collection, []))
+                self.models.index(collection).apply(generation, remove_ids=removed.astype(np.int64))
+        if count:
+            self.report.removed += len(files)
 
-    def _probe(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[tuple[ScannedFile, Probe]]:
+    def _fail(self, path: str, error: BaseException, known: dict[str, KnownFile]) -> None:
+        """Report a bad file; a known file that no longer reads must not keep answering queries."""
+        reason = str(error) if isinstance(error, MmsearchError) else f"{type(error).__name__}: {error}"
+        self.report.failed.append(FailedFile(path, reason))
+        if path in known:
+            self._failed_known.append(known[path])
+
+    # -- images ---------------------------------------------------------------------------
+    def _probe_images(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[tuple[ScannedFile, Probe]]:
         probed: list[tuple[ScannedFile, Probe]] = []
-        failed_known: list[KnownFile] = []
-        for done, outcome in enumerate(
-            map_ahead(lambda f: read_probe(f.path), files, self.options.workers, 4 * self.options.workers), 1
-        ):
+        outcomes = map_ahead(lambda f: read_probe(f.path), files, self.options.workers, 4 * self.options.workers)
+        for done, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
                 probed.append((outcome.item, outcome.value))
             else:
-                self._fail(outcome.item.path, outcome.error, known, failed_known)
+                self._fail(outcome.item.path, outcome.error, known)
             self.progress("hashing", done, len(files))
-        self._forget_failed(failed_known)
         return probed
 
-    def _commit_known_content(
+    def _commit_known_images(
         self, probed: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]
-    ) -> list[ScannedFile]:
-        """Touch files whose bytes did not change, reuse vectors of known content; return the rest."""
+    ) -> tuple[list[ScannedFile], list[ScannedFile]]:
+        """Touch files whose bytes did not change, reuse vectors of known content; return (to embed, to re-sync)."""
         touch: list[tuple[int, int, int]] = []
+        resync: list[ScannedFile] = []
         reuse: list[tuple[ScannedFile, Probe]] = []
         to_embed: list[ScannedFile] = []
-        have = set()
+        have: set[str] = set()
         if self.models.model_id is not None:
             have = self.store.hashes_with_vectors(self.models.model_id, [probe.content_hash for _, probe in probed])
         for file, probe in probed:
             previous = known.get(file.path)
             if previous is not None and previous.content_hash == probe.content_hash:
                 touch.append((previous.id, file.size, file.mtime_ns))
+                if previous.sidecar_sig != file.sidecar_sig:
+                    resync.append(file)
             elif probe.content_hash in have:
                 reuse.append((file, probe))
             else:
                 to_embed.append(file)
         self.store.touch_files(touch)
-        self.report.skipped += len(touch)
+        self.report.skipped += len(touch) - len(resync)
         for batch in batched(reuse, 512):
-            vectors = self.store.vectors_for_hashes(self.models.model_id, [p.content_hash for _, p in batch])
-            self._commit(batch, {}, [vectors[p.content_hash] for _, p in batch], known)
+            vectors = self.store.vectors_for_hashes(self.models.ensure_model(), [p.content_hash for _, p in batch])
+            changes = [
+                AssetChange(file, probe, vectors[probe.content_hash], False, self._image_texts(file, probe, known))
+                for file, probe in batch
+            ]
+            self.writer.commit(changes, known)
             self.report.reused += len(batch)
-        return to_embed
+        return to_embed, resync
 
     def _embed(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         if not files:
@@ -184,7 +194,6 @@ class IngestRun:
         size, workers = self.options.batch_size, self.options.workers
         outcomes = map_ahead(lambda f: self._prepare(encoder, f), files, workers, 2 * size + workers)
         done = 0
-        failed_known: list[KnownFile] = []
         started = time.perf_counter()
         for batch in batched(outcomes, size):
             ready = []
@@ -192,53 +201,127 @@ class IngestRun:
                 if outcome.error is None:
                     ready.append((outcome.item, outcome.value))
                 else:
-                    self._fail(outcome.item.path, outcome.error, known, failed_known)
+                    self._fail(outcome.item.path, outcome.error, known)
             if ready:
                 vectors = encoder.encode_prepared([prepared.tensor for _, prepared in ready])
-                pairs = [(file, prepared.probe) for file, prepared in ready]
-                new_vectors = {probe.content_hash: vector for (_, probe), vector in zip(pairs, vectors, strict=True)}
-                self._commit(pairs, new_vectors, list(vectors), known)
+                changes = [
+                    AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
+                    for (file, prepared), vector in zip(ready, vectors, strict=True)
+                ]
+                self.writer.commit(changes, known)
                 self.report.embedded += len(ready)
             done += len(batch)
             self.progress("embedding", done, len(files))
         self.report.embed_s += time.perf_counter() - started
-        self._forget_failed(failed_known)
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = _read(file.path)
         image = load_image(data, self.options.max_pixels)
-        probe = Probe(hash_bytes(data), image.width, image.height)
+        with Image.open(io.BytesIO(data)) as header:
+            embedded = tuple(embedded_captions(header))
+        probe = Probe(hash_bytes(data), image.width, image.height, embedded)
         return PreparedImage(probe, encoder.prepare_image(image))
 
-    def _commit(
-        self,
-        pairs: Sequence[tuple[ScannedFile, Probe]],
-        new_vectors: dict[str, np.ndarray],
-        vectors: Sequence[np.ndarray],
-        known: dict[str, KnownFile],
-    ) -> None:
-        records = [
-            FileRecord(file.path, file.kind, file.size, file.mtime_ns, probe.content_hash, probe.width, probe.height)
-            for file, probe in pairs
-        ]
-        ids, generation = self.store.write_files(self.models.model_id, records, new_vectors)
-        self.models.index().apply(generation, np.array(ids, dtype=np.int64), np.stack(vectors))
-        for file, _ in pairs:
-            if file.path in known:
-                self.report.updated += 1
+    def _image_texts(self, file: ScannedFile, probe: Probe, known: dict[str, KnownFile]) -> dict[str, list[TextItem]]:
+        groups = {SIDECAR_GROUP: self._sidecar_captions(file, known)}
+        if probe.embedded is not None:
+            groups[EMBEDDED_GROUP] = list(probe.embedded)
+        return groups
+
+    def _sidecar_captions(self, file: ScannedFile, known: dict[str, KnownFile]) -> list[TextItem]:
+        items: list[TextItem] = []
+        for sidecar in file.sidecars:
+            try:
+                items.extend(read_caption_sidecar(sidecar.path))
+            except MmsearchError as exc:
+                self.report.failed.append(FailedFile(sidecar.path, str(exc)))
+        return items
+
+    # -- audio ----------------------------------------------------------------------------
+    def _check_audio(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[ScannedFile]:
+        """Hash audio files; commit transcripts of new and changed ones; return those only to re-sync."""
+        touch: list[tuple[int, int, int]] = []
+        resync: list[ScannedFile] = []
+        fresh: list[tuple[ScannedFile, Probe]] = []
+        for done, file in enumerate(files, 1):
+            try:
+                probe = Probe(hash_file(file.path))
+            except MmsearchError as exc:
+                self._fail(file.path, exc, known)
+                continue
+            previous = known.get(file.path)
+            if previous is not None and previous.content_hash == probe.content_hash:
+                touch.append((previous.id, file.size, file.mtime_ns))
+                if previous.sidecar_sig != file.sidecar_sig:
+                    resync.append(file)
             else:
-                self.report.added += 1
+                fresh.append((file, probe))
+            self.progress("hashing", done, len(files))
+        self.store.touch_files(touch)
+        self.report.skipped += len(touch) - len(resync)
+        self._transcribe(fresh, known)
+        return resync
 
-    def _fail(
-        self, path: str, error: BaseException, known: dict[str, KnownFile], failed_known: list[KnownFile]
-    ) -> None:
-        reason = str(error) if isinstance(error, UnreadableMediaError) else f"{type(error).__name__}: {error}"
-        self.report.failed.append(FailedFile(path, reason))
-        if path in known:
-            failed_known.append(known[path])
+    def _transcribe(self, files: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]) -> None:
+        done = 0
+        for batch in batched(files, AUDIO_BATCH):
+            changes = []
+            for file, probe in batch:
+                items = self._transcript(file, known)
+                if items is not None:
+                    changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))
+                done += 1
+                self.progress("transcribing", done, len(files))
+            self.writer.commit(changes, known)
 
-    def _forget_failed(self, files: list[KnownFile]) -> None:
-        """A known file that no longer reads must not keep answering queries with its old vector."""
-        if files:
-            self._remove(files)
-            self.report.removed -= len(files)
+    def _transcript(self, file: ScannedFile, known: dict[str, KnownFile]) -> list[TextItem] | None:
+        started = time.perf_counter()
+        try:
+            result = read_transcript(file, self.transcriber)
+        except MmsearchError as exc:
+            self._fail(file.path, exc, known)
+            return None
+        if result.transcribed:
+            self.report.transcribed += 1
+            self.report.transcribe_s += time.perf_counter() - started
+            self.report.audio_s += result.duration or 0.0
+        return result.items
+
+    # -- texts only -----------------------------------------------------------------------
+    def _resync(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
+        """Files whose content is unchanged but whose sidecars changed: read their texts again."""
+        for done, batch in enumerate(batched(files, self.options.batch_size), 1):
+            changes = []
+            for file in batch:
+                previous = known[file.path]
+                probe = Probe(previous.content_hash, previous.width, previous.height)
+                if file.kind == IMAGE:
+                    changes.append(AssetChange(file, probe, texts={SIDECAR_GROUP: self._sidecar_captions(file, known)}))
+                else:
+                    items = self._transcript(file, known)
+                    if items is not None:
+                        changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))
+            self.writer.commit(changes, known)
+            self.progress("captions", min(done * self.options.batch_size, len(files)), len(files))
+
+    def _apply_manifests(self, images: Sequence[ScannedFile]) -> None:
+        """Set every image's captions from each manifest (an image a manifest no longer lists loses them)."""
+        failed = {failure.path for failure in self.report.failed}
+        every = [file.path for file in images if file.path not in failed]
+        for manifest in self.manifests:
+            group = manifest_group(manifest.path)
+            key = f"manifest_signature:{manifest.path}"
+            signature = _file_signature(manifest.path)
+            applied = self.store.setting(key) == signature
+            # A manifest applied before unchanged only needs setting on the files this run wrote.
+            paths = [path for path in every if path in self.writer.committed] if applied else every
+            for done, batch in enumerate(batched(paths, 512), 1):
+                self.writer.commit_texts({path: {group: manifest.captions_for(path)} for path in batch})
+                self.progress("manifest", min(done * 512, len(paths)), len(paths))
+            self.store.set_setting(key, signature)
+            unmatched = manifest.unmatched(every)
+            if unmatched:
+                sample = ", ".join(unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+                self.report.warnings.append(
+                    f"{manifest.path}: {len(unmatched)} entries match no image under the folder ({sample})"
+                )

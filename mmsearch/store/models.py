@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -56,8 +57,34 @@ class MediaFile(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
+    # Signature of the companion files (caption or subtitle sidecars) seen with this file; None when it has none.
+    sidecar_sig: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class TextItemRow(Base):
+    """A caption or transcript segment of a media file, embedded in the shared space.
+
+    Its id is its id in the caption or transcript vector index; its vector is the
+    ``embeddings`` row with the same ``content_hash`` (identical texts share one).
+    ``group_key`` names the set it was read with (``embedded``, ``sidecar``,
+    ``transcript`` or ``manifest:<path>``), which is replaced as a whole on re-sync.
+    """
+
+    __tablename__ = "text_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("media_files.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    group_key: Mapped[str] = mapped_column(String(4200))
+    source: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str | None] = mapped_column(String(4096))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class Embedding(Base):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +17,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
-from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, utcnow
+from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
+from mmsearch.store.text_items import TextRecord, replace_text_groups
 
 # Statements on the query path, built once: building them per call costs more than running them.
 _SETTING_VALUE = select(Setting.value).where(Setting.key == bindparam("key"))
 _FILES_BY_ID = select(
     MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height, MediaFile.size
 ).where(MediaFile.id.in_(bindparam("ids", expanding=True)))
+_TEXTS_BY_ID = select(
+    TextItemRow.id,
+    TextItemRow.file_id,
+    TextItemRow.kind,
+    TextItemRow.source,
+    TextItemRow.text,
+    TextItemRow.start_s,
+    TextItemRow.end_s,
+).where(TextItemRow.id.in_(bindparam("ids", expanding=True)))
 _CACHED_QUERIES = select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).where(
     QueryCacheEntry.model_id == bindparam("model_id"),
     QueryCacheEntry.text_hash.in_(bindparam("hashes", expanding=True)),
@@ -31,6 +41,9 @@ _CACHED_QUERIES = select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).wher
 
 ACTIVE_MODEL_KEY = "active_model_id"
 GENERATION_KEY = "index_generation"
+IMAGE = "image"
+COLLECTIONS = ("image", "caption", "transcript")
+"""The vector indexes: image vectors keyed by file id, caption and transcript vectors keyed by text item id."""
 QUERY_CACHE_LIMIT = 10_000
 
 
@@ -43,11 +56,15 @@ class KnownFile:
     size: int
     mtime_ns: int
     content_hash: str
+    kind: str = "image"
+    sidecar_sig: str | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
 class FileRecord:
-    """A file to write: its stat, content hash and image size."""
+    """A file to write: its stat, content hash, image size and sidecar signature."""
 
     path: str
     kind: str
@@ -56,6 +73,31 @@ class FileRecord:
     content_hash: str
     width: int | None = None
     height: int | None = None
+    sidecar_sig: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredText:
+    """A caption or transcript segment as search results show it."""
+
+    id: int
+    file_id: int
+    kind: str
+    source: str
+    text: str
+    start: float | None
+    end: float | None
+
+
+@dataclass
+class AssetWrite:
+    """What :meth:`MetadataStore.write_assets` changed, for mirroring in the vector indexes."""
+
+    file_ids: list[int]
+    generations: dict[str, int]
+    added_texts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    """Per text kind: (item id, content hash) of every inserted item."""
+    removed_texts: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,9 +178,17 @@ class MetadataStore:
     def files_under(self, root: str) -> dict[str, KnownFile]:
         """Every known file whose path lies under the folder ``root``."""
         prefix = root.rstrip("/") + "/"
-        query = select(MediaFile.id, MediaFile.path, MediaFile.size, MediaFile.mtime_ns, MediaFile.content_hash).where(
-            MediaFile.path.startswith(prefix, autoescape=True)
-        )
+        query = select(
+            MediaFile.id,
+            MediaFile.path,
+            MediaFile.size,
+            MediaFile.mtime_ns,
+            MediaFile.content_hash,
+            MediaFile.kind,
+            MediaFile.sidecar_sig,
+            MediaFile.width,
+            MediaFile.height,
+        ).where(MediaFile.path.startswith(prefix, autoescape=True))
         with self.session() as session:
             return {row.path: KnownFile(*row) for row in session.execute(query)}
 
@@ -170,33 +220,46 @@ class MetadataStore:
                 out.update({row.content_hash: vector_from_bytes(row.vector) for row in rows})
         return out
 
-    def write_files(
-        self, model_id: int, records: Sequence[FileRecord], new_vectors: dict[str, np.ndarray]
-    ) -> tuple[list[int], int]:
-        """Insert or update files and store new vectors in one transaction; returns (file ids, generation)."""
+    def write_assets(
+        self,
+        model_id: int,
+        records: Sequence[FileRecord],
+        new_vectors: dict[str, np.ndarray],
+        texts: Mapping[str, Mapping[str, Sequence[TextRecord]]] | None = None,
+        image_changed: bool = True,
+    ) -> AssetWrite:
+        """Write files, their new vectors and their text groups in one transaction.
+
+        ``texts`` maps a file path (of ``records`` or already stored) to the text groups to set for it; a group
+        whose stored items equal the given ones is left alone, others are replaced whole.
+        ``image_changed`` says whether image vectors of these files changed (bumps the image generation).
+        """
         now = utcnow()
         with self.session() as session, session.begin():
             _insert_missing_vectors(session, model_id, new_vectors, now)
-            ids_by_path: dict[str, int] = {}
-            for chunk in _chunks([record.path for record in records], 500):
+            ids_by_path = _upsert_files(session, records, now)
+            result = AssetWrite([ids_by_path[record.path] for record in records], {})
+            others = [path for path in (texts or {}) if path not in ids_by_path]
+            for chunk in _chunks(others, 500):
                 rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk)))
                 ids_by_path.update((path, file_id) for path, file_id in rows)
-            changed = [
-                {"id": ids_by_path[r.path], **_file_values(r), "updated_at": now}
-                for r in records
-                if r.path in ids_by_path
-            ]
-            if changed:
-                session.execute(update(MediaFile), changed)
-            added = [
-                {**_file_values(r), "created_at": now, "updated_at": now} for r in records if r.path not in ids_by_path
-            ]
-            if added:
-                inserted = session.execute(
-                    insert(MediaFile).returning(MediaFile.path, MediaFile.id, sort_by_parameter_order=True), added
-                )
-                ids_by_path.update((path, file_id) for path, file_id in inserted)
-            return [ids_by_path[record.path] for record in records], _bump_generation(session)
+            texts = {path: groups for path, groups in (texts or {}).items() if path in ids_by_path}
+            if texts:
+                by_file = {ids_by_path[path]: groups for path, groups in texts.items()}
+                result.added_texts, result.removed_texts = replace_text_groups(session, by_file)
+            touched = {kind for kind, rows in result.added_texts.items() if rows}
+            touched.update(kind for kind, rows in result.removed_texts.items() if rows)
+            if image_changed and any(record.kind == IMAGE for record in records):
+                touched.add(IMAGE)
+            result.generations = _bump_generations(session, touched)
+            return result
+
+    def write_files(
+        self, model_id: int, records: Sequence[FileRecord], new_vectors: dict[str, np.ndarray]
+    ) -> tuple[list[int], int]:
+        """Insert or update image files and their new vectors; returns (file ids, image generation)."""
+        written = self.write_assets(model_id, records, new_vectors)
+        return written.file_ids, written.generations.get(IMAGE, self.generation())
 
     def touch_files(self, updates: Sequence[tuple[int, int, int]]) -> None:
         """Record a new (size, mtime) for files whose content did not change: ``(id, size, mtime_ns)``."""
@@ -206,19 +269,31 @@ class MetadataStore:
             for file_id, size, mtime_ns in updates:
                 session.execute(update(MediaFile).where(MediaFile.id == file_id).values(size=size, mtime_ns=mtime_ns))
 
-    def delete_files(self, ids: Sequence[int]) -> int:
-        """Forget files (their vectors go in :meth:`collect_garbage`); returns the new generation."""
+    def delete_files(self, ids: Sequence[int]) -> AssetWrite:
+        """Forget files and their text items (vectors go in :meth:`collect_garbage`)."""
+        result = AssetWrite(list(ids), {})
         with self.session() as session, session.begin():
             for chunk in _chunks(list(ids), 500):
+                for item_id, kind in session.execute(
+                    select(TextItemRow.id, TextItemRow.kind).where(TextItemRow.file_id.in_(chunk))
+                ):
+                    result.removed_texts.setdefault(kind, []).append(item_id)
+                session.execute(delete(TextItemRow).where(TextItemRow.file_id.in_(chunk)))
                 session.execute(delete(MediaFile).where(MediaFile.id.in_(chunk)))
-            return _bump_generation(session)
+            result.generations = _bump_generations(session, set(COLLECTIONS))
+        return result
 
     def collect_garbage(self, model_id: int) -> int:
-        """Delete vectors whose content no file has any more; returns how many."""
-        used = select(MediaFile.content_hash)
+        """Delete vectors whose content no file and no text item has any more; returns how many."""
+        used_by_files = select(MediaFile.content_hash)
+        used_by_texts = select(TextItemRow.content_hash)
         with self.session() as session, session.begin():
             result = session.execute(
-                delete(Embedding).where(Embedding.model_id == model_id, Embedding.content_hash.not_in(used))
+                delete(Embedding).where(
+                    Embedding.model_id == model_id,
+                    Embedding.content_hash.not_in(used_by_files),
+                    Embedding.content_hash.not_in(used_by_texts),
+                )
             )
             return int(result.rowcount or 0)
 
@@ -231,35 +306,88 @@ class MetadataStore:
                 out.update({row.id: StoredFile(*row) for row in rows})
         return out
 
+    def get_texts(self, ids: Iterable[int]) -> dict[int, StoredText]:
+        """Text items by id (ids that no longer exist are left out)."""
+        out: dict[int, StoredText] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in ids], 500):
+                rows = connection.execute(_TEXTS_BY_ID, {"ids": chunk})
+                out.update({row.id: StoredText(*row) for row in rows})
+        return out
+
+    def texts_of_files(self, file_ids: Iterable[int]) -> dict[int, list[StoredText]]:
+        """Every text item of the given files, in order, by file id."""
+        out: dict[int, list[StoredText]] = {}
+        query = select(*_TEXTS_BY_ID.selected_columns).order_by(TextItemRow.kind, TextItemRow.id)
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in file_ids], 500):
+                for row in connection.execute(query.where(TextItemRow.file_id.in_(chunk))):
+                    out.setdefault(row.file_id, []).append(StoredText(*row))
+        return out
+
+    def iter_vectors(
+        self, model_id: int, collection: str, batch: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) pair of a collection under the model, in chunks, for rebuilding an index."""
+        if collection == IMAGE:
+            yield from self.iter_file_vectors(model_id, batch)
+            return
+        query = (
+            select(TextItemRow.id, Embedding.vector)
+            .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
+            .where(Embedding.model_id == model_id, TextItemRow.kind == collection)
+            .order_by(TextItemRow.id)
+        )
+        yield from self._iter_id_vectors(query, batch)
+
     def iter_file_vectors(self, model_id: int, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every (file ids, vectors) pair under the model, in chunks, for rebuilding an index."""
+        """Every (file ids, vectors) pair of images under the model, in chunks, for rebuilding an index."""
         query = (
             select(MediaFile.id, Embedding.vector)
             .join(Embedding, Embedding.content_hash == MediaFile.content_hash)
-            .where(Embedding.model_id == model_id)
+            .where(Embedding.model_id == model_id, MediaFile.kind == IMAGE)
             .order_by(MediaFile.id)
         )
+        yield from self._iter_id_vectors(query, batch)
+
+    def _iter_id_vectors(self, query: Any, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with self.session() as session:
             result = session.execute(query.execution_options(yield_per=batch))
             for rows in result.partitions(batch):
-                ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
+                ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
                 vectors = np.stack([vector_from_bytes(row.vector) for row in rows])
                 yield ids, vectors
 
     # -- facts ----------------------------------------------------------------------------
-    def generation(self) -> int:
-        """A counter bumped by every change of files; saved indexes record the one they match."""
+    def setting(self, key: str) -> str | None:
+        """A small stored fact, or ``None``."""
         with self.engine.connect() as connection:
-            value = connection.execute(_SETTING_VALUE, {"key": GENERATION_KEY}).scalar()
+            return connection.execute(_SETTING_VALUE, {"key": key}).scalar()
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Store a small fact."""
+        with self.session() as session, session.begin():
+            _set(session, key, value)
+
+    def generation(self, collection: str = IMAGE) -> int:
+        """A counter bumped by every change of a collection's vectors; saved indexes record the one they match."""
+        with self.engine.connect() as connection:
+            value = connection.execute(_SETTING_VALUE, {"key": generation_key(collection)}).scalar()
         return int(value) if value is not None else 0
 
     def counts(self) -> dict[str, Any]:
-        """Files by kind, vectors and total bytes, for ``status``."""
+        """Files and text items by kind, vectors and total bytes, for ``status``."""
         with self.session() as session:
             by_kind = dict(session.execute(select(MediaFile.kind, func.count()).group_by(MediaFile.kind)).all())
+            texts = dict(session.execute(select(TextItemRow.kind, func.count()).group_by(TextItemRow.kind)).all())
             total_bytes = session.scalar(select(func.coalesce(func.sum(MediaFile.size), 0)))
             vectors = session.scalar(select(func.count()).select_from(Embedding))
-        return {"files_by_kind": by_kind, "files_bytes": int(total_bytes or 0), "vectors": int(vectors or 0)}
+        return {
+            "files_by_kind": by_kind,
+            "texts_by_kind": texts,
+            "files_bytes": int(total_bytes or 0),
+            "vectors": int(vectors or 0),
+        }
 
     # -- query cache ----------------------------------------------------------------------
     def cached_query_vectors(self, model_id: int, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -336,6 +464,25 @@ def _insert_missing_vectors(session: Session, model_id: int, vectors: dict[str, 
         session.execute(insert(Embedding), rows)
 
 
+def _upsert_files(session: Session, records: Sequence[FileRecord], now: datetime) -> dict[str, int]:
+    ids_by_path: dict[str, int] = {}
+    for chunk in _chunks([record.path for record in records], 500):
+        rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk)))
+        ids_by_path.update((path, file_id) for path, file_id in rows)
+    changed = [
+        {"id": ids_by_path[r.path], **_file_values(r), "updated_at": now} for r in records if r.path in ids_by_path
+    ]
+    if changed:
+        session.execute(update(MediaFile), changed)
+    added = [{**_file_values(r), "created_at": now, "updated_at": now} for r in records if r.path not in ids_by_path]
+    if added:
+        inserted = session.execute(
+            insert(MediaFile).returning(MediaFile.path, MediaFile.id, sort_by_parameter_order=True), added
+        )
+        ids_by_path.update((path, file_id) for path, file_id in inserted)
+    return ids_by_path
+
+
 def _file_values(record: FileRecord) -> dict[str, Any]:
     return {
         "path": record.path,
@@ -345,6 +492,7 @@ def _file_values(record: FileRecord) -> dict[str, Any]:
         "content_hash": record.content_hash,
         "width": record.width,
         "height": record.height,
+        "sidecar_sig": record.sidecar_sig,
     }
 
 
@@ -356,11 +504,18 @@ def _set(session: Session, key: str, value: str) -> None:
         row.value = value
 
 
-def _bump_generation(session: Session) -> int:
-    row = session.get(Setting, GENERATION_KEY)
-    generation = int(row.value) + 1 if row else 1
-    _set(session, GENERATION_KEY, str(generation))
-    return generation
+def generation_key(collection: str) -> str:
+    """The settings key of a collection's generation (the image one keeps its original name)."""
+    return GENERATION_KEY if collection == IMAGE else f"{GENERATION_KEY}:{collection}"
+
+
+def _bump_generations(session: Session, collections: Iterable[str]) -> dict[str, int]:
+    bumped = {}
+    for collection in sorted(set(collections)):
+        row = session.get(Setting, generation_key(collection))
+        bumped[collection] = int(row.value) + 1 if row else 1
+        _set(session, generation_key(collection), str(bumped[collection]))
+    return bumped
 
 
 def _text_hash(text: str) -> str:

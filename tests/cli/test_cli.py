@@ -48,7 +48,21 @@ def test_ingest_query_status_round_trip(run, photo_dir: Path) -> None:
     as_json = json.loads(run("query", "blue", "--json", "-k", "4").output)
     assert as_json["query"] == "blue"
     assert [hit["rank"] for hit in as_json["hits"]] == [1, 2, 3, 4]
-    assert set(as_json["hits"][0]) == {"rank", "score", "id", "path", "kind", "width", "height"}
+    assert set(as_json["hits"][0]) == {
+        "rank",
+        "score",
+        "id",
+        "path",
+        "kind",
+        "width",
+        "height",
+        "match",
+        "text",
+        "start",
+        "end",
+        "item_id",
+    }
+    assert as_json["kind"] == "image" and as_json["hits"][0]["match"] == "image"
 
     status = run("status")
     assert status.exit_code == 0
@@ -94,7 +108,7 @@ def test_empty_folder_and_bad_query_image(run, photo_dir: Path, tmp_path: Path) 
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run("--model", "fake:16", "ingest", str(empty))
-    assert result.exit_code == 1 and "no supported images" in result.output
+    assert result.exit_code == 1 and "no supported media" in result.output
     run("--model", "fake:16", "ingest", str(photo_dir))
     (tmp_path / "bad.jpg").write_text("no")
     result = run("query", "--image", str(tmp_path / "bad.jpg"))

@@ -197,7 +197,7 @@ def test_folder_errors(engine: Engine, tmp_path: Path) -> None:
         engine.ingest(tmp_path / "file.jpg")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("hi")
-    with pytest.raises(EmptyFolderError, match="no supported images"):
+    with pytest.raises(EmptyFolderError, match="no supported media"):
         engine.ingest(tmp_path / "empty")
 
 

@@ -76,7 +76,8 @@ def test_generation_counts_changes_and_garbage_is_collected(store: MetadataStore
     )
     assert generation == 1 == store.generation()
     assert store.hashes_with_vectors(model_id, ["h1", "h2"]) == {"h1"}
-    assert store.delete_files(ids) == 2
+    deleted = store.delete_files(ids)
+    assert deleted.generations == {"image": 2, "caption": 1, "transcript": 1} and deleted.removed_texts == {}
     assert store.collect_garbage(model_id) == 1
     assert store.hashes_with_vectors(model_id, ["h1"]) == set()
 

@@ -1,0 +1,109 @@
+"""Which index kind a collection gets, by size, and keeping an index that kind as the collection changes.
+
+Small collections use the exact flat index: a query scans every vector, which is
+cheap while there are few. From ``DEFAULT_HNSW_THRESHOLD`` vectors on, the
+approximate HNSW index answers in well under a millisecond at recall@10 of about
+0.97 instead of a scan that grows linearly (about 88 ms at 1M 512-d vectors on the
+reference machine); see the "Vector indexes" section of bench/RESULTS.md.
+
+Callers (``IndexCache``) use three functions:
+
+* ``build_index(identity, chunks)`` to rebuild from the database: starts flat and
+  turns into HNSW once, when the vectors seen pass the threshold;
+* ``maintain(index)`` after each change: returns the index to keep from then on,
+  converted to the kind the policy prefers (with hysteresis, so a collection
+  hovering near the threshold does not flip back and forth) or compacted in place
+  when its tombstones pass ``COMPACT_FRACTION``; the same object when nothing was due;
+* ``choose_index_kind(count)`` when the size is known up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import numpy as np
+
+from mmsearch.encoders.base import ModelIdentity
+from mmsearch.index.base import VectorIndex
+from mmsearch.index.faiss_index import FLAT_KIND
+from mmsearch.index.hnsw_index import COMPACT_FRACTION, HNSW_KIND, HnswIndex
+
+DEFAULT_HNSW_THRESHOLD = 50_000
+"""Collection size (vectors) from which HNSW is used: where a flat scan of 512-d vectors passes about 3 ms per query
+on one core of the reference machine, against about 0.3 ms for HNSW (bench/index.py)."""
+SHRINK_FRACTION = 0.5
+"""An HNSW index goes back to flat only when the collection shrinks below this fraction of the threshold."""
+
+MANAGED_KINDS = (FLAT_KIND, HNSW_KIND)
+
+
+class CopyableIndex(VectorIndex, Protocol):
+    """An index that can hand back every (ids, vectors) chunk it holds (flat and HNSW can)."""
+
+    def iter_vectors(self, chunk: int = ...) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+__all__ = [
+    "COMPACT_FRACTION",
+    "DEFAULT_HNSW_THRESHOLD",
+    "SHRINK_FRACTION",
+    "build_index",
+    "choose_index_kind",
+    "convert",
+    "maintain",
+    "preferred_kind",
+]
+
+
+def choose_index_kind(count: int, threshold: int = DEFAULT_HNSW_THRESHOLD) -> str:
+    """The kind for a collection of ``count`` vectors: exact flat below ``threshold``, HNSW from it on."""
+    return HNSW_KIND if count >= threshold else FLAT_KIND
+
+
+def preferred_kind(index: VectorIndex, threshold: int = DEFAULT_HNSW_THRESHOLD) -> str:
+    """``choose_index_kind`` for ``index``'s size, except that HNSW stays until below ``SHRINK_FRACTION`` of it."""
+    if index.kind == HNSW_KIND and len(index) >= SHRINK_FRACTION * threshold:
+        return HNSW_KIND
+    return choose_index_kind(len(index), threshold)
+
+
+def convert(index: CopyableIndex, kind: str) -> VectorIndex:
+    """A new index of ``kind`` holding ``index``'s ids and vectors (copied out of it in chunks)."""
+    from mmsearch.index import create_index
+
+    converted = create_index(index.identity, kind)
+    for ids, vectors in index.iter_vectors():
+        converted.add(ids, vectors)
+    return converted
+
+
+def maintain(index: VectorIndex, threshold: int = DEFAULT_HNSW_THRESHOLD) -> VectorIndex:
+    """The index to keep after a change: converted to the preferred kind, or compacted; else ``index`` itself.
+
+    Kinds the policy does not manage (registered by someone else) are returned untouched.
+    """
+    if index.kind not in MANAGED_KINDS:
+        return index
+    kind = preferred_kind(index, threshold)
+    if kind != index.kind:
+        return convert(index, kind)  # both managed kinds are copyable
+    if isinstance(index, HnswIndex) and index.needs_compaction():
+        index.compact()
+    return index
+
+
+def build_index(
+    identity: ModelIdentity,
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    threshold: int = DEFAULT_HNSW_THRESHOLD,
+) -> VectorIndex:
+    """An index of every (ids, vectors) chunk, flat while small and converted to HNSW once it reaches ``threshold``."""
+    from mmsearch.index import create_index
+
+    index = create_index(identity, FLAT_KIND)
+    for ids, vectors in chunks:
+        index.add(ids, vectors)
+        if index.kind == FLAT_KIND and len(index) >= threshold:
+            index = convert(index, HNSW_KIND)
+    return index

@@ -1,0 +1,51 @@
+"""Transcripts of audio files: a sidecar (.srt, .vtt, .txt) when there is one, else speech-to-text."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mmsearch.audio.subtitles import read_transcript_sidecar, source_of
+from mmsearch.audio.transcribe import Transcriber
+from mmsearch.errors import ConfigError, UnreadableMediaError
+from mmsearch.ingest.scanner import ScannedFile
+from mmsearch.textitems import TRANSCRIPT, TextItem
+
+TranscriberFactory = Callable[[], Transcriber]
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """The transcript items of one audio file; ``transcribed`` when speech-to-text produced them."""
+
+    items: list[TextItem]
+    transcribed: bool
+    duration: float | None = None
+
+
+def hash_file(path: str, chunk_size: int = 1 << 20) -> str:
+    """Hex BLAKE2b-256 of a file's bytes, read in chunks (audio files can be large)."""
+    digest = hashlib.blake2b(digest_size=32)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UnreadableMediaError(f"cannot read file: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def read_transcript(file: ScannedFile, transcriber: TranscriberFactory | None) -> TranscriptResult:
+    """The timed transcript segments of an audio file, from its sidecar or from speech-to-text."""
+    if file.sidecars:
+        path = file.sidecars[0].path
+        source = source_of(path)
+        segments = read_transcript_sidecar(path)
+        items = [TextItem(TRANSCRIPT, source, s.text, path, s.start, s.end) for s in segments]
+        return TranscriptResult(items, transcribed=False)
+    if transcriber is None:
+        raise ConfigError("no speech-to-text model is configured and the file has no .srt/.vtt/.txt transcript")
+    transcript = transcriber().transcribe(file.path)
+    items = [TextItem(TRANSCRIPT, "speech", s.text, None, s.start, s.end) for s in transcript.segments]
+    return TranscriptResult(items, transcribed=True, duration=transcript.duration)

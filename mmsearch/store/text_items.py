@@ -1,0 +1,99 @@
+"""Writing the text items of files: groups of captions or transcript segments, replaced as a whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from mmsearch.store.models import TextItemRow
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """One text item to store: a chunk of a caption or a transcript segment that fits the text encoder."""
+
+    kind: str
+    group_key: str
+    source: str
+    origin: str | None
+    ordinal: int
+    text: str
+    start: float | None
+    end: float | None
+    content_hash: str
+
+
+_COLUMNS = (
+    TextItemRow.kind,
+    TextItemRow.group_key,
+    TextItemRow.source,
+    TextItemRow.origin,
+    TextItemRow.ordinal,
+    TextItemRow.text,
+    TextItemRow.start_s,
+    TextItemRow.end_s,
+    TextItemRow.content_hash,
+)
+
+
+def replace_text_groups(
+    session: Session, groups_by_file: Mapping[int, Mapping[str, Sequence[TextRecord]]]
+) -> tuple[dict[str, list[tuple[int, str]]], dict[str, list[int]]]:
+    """Make each (file, group) hold exactly the given records; unchanged groups are not touched.
+
+    Returns ``(added, removed)``: per text kind, the (id, content hash) of inserted items and the ids of
+    deleted ones, so the vector indexes can mirror the change.
+    """
+    stored = _stored_groups(session, list(groups_by_file))
+    added: dict[str, list[tuple[int, str]]] = {}
+    removed: dict[str, list[int]] = {}
+    rows: list[dict[str, Any]] = []
+    for file_id, groups in groups_by_file.items():
+        for group_key, records in groups.items():
+            current = stored.get((file_id, group_key), [])
+            if [record for _, record in current] == list(records):
+                continue
+            for item_id, record in current:
+                removed.setdefault(record.kind, []).append(item_id)
+            rows.extend(_row(file_id, record) for record in records)
+    doomed = [item_id for ids in removed.values() for item_id in ids]
+    for chunk in _chunks(doomed, 500):
+        session.execute(delete(TextItemRow).where(TextItemRow.id.in_(chunk)))
+    if rows:
+        inserted = session.execute(
+            insert(TextItemRow).returning(
+                TextItemRow.id, TextItemRow.kind, TextItemRow.content_hash, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+        for item_id, kind, content_hash in inserted:
+            added.setdefault(kind, []).append((item_id, content_hash))
+    return added, removed
+
+
+def _stored_groups(session: Session, file_ids: list[int]) -> dict[tuple[int, str], list[tuple[int, TextRecord]]]:
+    out: dict[tuple[int, str], list[tuple[int, TextRecord]]] = {}
+    for chunk in _chunks(file_ids, 500):
+        query = (
+            select(TextItemRow.id, TextItemRow.file_id, *_COLUMNS)
+            .where(TextItemRow.file_id.in_(chunk))
+            .order_by(TextItemRow.file_id, TextItemRow.group_key, TextItemRow.ordinal, TextItemRow.id)
+        )
+        for item_id, file_id, *values in session.execute(query):
+            record = TextRecord(*values)
+            out.setdefault((file_id, record.group_key), []).append((item_id, record))
+    return out
+
+
+def _row(file_id: int, record: TextRecord) -> dict[str, Any]:
+    values = dict(zip((column.key for column in _COLUMNS), astuple(record), strict=True))
+    return {"file_id": file_id, **values}
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
