@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from mmsearch.errors import (
     NoIndexError,
     UnreadableMediaError,
 )
+from mmsearch.fusion import CUTOFF_METHODS, FUSION_METHODS
+from mmsearch.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
 from mmsearch.index.cache import IndexCache, index_path
 from mmsearch.ingest.imageio import load_image
 from mmsearch.ingest.plan import plan_ingest
@@ -26,7 +29,7 @@ from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
 from mmsearch.query_cache import QueryVectorCache
-from mmsearch.retrieval import DenseRetriever
+from mmsearch.querylang import Term, combine, is_plain, parse_query
 from mmsearch.search import SEARCH_KINDS, Hit
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
@@ -202,28 +205,55 @@ class Engine:
         image: str | os.PathLike[str] | None = None,
         k: int = 10,
         kind: str = "image",
+        **options: Any,
     ) -> list[Hit]:
-        """Top-``k`` hits for a text or an image query, best first.
+        """Top-``k`` hits for a text query, an image query, or both mixed, best first.
 
-        ``kind`` picks what to look for: ``image`` (the default), ``caption``, ``transcript`` (segments,
-        with times), ``audio`` (files, by their best segment) or ``any`` (every asset by its best evidence).
+        ``text`` may use query arithmetic (``"beach" + "sunset" - "people"``, ``2:"dog"``, ``image:x.jpg``).
+        ``kind`` picks what to look for: ``image`` (the default), ``caption``, ``transcript`` (segments, with
+        times), ``audio`` (files) or ``any`` (every asset). ``options`` are :class:`SearchOptions` fields:
+        ``mode`` (``hybrid``, ``dense``, ``keyword``), ``fusion``, ``weights``, ``filters``, ``min_score``,
+        ``cutoff``, ``diverse``, ``explain``.
         """
-        if (text is None) == (image is None):
-            raise ValueError("give exactly one of text or image")
-        _check_query(k, kind)
-        if text is not None:
-            return self.search_many([text], k=k, kind=kind)[0]
+        if text is None and image is None:
+            raise ValueError("give a text, an image, or both")
+        search_options = _search_options(k, kind, options)
         model_id, identity = self._active()
-        picture = self._load_query_image(Path(image))
-        vector = self._checked_encoder(identity).encode_images([picture])
-        return self._lookup(model_id, identity, vector, k, kind)[0]
+        query = self._query(model_id, identity, text, image)
+        return self._searcher(model_id, identity).search(query, k, kind, search_options)
 
-    def search_many(self, texts: Sequence[str], k: int = 10, kind: str = "image") -> list[list[Hit]]:
+    def search_many(self, texts: Sequence[str], k: int = 10, kind: str = "image", **options: Any) -> list[list[Hit]]:
         """Top-``k`` hits for each text; the model is loaded once, and not at all for cached queries."""
-        _check_query(k, kind)
+        search_options = _search_options(k, kind, options)
         model_id, identity = self._active()
-        vectors = self._text_vectors(model_id, identity, list(texts))
-        return self._lookup(model_id, identity, vectors, k, kind)
+        parsed = [parse_query(text) for text in texts]
+        plain = [terms[0].text for terms in parsed if is_plain(terms)]
+        self._text_vectors(model_id, identity, plain)  # one batch for every plain query
+        searcher = self._searcher(model_id, identity)
+        return [searcher.search(self._query(model_id, identity, text, None), k, kind, search_options) for text in texts]
+
+    def _query(
+        self, model_id: int, identity: ModelIdentity, text: str | None, image: str | os.PathLike[str] | None
+    ) -> QuerySpec:
+        """The query vector (terms combined) and the words for keyword search."""
+        terms = parse_query(text) if text is not None else []
+        if image is not None:
+            terms.insert(0, Term(1.0, image=str(image)))
+        texts = [term.text for term in terms if term.text is not None]
+        text_vectors = dict(zip(texts, self._text_vectors(model_id, identity, texts), strict=True))
+        vectors = []
+        for term in terms:
+            if term.text is not None:
+                vectors.append(text_vectors[term.text])
+            else:
+                picture = self._load_query_image(Path(str(term.image)))
+                vectors.append(self._checked_encoder(identity).encode_images([picture])[0])
+        vector = vectors[0] if len(terms) == 1 and terms[0].weight == 1 else combine(vectors, [t.weight for t in terms])
+        keywords = " ".join(term.text for term in terms if term.text is not None and term.weight > 0)
+        return QuerySpec(np.asarray(vector, dtype=np.float32), keywords or None)
+
+    def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
+        return HybridSearcher(self.store, model_id, lambda c: self._index_cache(model_id, identity, c).current())
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
         if self._query_cache is None or self._query_cache.model_id != model_id:
@@ -254,14 +284,6 @@ class Engine:
         except UnreadableMediaError as exc:
             raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
 
-    def _lookup(
-        self, model_id: int, identity: ModelIdentity, vectors: np.ndarray, k: int, kind: str
-    ) -> list[list[Hit]]:
-        if len(vectors) == 0:
-            return []
-        retriever = DenseRetriever(self.store, lambda c: self._index_cache(model_id, identity, c).current())
-        return retriever.search(vectors, k, kind)
-
     # -- maintenance ----------------------------------------------------------------------
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
@@ -291,8 +313,21 @@ class Engine:
         }
 
 
-def _check_query(k: int, kind: str) -> None:
+def _search_options(k: int, kind: str, options: dict[str, Any]) -> SearchOptions:
+    """Check the arguments before any work; ``options`` are :class:`SearchOptions` fields (None: default)."""
     if k < 1:
         raise ValueError("k must be at least 1")
     if kind not in SEARCH_KINDS:
         raise ValueError(f"kind must be one of {', '.join(SEARCH_KINDS)}, not {kind!r}")
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = set(given) - {f.name for f in fields(SearchOptions)}
+    if unknown:
+        raise TypeError(f"unknown search option(s): {', '.join(sorted(unknown))}")
+    search_options = SearchOptions(**given)
+    if search_options.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {search_options.mode!r}")
+    if search_options.fusion not in FUSION_METHODS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSION_METHODS)}, not {search_options.fusion!r}")
+    if search_options.cutoff is not None and search_options.cutoff not in CUTOFF_METHODS:
+        raise ValueError(f"cutoff must be one of {', '.join(CUTOFF_METHODS)}, not {search_options.cutoff!r}")
+    return search_options

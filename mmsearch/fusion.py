@@ -21,6 +21,7 @@ Shared rules of the fusion functions:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -68,7 +69,8 @@ def normalise(scores: Sequence[float], method: str = "zscore") -> list[float]:
     ``"zscore"``: ``z = (s - mean) / std`` over the list (population std), then squashed with the logistic
     function ``1 / (1 + exp(-z))`` into (0, 1), 0.5 at the mean. Raw z-scores are unbounded, so a single
     outlier in one retriever would swamp the others; squashed, every retriever contributes at most its
-    weight, on the same scale as ``"minmax"``, and the order is kept.
+    weight, on the same scale as ``"minmax"``, and the order is kept (not strictly: rounding can tie scores
+    that differ only in their last digits).
 
     ``"minmax"``: ``(s - min) / (max - min)`` into [0, 1].
 
@@ -122,9 +124,11 @@ def weighted_fusion(
     An asset a retriever did not return gets that retriever's normalised minimum, unless ``missing`` gives
     a value. Retrievers return only their top-N, so an absent asset scored at most as well as the last one
     returned: the minimum is the tightest bound we know, and it neither rewards nor heavily punishes an
-    asset just for falling outside one retriever's cut-off (a fill of 0 would make every retriever a
-    veto). Pass ``missing=0.0`` when absence is real evidence (a keyword retriever that found no match).
-    An active retriever that returned nothing contributes 0 (or ``missing``) to every asset.
+    asset just for falling outside one retriever's cut-off (a fill of 0 would punish it for every
+    retriever that merely did not reach it). The flip side: a retriever that returned one asset, or only
+    equal scores, does not lift its assets above the others. Pass ``missing=0.0`` when absence is real
+    evidence (a keyword retriever that found no match). An active retriever that returned nothing
+    contributes 0 (or ``missing``) to every asset.
     """
     _check_k(k)
     _check_choice("normalisation", method, NORMALISATIONS)
@@ -249,9 +253,7 @@ def mmr(candidates: Ranked, vectors: Mapping[int, np.ndarray], k: int, lambda_: 
     return [entries[i] for i in picked]
 
 
-def collapse_near_duplicates(
-    candidates: Ranked, vectors: Mapping[int, np.ndarray], threshold: float = 0.95
-) -> Ranked:
+def collapse_near_duplicates(candidates: Ranked, vectors: Mapping[int, np.ndarray], threshold: float = 0.95) -> Ranked:
     """Drop each candidate whose cosine to an already kept, better-ranked candidate is >= ``threshold``.
 
     Survivors keep their order and scores; the first candidate always survives; an asset without a vector
@@ -266,11 +268,10 @@ def collapse_near_duplicates(
     kept_rows = np.zeros_like(matrix)
     n_kept_rows = 0
     out: Ranked = []
-    for row, entry in zip(matrix, entries):
+    for row, entry in zip(matrix, entries, strict=True):
         has_vector = bool(row.any())
-        if has_vector and n_kept_rows:
-            if float(np.max(kept_rows[:n_kept_rows] @ row)) >= threshold - _COSINE_SLACK:
-                continue
+        if has_vector and n_kept_rows and float(np.max(kept_rows[:n_kept_rows] @ row)) >= threshold - _COSINE_SLACK:
+            continue
         out.append(entry)
         if has_vector:
             kept_rows[n_kept_rows] = row
@@ -292,31 +293,36 @@ def adaptive_cutoff(scores: Sequence[float], method: str = "gap", **params: Any)
     ``"zscore"`` keeps the scores whose z-score over the whole list (population std) is >= ``threshold``
     (default 1.0), and at least ``min_keep`` (default 1). All-equal scores carry no signal: all are kept.
 
-    Both rules are unchanged by adding a constant to the scores or multiplying them by a positive one.
+    Both rules are unchanged by adding a constant to the scores or multiplying them by a positive one
+    (up to float rounding; exactly for powers of two).
     """
     _check_choice("cutoff method", method, CUTOFF_METHODS)
     allowed = {"gap": {"top_n", "min_keep", "min_gap"}, "zscore": {"threshold", "min_keep"}}[method]
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise FusionError(f"unknown parameter(s) for the {method!r} cutoff: {', '.join(unknown)}")
+    min_keep = _positive_int("min_keep", params.get("min_keep", 1))
+    top_n = None if params.get("top_n") is None else _positive_int("top_n", params["top_n"])
+    min_gap = float(params.get("min_gap", 0.0))
+    if not (0.0 <= min_gap <= 1.0):
+        raise FusionError(f"min_gap must be between 0 and 1, not {min_gap}")
+    threshold = float(params.get("threshold", 1.0))
+    if math.isnan(threshold):
+        raise FusionError("threshold must not be NaN")
     values = _finite_array(scores, "score")
     n = int(values.size)
     if n == 0:
         return 0
     if np.any(np.diff(values) > 0):
         raise FusionError("adaptive_cutoff needs scores sorted in descending order")
-    min_keep = _positive_int("min_keep", params.get("min_keep", 1))
     if values[0] == values[-1]:
         return n
     values = _scaled(values)
     if method == "zscore":
-        threshold = float(params.get("threshold", 1.0))
-        if math.isnan(threshold):
-            raise FusionError("threshold must not be NaN")
         keep = int(np.count_nonzero(_zscores(values) >= threshold))
     else:
-        keep = _largest_gap(values, params)
-    return min(n, max(keep, min_keep, 1))
+        keep = _largest_gap(values, n if top_n is None else top_n, min_keep, min_gap)
+    return min(n, max(keep, min_keep))
 
 
 # ---------------------------------------------------------------- helpers
@@ -358,7 +364,7 @@ def _contributions(
             values = normalise([s for _, s in entries], method)
             fill = missing if missing is not None else (min(values) if values else 0.0)
         parts.weights[name] = weight
-        parts.normalised[name] = {asset_id: v for (asset_id, _), v in zip(entries, values)}
+        parts.normalised[name] = {asset_id: v for (asset_id, _), v in zip(entries, values, strict=True)}
         parts.fill[name] = float(fill)
     return parts
 
@@ -378,7 +384,7 @@ def _fused_scores(parts: _Parts) -> dict[int, float]:
 def _exact_dot(weights: Sequence[float], values: Sequence[float]) -> float:
     """``sum(w * v)`` computed exactly (floats are dyadic rationals), then rounded once to a float."""
     terms = []
-    for w, v in zip(weights, values):
+    for w, v in zip(weights, values, strict=True):
         wn, wd = float(w).as_integer_ratio()
         vn, vd = float(v).as_integer_ratio()
         terms.append((wn * vn, wd * vd))
@@ -409,7 +415,7 @@ def _dedupe(ranked: Iterable[tuple[int, float]]) -> Ranked:
 def _resolve_weights(results: Mapping[str, Ranked], weights: Mapping[str, float] | None) -> dict[str, float]:
     given = dict(weights or {})
     for name, weight in given.items():
-        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+        if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
             raise FusionError(f"the weight of retriever {name!r} must be a finite number >= 0, not {weight!r}")
     return {name: float(given.get(name, 1.0)) for name in results}
 
@@ -451,14 +457,9 @@ def _zscores(values: np.ndarray) -> np.ndarray:
     return centred / std if std > 0 else np.zeros_like(values)
 
 
-def _largest_gap(values: np.ndarray, params: Mapping[str, Any]) -> int:
+def _largest_gap(values: np.ndarray, top_n: int, min_keep: int, min_gap: float) -> int:
+    """The rank after which the largest qualifying drop falls, or len(values) when no drop qualifies."""
     n = int(values.size)
-    top_n = params.get("top_n")
-    top_n = n if top_n is None else _positive_int("top_n", top_n)
-    min_keep = _positive_int("min_keep", params.get("min_keep", 1))
-    min_gap = float(params.get("min_gap", 0.0))
-    if not (0.0 <= min_gap <= 1.0):
-        raise FusionError(f"min_gap must be between 0 and 1, not {min_gap}")
     last = min(top_n, n - 1)  # drops after positions 1..last; cutting after position i keeps i
     if last < min_keep:
         return n

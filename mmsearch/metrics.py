@@ -1,8 +1,8 @@
 """Ranking metrics for ``mmsearch eval``: binary relevance, one ranked list of item keys per query.
 
 ``ranked`` is the system's answer, best first; ``relevant`` the items judged relevant (at least one).
-An item repeated in ``ranked`` counts only at its first position (later repeats are dropped and the items
-after them move up). Every metric lies in [0, 1].
+An item repeated in ``ranked`` counts only at its first position: a repeat keeps its place in the list
+but gains nothing. Every metric lies in [0, 1].
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ def recall_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> flo
     """
     _check_k(k)
     wanted = _relevant(relevant)
-    return 1.0 if any(item in wanted for item in _top(ranked, k)) else 0.0
+    return 1.0 if any(item in wanted for item in ranked[:k]) else 0.0
 
 
 def fraction_recalled_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
     """The fraction of the relevant items found among the top ``k``: ``|top k ∩ relevant| / |relevant|``."""
     _check_k(k)
     wanted = _relevant(relevant)
-    return sum(1 for item in _top(ranked, k) if item in wanted) / len(wanted)
+    return len(wanted.intersection(ranked[:k])) / len(wanted)
 
 
 def reciprocal_rank(ranked: Sequence[str], relevant: Collection[str]) -> float:
     """``1 / rank`` of the first relevant item (rank 1-based), 0.0 if none is ranked."""
     wanted = _relevant(relevant)
-    for rank, item in enumerate(_unique(ranked), start=1):
+    for rank, item in enumerate(ranked, start=1):
         if item in wanted:
             return 1.0 / rank
     return 0.0
@@ -54,7 +54,7 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float
     """
     _check_k(k)
     wanted = _relevant(relevant)
-    dcg = math.fsum(_discount(rank) for rank, item in enumerate(_top(ranked, k), start=1) if item in wanted)
+    dcg = math.fsum(_discount(rank) for rank, item in _first_positions(ranked[:k]) if item in wanted)
     ideal = math.fsum(_discount(rank) for rank in range(1, min(k, len(wanted)) + 1))
     return min(1.0, dcg / ideal)
 
@@ -83,19 +83,15 @@ def _discount(rank: int) -> float:
     return 1.0 / math.log2(rank + 1)
 
 
-def _unique(ranked: Iterable[Hashable]) -> list[Hashable]:
+def _first_positions(ranked: Iterable[Hashable]) -> list[tuple[int, Hashable]]:
+    """``(rank, item)`` for the first occurrence of each item, ranks 1-based in ``ranked``."""
     seen: set[Hashable] = set()
     out = []
-    for item in ranked:
+    for rank, item in enumerate(ranked, start=1):
         if item not in seen:
             seen.add(item)
-            out.append(item)
+            out.append((rank, item))
     return out
-
-
-def _top(ranked: Sequence[Hashable], k: int) -> list[Hashable]:
-    """The first ``k`` distinct items."""
-    return _unique(ranked)[:k]
 
 
 def _relevant(relevant: Collection[Hashable]) -> set[Hashable]:

@@ -83,9 +83,12 @@ def combine(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
     coefficients = np.asarray(weights, dtype=np.float64)
     if not (np.all(np.isfinite(coefficients)) and np.all(np.isfinite(matrix))):
         raise ValueError("query weights and vectors must be finite")
+    largest = float(np.abs(coefficients).max())
+    if largest > 0:
+        coefficients = coefficients / largest  # the direction is all that counts; this keeps tiny weights exact
     total = coefficients @ matrix
     norm = float(np.linalg.norm(total))
-    if norm <= _CANCEL_TOLERANCE * float(np.abs(coefficients).sum()) or norm == 0.0:
+    if largest == 0 or norm <= _CANCEL_TOLERANCE * float(np.abs(coefficients).sum()):
         raise QuerySyntaxError("the query terms cancel out")
     return (total / norm).astype(np.float32)
 
@@ -94,6 +97,7 @@ class _Parser:
     def __init__(self, query: str) -> None:
         self.text = query
         self.pos = 0
+        self._operator_at = 0  # where the last operator was, for messages
 
     def parse(self) -> list[Term]:
         self._skip_space()
@@ -116,7 +120,6 @@ class _Parser:
 
     def _term(self, sign: float) -> tuple[Term, float | None]:
         """Parse one term at ``pos``; return it and the sign of the next term (None at the end)."""
-        start = self.pos
         weight = 1.0
         match = _WEIGHT.match(self.text, self.pos)
         if match:
@@ -130,8 +133,8 @@ class _Parser:
             body, next_sign = self._quoted(), self._after_quoted()
         else:
             body, next_sign = self._bare()
-        if not body:
-            raise QuerySyntaxError("empty term", (body_start if body_start > start else start) + 1)
+        if not body:  # defensive: the checks above leave no way to an empty body
+            raise QuerySyntaxError("empty term", body_start + 1)
         return Term(sign * weight, image=body) if is_image else Term(sign * weight, text=body), next_sign
 
     def _quoted(self) -> str:
@@ -189,7 +192,7 @@ class _Parser:
         if self.pos == len(self.text):
             raise QuerySyntaxError(f"missing term after {operator!r}", self._operator_at + 1)
         if self.text[self.pos] in "+-":
-            raise QuerySyntaxError(f"two operators in a row ({operator!r} then {self.text[self.pos]!r})", self.pos + 1)
+            raise QuerySyntaxError("two operators in a row", self.pos + 1)
 
     def _skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():

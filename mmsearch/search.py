@@ -31,6 +31,11 @@ class Hit:
     start: float | None = None
     end: float | None = None
     item_id: int | None = None
+    evidence: dict[str, Any] | None = None
+    """With ``explain``: each retriever's raw score, rank, normalised score and contribution."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.evidence is None:
+            del data["evidence"]
+        return data

@@ -227,8 +227,8 @@ def _utf8_or_latin1(data: bytes) -> str:
 
 def _xmp_texts(image: Image.Image) -> Iterator[str]:
     packet = _xmp_packet(image.info)
-    if not packet or len(packet) > MAX_XMP_BYTES:
-        return
+    if not packet or len(packet) > MAX_XMP_BYTES or b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
+        return  # XMP has no DTD: one is either junk or an entity-expansion attack on older expat versions
     try:
         root = ElementTree.fromstring(packet.rstrip(b"\x00 \t\r\n"))
     except ElementTree.ParseError:

@@ -60,19 +60,18 @@ class CaptionManifest:
 
     def _lookups(self) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
         roots = list(dict.fromkeys([os.path.dirname(self.path), *_aliases(self.base)]))
-        real_dirs: dict[str, str] = {}
+        prefixes: dict[str, tuple[str, ...]] = {}  # a key's folder -> the folders it may name, ending with a sep
         by_path: dict[str, list[str]] = {}
+        names: Counter[str] = Counter()
         for key in self._items:
             folder, name = os.path.split(os.path.normpath(key))
-            folders = [folder] if os.path.isabs(key) else [os.path.normpath(os.path.join(r, folder)) for r in roots]
-            for candidate in folders:
-                if candidate not in real_dirs:
-                    real_dirs[candidate] = os.path.realpath(candidate)
-                for where in dict.fromkeys((candidate, real_dirs[candidate])):
-                    keys = by_path.setdefault(os.path.join(where, name), [])
-                    if key not in keys:
-                        keys.append(key)
-        names = Counter(os.path.basename(os.path.normpath(key)) for key in self._items)
+            names[name] += 1
+            if folder not in prefixes:
+                prefixes[folder] = _folder_prefixes(folder, roots)
+            for prefix in prefixes[folder]:
+                keys = by_path.setdefault(prefix + name, [])
+                if key not in keys:
+                    keys.append(key)
         by_name = {key: key for key in self._items if _is_bare(key) and names[key] == 1}
         return {path: tuple(keys) for path, keys in by_path.items()}, by_name
 
@@ -169,7 +168,7 @@ def _parse_csv(text: str, label: str) -> Entries:
 def _tsv_rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """Tab-separated lines; a field wholly in double quotes (as spreadsheet tools write) is unquoted."""
     for number, line in enumerate(text.split("\n"), start=1):
-        yield number, [_unquote(field) for field in line.rstrip("\r").split("\t")]
+        yield number, [_unquote(field) if '"' in field else field for field in line.rstrip("\r").split("\t")]
 
 
 def _unquote(field: str) -> str:
@@ -330,6 +329,14 @@ def _caption_list(value: Any, label: str, where: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return value
     raise _error(label, where, "captions must be a string or a list of strings")
+
+
+def _folder_prefixes(folder: str, roots: list[str]) -> tuple[str, ...]:
+    """The absolute folders a key's folder names (from each root when relative; symbolic links resolved too),
+    each ending with a separator so that a file name can be appended."""
+    absolute = [folder] if os.path.isabs(folder) else [os.path.normpath(os.path.join(r, folder)) for r in roots]
+    folders = [*absolute, *(os.path.realpath(candidate) for candidate in absolute)]
+    return tuple(dict.fromkeys(f if f.endswith(os.sep) else f + os.sep for f in folders))
 
 
 def _aliases(folder: str | None) -> list[str]:

@@ -23,7 +23,7 @@ from mmsearch.store.text_items import TextRecord, replace_text_groups
 # Statements on the query path, built once: building them per call costs more than running them.
 _SETTING_VALUE = select(Setting.value).where(Setting.key == bindparam("key"))
 _FILES_BY_ID = select(
-    MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height, MediaFile.size
+    MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height, MediaFile.size, MediaFile.mtime_ns
 ).where(MediaFile.id.in_(bindparam("ids", expanding=True)))
 _TEXTS_BY_ID = select(
     TextItemRow.id,
@@ -34,6 +34,25 @@ _TEXTS_BY_ID = select(
     TextItemRow.start_s,
     TextItemRow.end_s,
 ).where(TextItemRow.id.in_(bindparam("ids", expanding=True)))
+_IMAGE_VECTORS = (
+    select(MediaFile.id, Embedding.vector)
+    .join(Embedding, Embedding.content_hash == MediaFile.content_hash)
+    .where(Embedding.model_id == bindparam("model_id"), MediaFile.id.in_(bindparam("ids", expanding=True)))
+)
+_TEXT_VECTORS = (
+    select(TextItemRow.id, TextItemRow.file_id, Embedding.vector)
+    .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
+    .where(
+        Embedding.model_id == bindparam("model_id"),
+        TextItemRow.kind == bindparam("kind"),
+        TextItemRow.file_id.in_(bindparam("ids", expanding=True)),
+    )
+)
+_VECTORS_OF_TEXTS = (
+    select(TextItemRow.id, Embedding.vector)
+    .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
+    .where(Embedding.model_id == bindparam("model_id"), TextItemRow.id.in_(bindparam("ids", expanding=True)))
+)
 _CACHED_QUERIES = select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).where(
     QueryCacheEntry.model_id == bindparam("model_id"),
     QueryCacheEntry.text_hash.in_(bindparam("hashes", expanding=True)),
@@ -110,6 +129,7 @@ class StoredFile:
     width: int | None
     height: int | None
     size: int
+    mtime_ns: int = 0
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -304,6 +324,36 @@ class MetadataStore:
             for chunk in _chunks([int(i) for i in ids], 500):
                 rows = connection.execute(_FILES_BY_ID, {"ids": chunk})
                 out.update({row.id: StoredFile(*row) for row in rows})
+        return out
+
+    def image_vectors_of(self, model_id: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored image vector of each given file that has one."""
+        out: dict[int, np.ndarray] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in file_ids], 500):
+                rows = connection.execute(_IMAGE_VECTORS, {"model_id": model_id, "ids": chunk})
+                out.update({row.id: vector_from_bytes(row.vector) for row in rows})
+        return out
+
+    def text_vectors_of(
+        self, model_id: int, file_ids: Iterable[int], kind: str
+    ) -> dict[int, list[tuple[int, np.ndarray]]]:
+        """Per file, the (item id, vector) of each of its text items of ``kind``."""
+        out: dict[int, list[tuple[int, np.ndarray]]] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in file_ids], 500):
+                rows = connection.execute(_TEXT_VECTORS, {"model_id": model_id, "ids": chunk, "kind": kind})
+                for row in rows:
+                    out.setdefault(row.file_id, []).append((row.id, vector_from_bytes(row.vector)))
+        return out
+
+    def vectors_of_texts(self, model_id: int, item_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored vector of each given text item."""
+        out: dict[int, np.ndarray] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in item_ids], 500):
+                rows = connection.execute(_VECTORS_OF_TEXTS, {"model_id": model_id, "ids": chunk})
+                out.update({row.id: vector_from_bytes(row.vector) for row in rows})
         return out
 
     def get_texts(self, ids: Iterable[int]) -> dict[int, StoredText]:

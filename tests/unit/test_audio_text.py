@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 from pathlib import Path
 
 import pytest
@@ -338,7 +339,7 @@ def test_normalise_segments_properties(segments: list[Segment], budget: int, add
     assert "".join("".join(s.text for s in out).split()) == "".join("".join(s.text for s in segments).split())
     if all(counter(w) <= max_tokens for s in segments for w in s.text.split()):
         assert " ".join(s.text for s in out).split() == " ".join(s.text for s in segments).split()
-    for before, after in zip(out, out[1:]):  # disjoint in, disjoint out
+    for before, after in itertools.pairwise(out):  # disjoint in, disjoint out
         assert before.end is None or before.end <= after.start or before.start == after.start
 
 

@@ -185,6 +185,10 @@ def test_xmp_attribute_form_and_imagemagick_png_profile() -> None:
 def test_malformed_xmp_is_ignored(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jpg", jpeg_bytes(exif_with("A bridge"), xmp=b"<x:xmpmeta><rdf:RDF><oops"))
     assert captions_of(path) == [("exif", "A bridge")]
+    entities = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>' + xmp_packet({"x-default": "&a;"})
+    image = Image.new("RGB", (4, 4))
+    image.info["xmp"] = entities
+    assert embedded_captions(image) == []
 
 
 # ---- embedded: IPTC, placeholders, de-duplication, robustness

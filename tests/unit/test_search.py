@@ -87,11 +87,17 @@ def test_repeated_text_queries_skip_the_model(tmp_path: Path, photo_dir: Path) -
         assert engine._encoder is not None
 
 
-def test_exactly_one_query_kind(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+def test_a_query_needs_text_or_an_image(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="give a text, an image, or both"):
         engine.search()
-    with pytest.raises(ValueError, match="exactly one"):
-        engine.search("x", image="y.jpg")
+
+
+def test_image_and_text_mix_into_one_query(engine: Engine, photo_dir: Path) -> None:
+    engine.ingest(photo_dir)
+    alone = engine.search(image=photo_dir / "d.bmp", k=6, mode="dense")
+    mixed = engine.search("d", image=photo_dir / "d.bmp", k=6, mode="dense")
+    assert Path(mixed[0].path).name == "d.bmp"
+    assert mixed[0].score < alone[0].score  # no longer the picture's own vector alone
 
 
 def test_an_open_engine_sees_what_another_one_ingested(tmp_path: Path, photo_dir: Path) -> None:

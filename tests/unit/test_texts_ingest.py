@@ -96,7 +96,7 @@ def test_sidecar_captions_are_embedded_and_searchable(text_engine: Engine, libra
     report = text_engine.ingest(library)
     assert report.failed == []
     assert report.texts_added["caption"] == 3
-    hits = text_engine.search("a grey cat sleeping on a sofa", kind="caption", k=3)
+    hits = text_engine.search("a grey cat sleeping on a sofa", kind="caption", k=3, mode="dense")
     assert hits[0].path == str(library / "cat.png")
     assert hits[0].match == "caption" and hits[0].kind == "image"
     assert hits[0].text == "a grey cat sleeping on a sofa"
@@ -151,7 +151,7 @@ def test_any_kind_ranks_every_asset_once(text_engine: Engine, library: Path) -> 
     hits = text_engine.search("a grey cat sleeping on a sofa", kind="any", k=10)
     paths = [hit.path for hit in hits]
     assert len(paths) == len(set(paths)) == 5
-    assert paths[0] == str(library / "cat.png") and hits[0].match == "caption"
+    assert paths[0] == str(library / "cat.png") and hits[0].text == "a grey cat sleeping on a sofa"
 
 
 def test_editing_a_sidecar_resyncs_only_its_texts(text_engine: Engine, library: Path) -> None:
@@ -185,7 +185,7 @@ def test_replacing_a_subtitle_file_resyncs_the_transcript(text_engine: Engine, l
     (library / "talk.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nlighthouse keepers at dusk\n")
     report = text_engine.ingest(library)
     assert report.resynced == 1
-    hits = text_engine.search("lighthouse keepers at dusk", kind="transcript", k=1)
+    hits = text_engine.search("lighthouse keepers at dusk", kind="transcript", k=1, mode="dense")
     assert hits[0].path == str(library / "talk.wav") and hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert "welcome to the harbour tour today" not in texts_of(text_engine.search("x", kind="transcript", k=50))
 
@@ -233,7 +233,7 @@ def test_exif_description_becomes_a_caption(text_engine: Engine, tmp_path: Path)
     exif[0x010E] = "sunset over the old harbour"
     Image.new("RGB", (32, 24), (200, 90, 40)).save(folder / "sunset.jpg", exif=exif)
     text_engine.ingest(folder)
-    hits = text_engine.search("sunset over the old harbour", kind="caption", k=1)
+    hits = text_engine.search("sunset over the old harbour", kind="caption", k=1, mode="dense")
     assert hits[0].path == str(folder / "sunset.jpg") and hits[0].score == pytest.approx(1.0, abs=1e-5)
 
 

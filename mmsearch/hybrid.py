@@ -1,0 +1,369 @@
+"""Hybrid search: dense and keyword evidence gathered per asset, re-scored exactly, fused, cut and diversified.
+
+Retrievers: ``image`` (image vectors), ``caption`` and ``transcript`` (text item vectors, the best item of an
+asset counts), ``keyword`` (BM25 / PostgreSQL full text over captions, transcripts and file names). Each
+retriever is asked for a window of candidates; every candidate asset that passes the filters then gets its
+exact cosine for every dense retriever from the vectors stored in the database, so an approximate index
+never changes the final order of what it found, and an asset found by one retriever is not penalised for
+falling outside another's window. The window grows until ``k`` assets pass the filters or nothing is left.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mmsearch.errors import MmsearchError
+from mmsearch.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
+from mmsearch.index.base import VectorIndex
+from mmsearch.search import Hit
+from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
+from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
+from mmsearch.textitems import CAPTION, TRANSCRIPT
+
+MODES = ("dense", "keyword", "hybrid")
+DEFAULT_MODE = "hybrid"
+KEYWORD = "keyword"
+DEFAULT_FUSION = "zscore"
+DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, KEYWORD: 0.5}
+"""Tuned on the DEV mixed library (bench/hybrid.py; see bench/RESULTS.md)."""
+MIN_WINDOW = 100
+"""Candidates asked of each retriever at first (at least 4 k); multiplied by 4 while filters leave too few."""
+DUPLICATE_COSINE = 0.95
+
+ASSET_KINDS = {"image": {IMAGE}, "audio": {"audio"}, "any": {IMAGE, "audio"}}
+DENSE_RETRIEVERS = {"image": (IMAGE, CAPTION), "audio": (TRANSCRIPT,), "any": (IMAGE, CAPTION, TRANSCRIPT)}
+KEYWORD_KINDS = {"image": (CAPTION, NAME), "audio": (TRANSCRIPT, NAME), "any": (CAPTION, TRANSCRIPT, NAME)}
+
+
+class SearchError(MmsearchError):
+    """A search that cannot be made as asked (keyword mode without words, ...)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which assets may be returned. Applied before the top-k cut, so ``k`` results come back when they exist.
+
+    ``path``: a folder or path prefix, or a glob (``*``, ``?``, ``[``) matched against the whole path;
+    ``ext``: extensions without dots; ``since``/``until``: the file's modification time, Unix seconds.
+    """
+
+    path: str | None = None
+    ext: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+
+    def accepts(self, file: StoredFile) -> bool:
+        if self.path:
+            if any(char in self.path for char in "*?["):
+                if not fnmatch.fnmatchcase(file.path, self.path):
+                    return False
+            elif not file.path.startswith(self.path):
+                return False
+        if self.ext and os.path.splitext(file.path)[1].lower().lstrip(".") not in self.ext:
+            return False
+        seconds = file.mtime_ns / 1e9
+        if self.since is not None and seconds < self.since:
+            return False
+        return self.until is None or seconds <= self.until
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search: mode, fusion method and weights, filters, score cut-offs, diversity, explanations.
+
+    ``fusion``: ``zscore`` or ``minmax`` (each retriever's scores calibrated per query, then weighted and
+    summed) or ``rrf`` (reciprocal-rank fusion). ``cutoff``: ``gap`` or ``zscore`` drops the tail of results
+    that falls away from the rest (an adaptive, per-query relevance cut). ``diverse``: near-duplicates
+    (cosine >= 0.95) are collapsed and the rest re-ordered by maximal marginal relevance.
+    """
+
+    mode: str = DEFAULT_MODE
+    fusion: str = DEFAULT_FUSION
+    weights: Mapping[str, float] = field(default_factory=dict)
+    filters: Filters = field(default_factory=Filters)
+    min_score: float | None = None
+    cutoff: str | None = None
+    diverse: bool = False
+    explain: bool = False
+
+    def weight(self, retriever: str) -> float:
+        return float(self.weights.get(retriever, DEFAULT_WEIGHTS.get(retriever, 1.0)))
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """A query as the searcher sees it: a unit vector for dense retrieval, words for keyword retrieval."""
+
+    vector: np.ndarray | None
+    keywords: str | None = None
+
+
+@dataclass
+class _Evidence:
+    """Per retriever: asset id -> (score, best item id or None)."""
+
+    scores: dict[str, dict[int, tuple[float, int | None]]] = field(default_factory=dict)
+
+    def ranked(self) -> dict[str, Ranked]:
+        return {
+            name: sorted(((a, s) for a, (s, _) in entries.items()), key=lambda e: (-e[1], e[0]))
+            for name, entries in self.scores.items()
+        }
+
+
+class HybridSearcher:
+    """Searches one model's collections of one store; see the module docstring."""
+
+    def __init__(self, store: MetadataStore, model_id: int, index_for: Callable[[str], VectorIndex]) -> None:
+        self.store = store
+        self.model_id = model_id
+        self.index_for = index_for
+
+    def search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
+        """The top ``k`` hits of ``kind`` (``image``, ``audio``, ``any``: per asset; ``caption``,
+        ``transcript``: per text item)."""
+        if options.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {options.mode!r}")
+        if kind in (CAPTION, TRANSCRIPT):
+            return self._search_items(query, k, kind, options)
+        dense = [r for r in DENSE_RETRIEVERS[kind] if options.weight(r) > 0] if self._dense(query, options) else []
+        keyword = self._keyword(query, options)
+        if not dense and not keyword:
+            raise SearchError(_nothing_to_search(query, options))
+        window = max(MIN_WINDOW, 4 * k)
+        while True:
+            evidence, exhausted = self._gather(query, kind, dense, keyword, window)
+            files = self.store.get_files(a for entries in evidence.scores.values() for a in entries)
+            accepted = {a: f for a, f in files.items() if f.kind in ASSET_KINDS[kind] and options.filters.accepts(f)}
+            if len(accepted) >= k or exhausted:
+                break
+            window *= 4
+        evidence = self._exact(query, dense, evidence, accepted)
+        return self._rank(evidence, accepted, k, options)
+
+    # -- retrieval ------------------------------------------------------------------------
+    @staticmethod
+    def _dense(query: QuerySpec, options: SearchOptions) -> bool:
+        return options.mode != "keyword" and query.vector is not None
+
+    @staticmethod
+    def _keyword(query: QuerySpec, options: SearchOptions) -> bool:
+        return (
+            options.mode != "dense"
+            and bool(query.keywords and query_tokens(query.keywords))
+            and options.weight(KEYWORD) > 0
+        )
+
+    def _gather(
+        self, query: QuerySpec, kind: str, dense: list[str], keyword: bool, window: int
+    ) -> tuple[_Evidence, bool]:
+        evidence = _Evidence()
+        exhausted = True
+        for retriever in dense:
+            index = self.index_for(retriever)
+            evidence.scores[retriever] = {}
+            if len(index) == 0:
+                continue
+            scores, ids = index.search(query.vector[None, :], window)
+            found = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+            exhausted &= window >= len(index)
+            if retriever == IMAGE:
+                evidence.scores[IMAGE] = {file_id: (score, None) for file_id, score in found}
+            else:
+                evidence.scores[retriever] = _best_items(found, self.store.get_texts(i for i, _ in found))
+        if keyword:
+            matches = keyword_search(self.store.engine, query.keywords or "", window, KEYWORD_KINDS[kind])
+            exhausted &= len(matches) < window
+            evidence.scores[KEYWORD] = _best_matches(matches)
+        return evidence, exhausted
+
+    def _exact(
+        self, query: QuerySpec, dense: list[str], evidence: _Evidence, accepted: Mapping[int, StoredFile]
+    ) -> _Evidence:
+        """Every accepted candidate's exact cosine for every dense retriever, from the stored vectors."""
+        exact = _Evidence()
+        ids = list(accepted)
+        for retriever in dense:
+            if retriever == IMAGE:
+                vectors = self.store.image_vectors_of(self.model_id, ids)
+                exact.scores[IMAGE] = {a: (float(v @ query.vector), None) for a, v in vectors.items()}
+            else:
+                exact.scores[retriever] = {}
+                for asset, items in self.store.text_vectors_of(self.model_id, ids, retriever).items():
+                    scores = np.stack([vector for _, vector in items]) @ query.vector
+                    best = int(np.argmax(scores))
+                    exact.scores[retriever][asset] = (float(scores[best]), items[best][0])
+        if KEYWORD in evidence.scores:
+            exact.scores[KEYWORD] = {a: e for a, e in evidence.scores[KEYWORD].items() if a in accepted}
+        return exact
+
+    # -- ranking --------------------------------------------------------------------------
+    def _rank(
+        self, evidence: _Evidence, accepted: Mapping[int, StoredFile], k: int, options: SearchOptions
+    ) -> list[Hit]:
+        results = {name: ranked for name, ranked in evidence.ranked().items() if ranked}
+        weights = {name: options.weight(name) for name in results}
+        candidates = {a for ranked in results.values() for a, _ in ranked}
+        if not candidates:
+            return []
+        if len(results) == 1:  # one retriever: its own scores (cosine, BM25), nothing to calibrate
+            fused = next(iter(results.values()))
+        else:
+            fused = fuse(results, weights, k=len(candidates), method=options.fusion)
+        if options.min_score is not None:
+            fused = [(a, s) for a, s in fused if s >= options.min_score]
+        if options.diverse and fused:
+            vectors = self._asset_vectors(evidence, [a for a, _ in fused])
+            fused = collapse_near_duplicates(fused, vectors, DUPLICATE_COSINE)
+            fused = mmr(fused, vectors, k=min(len(fused), 4 * k))
+        if options.cutoff and fused:
+            fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
+        fused = fused[:k]
+        reasons = explain(results, fused, weights, options.fusion) if options.explain and len(results) > 1 else {}
+        return self._asset_hits(fused, evidence, accepted, reasons, results)
+
+    def _asset_vectors(self, evidence: _Evidence, assets: list[int]) -> dict[int, np.ndarray]:
+        vectors = self.store.image_vectors_of(self.model_id, assets)
+        missing = {a: item for a in assets if a not in vectors for item in [_best_text_item(evidence, a)] if item}
+        texts = self.store.vectors_of_texts(self.model_id, missing.values())
+        vectors.update({a: texts[item] for a, item in missing.items() if item in texts})
+        return vectors
+
+    def _asset_hits(
+        self,
+        fused: Ranked,
+        evidence: _Evidence,
+        accepted: Mapping[int, StoredFile],
+        reasons: Mapping[int, Any],
+        results: Mapping[str, Ranked],
+    ) -> list[Hit]:
+        items = {a: _best_text_item(evidence, a) for a, _ in fused}
+        texts = self.store.get_texts(i for i in items.values() if i is not None)
+        hits = []
+        for rank, (asset, score) in enumerate(fused, 1):
+            file = accepted[asset]
+            text = texts.get(items[asset]) if items[asset] is not None else None
+            match = _main_evidence(asset, evidence, reasons.get(asset), results)
+            hits.append(_make_hit(rank, score, file, match, text, _evidence_dict(asset, evidence, reasons)))
+        return hits
+
+    # -- item-level search (captions, transcript segments) ----------------------------------
+    def _search_items(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
+        dense = self._dense(query, options) and options.weight(kind) > 0
+        keyword = self._keyword(query, options)
+        if not dense and not keyword:
+            raise SearchError(_nothing_to_search(query, options))
+        index = self.index_for(kind)
+        window = max(MIN_WINDOW, 4 * k)
+        while True:
+            results: dict[str, Ranked] = {}
+            exhausted = True
+            if dense and len(index):
+                scores, ids = index.search(query.vector[None, :], window)
+                results[kind] = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+                exhausted &= window >= len(index)
+            if keyword:
+                matches = keyword_search(self.store.engine, query.keywords or "", window, (kind,))
+                results[KEYWORD] = [(m.item_id, m.score) for m in matches if m.item_id is not None]
+                exhausted &= len(matches) < window
+            texts = self.store.get_texts(i for ranked in results.values() for i, _ in ranked)
+            files = self.store.get_files({t.file_id for t in texts.values()})
+            accepted = {
+                i: t for i, t in texts.items() if t.file_id in files and options.filters.accepts(files[t.file_id])
+            }
+            if len(accepted) >= k or exhausted:
+                break
+            window *= 4
+        if dense and accepted:
+            vectors = self.store.vectors_of_texts(self.model_id, accepted)
+            results[kind] = sorted(
+                ((i, float(v @ query.vector)) for i, v in vectors.items()), key=lambda e: (-e[1], e[0])
+            )
+        results = {name: [(i, s) for i, s in ranked if i in accepted] for name, ranked in results.items()}
+        results = {name: ranked for name, ranked in results.items() if ranked}
+        weights = {name: options.weight(name) for name in results}
+        if len(results) == 1:
+            fused = next(iter(results.values()))
+        else:
+            fused = fuse(results, weights, k=max(1, len(accepted)), method=options.fusion) if accepted else []
+        if options.min_score is not None:
+            fused = [(i, s) for i, s in fused if s >= options.min_score]
+        if options.cutoff and fused:
+            fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
+        fused = fused[:k]
+        reasons = explain(results, fused, weights, options.fusion) if options.explain and len(results) > 1 else {}
+        hits = []
+        for rank, (item_id, score) in enumerate(fused, 1):
+            text = accepted[item_id]
+            details = reasons[item_id].to_dict() if item_id in reasons else None
+            hits.append(_make_hit(rank, score, files[text.file_id], kind, text, details))
+        return hits
+
+
+def _best_items(found: list[tuple[int, float]], texts: Mapping[int, StoredText]) -> dict[int, tuple[float, int]]:
+    best: dict[int, tuple[float, int]] = {}
+    for item_id, score in found:  # best first
+        text = texts.get(item_id)
+        if text is not None and text.file_id not in best:
+            best[text.file_id] = (score, item_id)
+    return best
+
+
+def _best_matches(matches: list[KeywordMatch]) -> dict[int, tuple[float, int | None]]:
+    best: dict[int, tuple[float, int | None]] = {}
+    for match in matches:  # best first
+        if match.file_id not in best:
+            best[match.file_id] = (match.score, match.item_id)
+    return best
+
+
+def _best_text_item(evidence: _Evidence, asset: int) -> int | None:
+    """The text item to show for an asset: its best-scoring caption or segment, else its keyword match."""
+    best: tuple[float, int] | None = None
+    for name in (CAPTION, TRANSCRIPT):
+        score, item = evidence.scores.get(name, {}).get(asset, (0.0, None))
+        if item is not None and (best is None or score > best[0]):
+            best = (score, item)
+    if best is not None:
+        return best[1]
+    return evidence.scores.get(KEYWORD, {}).get(asset, (0.0, None))[1]
+
+
+def _main_evidence(asset: int, evidence: _Evidence, reason: Any, results: Mapping[str, Ranked]) -> str:
+    """The retriever that gave the asset most of its score (by contribution, else by raw score)."""
+    if reason is not None:
+        return max(reason.contributions.items(), key=lambda entry: entry[1].contribution)[0]
+    present = [name for name in results if asset in evidence.scores.get(name, {})]
+    return present[0] if present else IMAGE
+
+
+def _evidence_dict(asset: int, evidence: _Evidence, reasons: Mapping[int, Any]) -> dict[str, Any] | None:
+    if asset not in reasons:
+        return None
+    details = reasons[asset].to_dict()
+    for name, entry in details["contributions"].items():
+        entry["item_id"] = evidence.scores.get(name, {}).get(asset, (None, None))[1]
+    return details
+
+
+def _make_hit(
+    rank: int, score: float, file: StoredFile, match: str, text: StoredText | None, details: dict[str, Any] | None
+) -> Hit:
+    hit = Hit(rank, float(score), file.id, file.path, file.kind, file.width, file.height, match)
+    if text is not None:
+        hit = replace(hit, text=text.text, start=text.start, end=text.end, item_id=text.id)
+    return replace(hit, evidence=details) if details is not None else hit
+
+
+def _nothing_to_search(query: QuerySpec, options: SearchOptions) -> str:
+    if options.mode == "keyword":
+        return "keyword mode needs query text with at least one word"
+    return "every retriever this search could use has weight 0, or the query has nothing to search with"

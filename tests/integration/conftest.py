@@ -1,0 +1,19 @@
+"""Fixtures shared by the integration tests: the DEV photos ingested once with the fixture model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import DEV, FIXTURE_MODEL, require_fixture_model
+
+
+@pytest.fixture(scope="session")
+def dev_engine(tmp_path_factory):
+    """An engine over the 300 DEV photos with their 1,500 captions (from DEV's captions.tsv as a manifest)."""
+    require_fixture_model()
+    from mmsearch import Engine
+
+    home = tmp_path_factory.mktemp("dev-home")
+    with Engine.open(home, model=FIXTURE_MODEL, device="cpu") as engine:
+        report = engine.ingest(DEV / "images", captions=[DEV / "captions.tsv"])
+        yield engine, report
