@@ -20,6 +20,7 @@ from mmsearch.errors import (
     NoIndexError,
     UnreadableMediaError,
 )
+from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.fusion import CUTOFF_METHODS, FUSION_METHODS
 from mmsearch.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
 from mmsearch.index.cache import IndexCache, index_path
@@ -231,6 +232,34 @@ class Engine:
         self._text_vectors(model_id, identity, plain)  # one batch for every plain query
         searcher = self._searcher(model_id, identity)
         return [searcher.search(self._query(model_id, identity, text, None), k, kind, search_options) for text in texts]
+
+    def evaluate(
+        self,
+        queries: str | os.PathLike[str] | Sequence[EvalQuery],
+        *,
+        modes: Sequence[str] = MODES,
+        k: int = 10,
+        kind: str = "image",
+        **options: Any,
+    ) -> EvalReport:
+        """Run labelled queries (a ``query<TAB>relevant...`` file, or :class:`EvalQuery` items) in each mode.
+
+        Reports Recall@1/5/10, MRR and nDCG@10 per mode, and latency (query vectors are encoded once,
+        before timing, so latency is the search itself).
+        """
+        if isinstance(queries, (str, os.PathLike)):
+            queries = load_queries(queries)
+        for mode in modes:
+            _search_options(k, kind, {**options, "mode": mode})
+        model_id, identity = self._active()
+        self._text_vectors(model_id, identity, [q.text for q in queries if is_plain(parse_query(q.text))])
+        return evaluate(
+            lambda text, mode: self.search(text, k=max(k, 10), kind=kind, **{**options, "mode": mode}),
+            queries,
+            modes,
+            k,
+            kind,
+        )
 
     def _query(
         self, model_id: int, identity: ModelIdentity, text: str | None, image: str | os.PathLike[str] | None

@@ -34,6 +34,10 @@ Ranked = list[tuple[int, float]]
 """``(asset_id, score)`` pairs, best first."""
 
 NORMALISATIONS = ("zscore", "minmax")
+MISSING_RULES = ("min", "mean")
+Missing = "float | str | None"
+"""How weighted fusion fills a retriever's value for an asset it did not return: a number, ``"min"``
+(the default: its lowest normalised value) or ``"mean"`` (neutral: its average normalised value)."""
 FUSION_METHODS = ("rrf", *NORMALISATIONS)
 CUTOFF_METHODS = ("gap", "zscore")
 _COSINE_SLACK = 1e-9  # float rounding of a cosine between identical unit vectors
@@ -117,7 +121,7 @@ def weighted_fusion(
     weights: Mapping[str, float] | None = None,
     k: int = 10,
     method: str = "zscore",
-    missing: float | None = None,
+    missing: float | str | Mapping[str, float | str | None] | None = None,
 ) -> Ranked:
     """Normalise each retriever's scores for this query (:func:`normalise`), then add them up, weighted.
 
@@ -142,7 +146,7 @@ def fuse(
     method: str = "rrf",
     *,
     c: float = 60.0,
-    missing: float | None = None,
+    missing: float | str | Mapping[str, float | str | None] | None = None,
 ) -> Ranked:
     """One entry point: ``method`` is ``"rrf"`` (:func:`reciprocal_rank_fusion`) or a normalisation
     (``"zscore"``, ``"minmax"``) for :func:`weighted_fusion`."""
@@ -189,7 +193,7 @@ def explain(
     method: str = "rrf",
     *,
     c: float = 60.0,
-    missing: float | None = None,
+    missing: float | str | Mapping[str, float | str | None] | None = None,
 ) -> dict[int, Explanation]:
     """For each asset of ``fused`` (by asset id, in fused order): every retriever's raw score, rank and
     normalised contribution, for ``--explain``. Pass the arguments the fused list was made with.
@@ -343,14 +347,15 @@ def _contributions(
     method: str,
     *,
     c: float = 60.0,
-    missing: float | None = None,
+    missing: float | str | Mapping[str, float | str | None] | None = None,
     keep_zero: bool = False,
 ) -> _Parts:
     resolved = _resolve_weights(results, weights)
     if method == "rrf" and not (math.isfinite(c) and c >= 0):
         raise FusionError(f"c must be a finite number >= 0, not {c}")
-    if missing is not None and not math.isfinite(missing):
-        raise FusionError(f"missing must be a finite number, not {missing}")
+    for value in missing.values() if isinstance(missing, Mapping) else [missing]:
+        if value is not None and value not in MISSING_RULES and not (_is_number(value) and math.isfinite(value)):
+            raise FusionError(f"missing must be a finite number, 'min' or 'mean', not {value!r}")
     parts = _Parts({}, {}, {})
     for name, ranked in results.items():
         weight = resolved[name]
@@ -362,11 +367,27 @@ def _contributions(
             fill = 0.0
         else:
             values = normalise([s for _, s in entries], method)
-            fill = missing if missing is not None else (min(values) if values else 0.0)
+            fill = _fill(values, missing.get(name) if isinstance(missing, Mapping) else missing)
         parts.weights[name] = weight
         parts.normalised[name] = {asset_id: v for (asset_id, _), v in zip(entries, values, strict=True)}
         parts.fill[name] = float(fill)
     return parts
+
+
+def _fill(values: list[float], rule: Missing) -> float:
+    """The normalised value of an asset a retriever did not return: a number, or the ``min`` (default) or
+    ``mean`` of what it did return."""
+    if not values:
+        return 0.0 if rule is None or isinstance(rule, str) else float(rule)
+    if rule is None or rule == "min":
+        return min(values)
+    if rule == "mean":
+        return math.fsum(values) / len(values)
+    return float(rule)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _fused_scores(parts: _Parts) -> dict[int, float]:

@@ -32,6 +32,11 @@ KEYWORD = "keyword"
 DEFAULT_FUSION = "zscore"
 DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, KEYWORD: 0.5}
 """Tuned on the DEV mixed library (bench/hybrid.py; see bench/RESULTS.md)."""
+MISSING: dict[str, str] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: "min"}
+"""Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a
+missing dense score means the asset has no such modality at all (a photo without captions, a recording
+without pixels): that is no evidence either way, so it counts as the retriever's average. A missing keyword
+score means no word matched, which is evidence against: it counts as the lowest."""
 MIN_WINDOW = 100
 """Candidates asked of each retriever at first (at least 4 k); multiplied by 4 while filters leave too few."""
 DUPLICATE_COSINE = 0.95
@@ -217,7 +222,7 @@ class HybridSearcher:
         if len(results) == 1:  # one retriever: its own scores (cosine, BM25), nothing to calibrate
             fused = next(iter(results.values()))
         else:
-            fused = fuse(results, weights, k=len(candidates), method=options.fusion)
+            fused = fuse(results, weights, k=len(candidates), method=options.fusion, missing=MISSING)
         if options.min_score is not None:
             fused = [(a, s) for a, s in fused if s >= options.min_score]
         if options.diverse and fused:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mmsearch import __version__
+from mmsearch.cli.search_options import MODE_CHOICES, engine_options, search_options
 from mmsearch.errors import MmsearchError
 
 if TYPE_CHECKING:
@@ -74,7 +75,9 @@ def library_errors() -> Iterator[None]:
         try:
             yield
         except MmsearchError as exc:
-            raise click.ClickException(str(exc)) from exc
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code  # 2 for bad queries (syntax, nothing to search), else 1
+            raise error from exc
 
 
 @cli.command()
@@ -122,7 +125,8 @@ def ingest(
 
 @cli.command()
 @click.argument("text", required=False)
-@click.option("--image", "image", type=click.Path(path_type=Path), help="Find images similar to this one.")
+@click.option("--text", "text_option", help="Text to mix with --image (same as TEXT).")
+@click.option("--image", "image", type=click.Path(path_type=Path), help="Find what is similar to this image.")
 @click.option(
     "--from-file",
     "from_file",
@@ -131,37 +135,47 @@ def ingest(
 )
 @click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
 @click.option(
-    "--kind",
-    type=click.Choice(["image", "caption", "transcript", "audio", "any"]),
-    default="image",
+    "--mode",
+    type=click.Choice(MODE_CHOICES),
+    default="hybrid",
     show_default=True,
-    help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
 )
+@search_options
+@click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
 @click.pass_context
 def query(
     ctx: click.Context,
     text: str | None,
+    text_option: str | None,
     image: Path | None,
     from_file: Any,
     k: int,
-    kind: str,
     as_json: bool,
     paths: bool,
+    **options: Any,
 ) -> None:
-    """Search by TEXT, by --image, or by many texts --from-file."""
+    """Search by TEXT (query arithmetic: '"beach" + "sunset" - "people"', '2:"dog"'), by --image, by both,
+    or by many texts --from-file."""
     from mmsearch.cli.output import emit_json, print_hits, print_paths
 
-    given = sum(x is not None for x in (text, image, from_file))
-    if given != 1:
-        raise click.UsageError("give exactly one of TEXT, --image or --from-file")
+    if text is not None and text_option is not None:
+        raise click.UsageError("give the text once: as TEXT or as --text")
+    text = text if text is not None else text_option
+    if from_file is not None and (text is not None or image is not None):
+        raise click.UsageError("--from-file does not go with TEXT or --image")
+    if from_file is None and text is None and image is None:
+        raise click.UsageError("give TEXT, --image (or both), or --from-file")
     if as_json and paths:
         raise click.UsageError("--json and --paths do not go together")
+    kind = options["kind"]
+    search = engine_options(options)
     if from_file is not None:
         queries = [line.strip() for line in from_file if line.strip()]
         with open_engine(ctx) as engine:
-            results = engine.search_many(queries, k=k, kind=kind)
+            results = engine.search_many(queries, k=k, **search)
         for query_text, hits in zip(queries, results, strict=True):
             if paths:
                 print_paths(hits)
@@ -169,20 +183,42 @@ def query(
                 emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
         return
     with open_engine(ctx) as engine:
-        hits = engine.search(text, k=k, kind=kind) if text is not None else engine.search(image=image, k=k, kind=kind)
-    label = repr(text) if text is not None else f"image {image}"
+        hits = engine.search(text, image=image, k=k, **search)
+    label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
-        emit_json(
-            {
-                "query": text if text is not None else {"image": str(image)},
-                "kind": kind,
-                "hits": [hit.to_dict() for hit in hits],
-            }
-        )
+        described: Any = text if image is None else {"image": str(image), "text": text}
+        emit_json({"query": described, "kind": kind, "mode": search["mode"], "hits": [h.to_dict() for h in hits]})
     elif paths:
         print_paths(hits)
     else:
-        print_hits(hits, label)
+        print_hits(hits, label, explain=search.get("explain", False))
+
+
+@cli.command(name="eval")
+@click.argument("queries", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(MODE_CHOICES),
+    multiple=True,
+    help="Modes to compare (repeatable; default: all three).",
+)
+@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits per query.")
+@search_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, as_json: bool, **options: Any) -> None:
+    """Score search quality on QUERIES: a TSV of 'query<TAB>relevant path[<TAB>...]' lines (paths, file names or
+    stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
+    from mmsearch.cli.output import emit_json, print_eval_report
+
+    search = engine_options(options)
+    with open_engine(ctx) as engine:
+        report = engine.evaluate(queries, modes=modes or tuple(MODE_CHOICES), k=k, **search)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_eval_report(report)
 
 
 @cli.command()

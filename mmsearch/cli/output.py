@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from mmsearch.evaluation import EvalReport
 from mmsearch.ingest.report import IngestReport
 from mmsearch.search import Hit
 from mmsearch.status import StatusReport
@@ -24,7 +25,7 @@ def _console():
     return Console(soft_wrap=True, highlight=False)
 
 
-def print_hits(hits: Sequence[Hit], query: str) -> None:
+def print_hits(hits: Sequence[Hit], query: str, explain: bool = False) -> None:
     from rich.table import Table
 
     if not hits:
@@ -43,6 +44,35 @@ def print_hits(hits: Sequence[Hit], query: str) -> None:
         if with_text:
             row += [_match(hit), hit.text or ""]
         table.add_row(*row)
+        if explain and hit.evidence:
+            table.add_row("", "", _evidence_line(hit.evidence), *([""] * (2 if with_text else 0)))
+    _console().print(table)
+
+
+def _evidence_line(evidence: dict[str, Any]) -> str:
+    parts = []
+    for name, entry in evidence["contributions"].items():
+        raw = "-" if entry["raw_score"] is None else f"{entry['raw_score']:.3f}"
+        rank = "-" if entry["rank"] is None else f"#{entry['rank']}"
+        parts.append(f"{name} {raw} {rank} ({entry['contribution']:+.3f})")
+    return f"[dim]{evidence['method']}: " + ", ".join(parts) + "[/dim]"
+
+
+def print_eval_report(report: EvalReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"search quality, kind {report.kind}", title_justify="left")
+    for column in ("mode", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "p50 ms", "p95 ms", "queries"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for mode in report.modes:
+        m = mode.metrics
+        table.add_row(
+            mode.mode,
+            *(f"{m[name]:.3f}" for name in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")),
+            f"{mode.latency_ms['p50']:.1f}",
+            f"{mode.latency_ms['p95']:.1f}",
+            str(mode.queries),
+        )
     _console().print(table)
 
 

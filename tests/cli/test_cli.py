@@ -132,7 +132,13 @@ def test_failed_files_are_listed_on_stderr(run, photo_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["query"], ["query", "x", "--image", "y.jpg"], ["query", "x", "--json", "--paths"]],
+    [
+        ["query"],
+        ["query", "x", "--text", "y"],
+        ["query", "x", "--json", "--paths"],
+        ["query", "x", "--weight", "image"],
+        ["query", "x", "--kind", "video"],
+    ],
 )
 def test_usage_errors_exit_2(run, args: list[str]) -> None:
     assert run(*args).exit_code == 2

@@ -1,0 +1,90 @@
+"""The search options shared by ``query`` and ``eval``: parsed here, handed to the Engine as keywords."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+MODE_CHOICES = ["hybrid", "dense", "keyword"]
+FUSION_CHOICES = ["zscore", "minmax", "rrf"]
+
+
+def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --kind, --fusion, --weight and the filters to a command (in this order in --help)."""
+    decorators = [
+        click.option(
+            "--kind",
+            type=click.Choice(["image", "caption", "transcript", "audio", "any"]),
+            default="image",
+            show_default=True,
+            help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+        ),
+        click.option(
+            "--fusion",
+            type=click.Choice(FUSION_CHOICES),
+            help="How retrievers combine: calibrated weighted sum (zscore, minmax) or reciprocal rank (rrf).",
+        ),
+        click.option(
+            "--weight",
+            "weights",
+            multiple=True,
+            metavar="NAME=W",
+            help="Retriever weight, repeatable: image, caption, transcript, keyword (0 drops it).",
+        ),
+        click.option("--path", "path_filter", help="Only paths under this prefix, or matching this glob."),
+        click.option("--ext", "extensions", multiple=True, help="Only these extensions (repeatable; jpg, mp3...)."),
+        click.option("--since", type=click.DateTime(), help="Only files modified at or after this date/time."),
+        click.option("--until", type=click.DateTime(), help="Only files modified at or before this date/time."),
+        click.option("--min-score", type=float, help="Drop hits scoring below this (cosine with one retriever)."),
+        click.option(
+            "--cutoff",
+            type=click.Choice(["gap", "zscore"]),
+            help="Adaptive relevance cut per query: at the largest score gap, or above mean + 1 std.",
+        ),
+        click.option("--diverse", is_flag=True, help="Collapse near-duplicates and re-order by MMR."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def engine_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn the parsed CLI options into ``Engine.search`` keywords (filters built, weights parsed)."""
+    from mmsearch.hybrid import Filters
+
+    extensions = tuple(
+        part.strip().lower().lstrip(".") for value in params.pop("extensions", ()) for part in value.split(",")
+    )
+    filters = Filters(
+        path=params.pop("path_filter", None),
+        ext=tuple(e for e in extensions if e),
+        since=_timestamp(params.pop("since", None)),
+        until=_timestamp(params.pop("until", None), end_of_day=True),
+    )
+    return {"filters": filters, "weights": parse_weights(params.pop("weights", ())), **params}
+
+
+def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
+    weights = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not NAME=WEIGHT", param_hint="--weight") from None
+        if weights[name.strip()] < 0:
+            raise click.BadParameter(f"{value!r}: weights cannot be negative", param_hint="--weight")
+    return weights or None
+
+
+def _timestamp(value: dt.datetime | None, end_of_day: bool = False) -> float | None:
+    if value is None:
+        return None
+    if end_of_day and value.time() == dt.time(0, 0):
+        value = value + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return value.timestamp()
