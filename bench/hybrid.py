@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import FIXTURE_MODEL, SHARED, machine_facts, use_offline_fixture  # noqa: E402
+from bench._common import FIXTURE_MODEL, SHARED, machine_facts, use_offline_fixture
 
 
 def main() -> None:

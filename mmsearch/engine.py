@@ -279,7 +279,8 @@ class Engine:
                 vectors.append(self._checked_encoder(identity).encode_images([picture])[0])
         vector = vectors[0] if len(terms) == 1 and terms[0].weight == 1 else combine(vectors, [t.weight for t in terms])
         keywords = " ".join(term.text for term in terms if term.text is not None and term.weight > 0)
-        return QuerySpec(np.asarray(vector, dtype=np.float32), keywords or None)
+        image_only = all(term.text is None for term in terms)
+        return QuerySpec(np.asarray(vector, dtype=np.float32), keywords or None, image_only)
 
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
         return HybridSearcher(self.store, model_id, lambda c: self._index_cache(model_id, identity, c).current())

@@ -109,6 +109,8 @@ class QuerySpec:
 
     vector: np.ndarray | None
     keywords: str | None = None
+    image_only: bool = False
+    """Built from images alone (no text term): image evidence answers it, see :func:`dense_retrievers`."""
 
 
 @dataclass
@@ -139,7 +141,7 @@ class HybridSearcher:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {options.mode!r}")
         if kind in (CAPTION, TRANSCRIPT):
             return self._search_items(query, k, kind, options)
-        dense = [r for r in DENSE_RETRIEVERS[kind] if options.weight(r) > 0] if self._dense(query, options) else []
+        dense = dense_retrievers(kind, query, options) if self._dense(query, options) else []
         keyword = self._keyword(query, options)
         if not dense and not keyword:
             raise SearchError(_nothing_to_search(query, options))
@@ -311,6 +313,20 @@ class HybridSearcher:
             details = reasons[item_id].to_dict() if item_id in reasons else None
             hits.append(_make_hit(rank, score, files[text.file_id], kind, text, details))
         return hits
+
+
+def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> list[str]:
+    """The dense retrievers a search of ``kind`` uses: those with a weight above 0.
+
+    An image-only query looking for images is answered by image similarity alone unless a caption or
+    transcript weight is given explicitly: "more like this photo" means pixels, and an image-to-caption
+    cosine is much weaker evidence than an image-to-image one. Where no image vectors can answer (audio),
+    the text retrievers are used as usual (image to transcript).
+    """
+    retrievers = [r for r in DENSE_RETRIEVERS[kind] if options.weight(r) > 0]
+    if query.image_only and IMAGE in retrievers:
+        retrievers = [r for r in retrievers if r == IMAGE or r in options.weights]
+    return retrievers
 
 
 def _best_items(found: list[tuple[int, float]], texts: Mapping[int, StoredText]) -> dict[int, tuple[float, int]]:

@@ -79,7 +79,7 @@ def test_image_to_text_puts_own_captions_in_the_top_10(dev_engine) -> None:
 def test_text_to_caption_finds_the_photo(dev_engine, captions) -> None:
     engine, _ = dev_engine
     query = captions["1000268201_693b08cb0e.jpg"][2]
-    hits = engine.search(query, kind="caption", k=3)
+    hits = engine.search(query, kind="caption", k=3, mode="dense")
     assert hits[0].text == query and hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert Path(hits[0].path).name == "1000268201_693b08cb0e.jpg"
 
