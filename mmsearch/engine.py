@@ -72,6 +72,7 @@ class Engine:
         self._indexes: dict[str, IndexCache] = {}
         self._transcriber: Transcriber | None = None
         self._query_cache: QueryVectorCache | None = None
+        self._query_encoders: dict[str, Any] = {}  # model fingerprint -> torch-free text encoder, or None
 
     @classmethod
     def open(
@@ -128,6 +129,9 @@ class Engine:
         """The encoder, loaded on first use."""
         if self._encoder is None:
             self._encoder = self._encoder_factory(self._model_name(), self.settings.device)
+            from mmsearch.encoders.onnx_export import ensure_text_export
+
+            ensure_text_export(self._encoder, self.settings.index_dir)  # once per model; never raises
         return self._encoder
 
     def _adopt_encoder(self) -> tuple[int, Encoder]:
@@ -138,7 +142,9 @@ class Engine:
         cache = self._indexes.get(collection)
         if cache is None or cache.identity.fingerprint != identity.fingerprint:
             path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
-            cache = IndexCache(self.store, model_id, identity, path, collection=collection)
+            cache = IndexCache(
+                self.store, model_id, identity, path, collection=collection, hnsw_threshold=self.settings.hnsw_threshold
+            )
             self._indexes[collection] = cache
         return cache
 
@@ -291,12 +297,24 @@ class Engine:
         known = self._query_cache.get(texts)
         missing = list(dict.fromkeys(text for text in texts if text not in known))
         if missing:
-            fresh = dict(zip(missing, self._checked_encoder(identity).encode_texts(missing), strict=True))
+            fresh = dict(zip(missing, self._text_encoder(identity).encode_texts(missing), strict=True))
             self._query_cache.put(fresh)
             known.update(fresh)
         if not texts:
             return np.zeros((0, identity.dim), dtype=np.float32)
         return np.stack([known[text] for text in texts])
+
+    def _text_encoder(self, identity: ModelIdentity) -> Any:
+        """The loaded encoder if any; else the verified torch-free export of the index model's text tower
+        (``mmsearch.encoders.onnx_text``) when there is one; else the encoder, loaded now."""
+        if self._encoder is None:
+            if identity.fingerprint not in self._query_encoders:
+                from mmsearch.encoders.onnx_text import load_text_encoder
+
+                self._query_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
+            if self._query_encoders[identity.fingerprint] is not None:
+                return self._query_encoders[identity.fingerprint]
+        return self._checked_encoder(identity)
 
     def _checked_encoder(self, identity: ModelIdentity) -> Encoder:
         encoder = self.encoder

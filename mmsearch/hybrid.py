@@ -32,7 +32,7 @@ KEYWORD = "keyword"
 DEFAULT_FUSION = "zscore"
 DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, KEYWORD: 0.5}
 """Tuned on the DEV mixed library (bench/hybrid.py; see bench/RESULTS.md)."""
-MISSING: dict[str, str] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: "min"}
+MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: 0.0}
 """Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a
 missing dense score means the asset has no such modality at all (a photo without captions, a recording
 without pixels): that is no evidence either way, so it counts as the retriever's average. A missing keyword
@@ -199,15 +199,20 @@ class HybridSearcher:
         exact = _Evidence()
         ids = list(accepted)
         for retriever in dense:
+            index = self.index_for(retriever)
             if retriever == IMAGE:
-                vectors = self.store.image_vectors_of(self.model_id, ids)
+                vectors = index.vectors(ids)
                 exact.scores[IMAGE] = {a: (float(v @ query.vector), None) for a, v in vectors.items()}
-            else:
-                exact.scores[retriever] = {}
-                for asset, items in self.store.text_vectors_of(self.model_id, ids, retriever).items():
-                    scores = np.stack([vector for _, vector in items]) @ query.vector
+                continue
+            exact.scores[retriever] = {}
+            items_of = self.store.text_item_ids_of(ids, retriever)
+            vectors = index.vectors(item for items in items_of.values() for item in items)
+            for asset, items in items_of.items():
+                present = [item for item in items if item in vectors]
+                if present:
+                    scores = np.stack([vectors[item] for item in present]) @ query.vector
                     best = int(np.argmax(scores))
-                    exact.scores[retriever][asset] = (float(scores[best]), items[best][0])
+                    exact.scores[retriever][asset] = (float(scores[best]), present[best])
         if KEYWORD in evidence.scores:
             exact.scores[KEYWORD] = {a: e for a, e in evidence.scores[KEYWORD].items() if a in accepted}
         return exact
@@ -234,11 +239,12 @@ class HybridSearcher:
         if options.cutoff and fused:
             fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
         fused = fused[:k]
-        reasons = explain(results, fused, weights, options.fusion) if options.explain and len(results) > 1 else {}
-        return self._asset_hits(fused, evidence, accepted, reasons, results)
+        reasons = explain(results, fused, weights, options.fusion, missing=MISSING) if len(results) > 1 else {}
+        return self._asset_hits(fused, evidence, accepted, reasons, results, options.explain)
 
     def _asset_vectors(self, evidence: _Evidence, assets: list[int]) -> dict[int, np.ndarray]:
-        vectors = self.store.image_vectors_of(self.model_id, assets)
+        """Each asset's vector for diversity: its image vector, else its best text item's."""
+        vectors = self.index_for(IMAGE).vectors(assets)
         missing = {a: item for a in assets if a not in vectors for item in [_best_text_item(evidence, a)] if item}
         texts = self.store.vectors_of_texts(self.model_id, missing.values())
         vectors.update({a: texts[item] for a, item in missing.items() if item in texts})
@@ -251,6 +257,7 @@ class HybridSearcher:
         accepted: Mapping[int, StoredFile],
         reasons: Mapping[int, Any],
         results: Mapping[str, Ranked],
+        with_evidence: bool,
     ) -> list[Hit]:
         items = {a: _best_text_item(evidence, a) for a, _ in fused}
         texts = self.store.get_texts(i for i in items.values() if i is not None)
@@ -259,7 +266,8 @@ class HybridSearcher:
             file = accepted[asset]
             text = texts.get(items[asset]) if items[asset] is not None else None
             match = _main_evidence(asset, evidence, reasons.get(asset), results)
-            hits.append(_make_hit(rank, score, file, match, text, _evidence_dict(asset, evidence, reasons)))
+            details = _evidence_dict(asset, evidence, reasons) if with_evidence else None
+            hits.append(_make_hit(rank, score, file, match, text, details))
         return hits
 
     # -- item-level search (captions, transcript segments) ----------------------------------
@@ -290,7 +298,7 @@ class HybridSearcher:
                 break
             window *= 4
         if dense and accepted:
-            vectors = self.store.vectors_of_texts(self.model_id, accepted)
+            vectors = index.vectors(accepted)
             results[kind] = sorted(
                 ((i, float(v @ query.vector)) for i, v in vectors.items()), key=lambda e: (-e[1], e[0])
             )
@@ -300,13 +308,14 @@ class HybridSearcher:
         if len(results) == 1:
             fused = next(iter(results.values()))
         else:
-            fused = fuse(results, weights, k=max(1, len(accepted)), method=options.fusion) if accepted else []
+            fused = fuse(results, weights, k=len(accepted), method=options.fusion, missing=MISSING) if accepted else []
         if options.min_score is not None:
             fused = [(i, s) for i, s in fused if s >= options.min_score]
         if options.cutoff and fused:
             fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
         fused = fused[:k]
-        reasons = explain(results, fused, weights, options.fusion) if options.explain and len(results) > 1 else {}
+        explained = options.explain and len(results) > 1
+        reasons = explain(results, fused, weights, options.fusion, missing=MISSING) if explained else {}
         hits = []
         for rank, (item_id, score) in enumerate(fused, 1):
             text = accepted[item_id]

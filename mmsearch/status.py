@@ -1,7 +1,12 @@
-"""``status``: what is indexed, with which model, and how big, without loading a model or FAISS."""
+"""``status``: what is indexed, with which model, and how big, without loading a model or FAISS.
+
+Each collection's index kind and vector count come from its file's header; the kind the policy wants for
+that count (``mmsearch.index.policy.kind_for`` with the ``hnsw_threshold`` setting) is shown beside it.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,7 @@ from mmsearch.config import Settings
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
 from mmsearch.index.faiss_index import read_header
+from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
 from mmsearch.store.repository import MetadataStore
 
 
@@ -29,6 +35,10 @@ class StatusReport:
     index: dict[str, Any] | None
     """The image index (kept for scripts written against earlier versions); all of them are in ``indexes``."""
     indexes: dict[str, dict[str, Any]]
+    hnsw_threshold: int
+    """The ``hnsw_threshold`` setting: a collection's index is flat below it, HNSW from it on."""
+    hnsw_shrink_below: int
+    """An HNSW index goes back to flat only below this many vectors (hysteresis)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,7 +53,7 @@ def build_status(
     indexes = {
         collection: facts
         for collection, path in paths.items()
-        if (facts := _index_facts(path, store.generation(collection))) is not None
+        if (facts := _index_facts(path, store.generation(collection), settings.hnsw_threshold)) is not None
     }
     url = make_url(settings.database_url)
     database_bytes = None
@@ -64,10 +74,12 @@ def build_status(
         generation=generation,
         index=indexes.get("image"),
         indexes=indexes,
+        hnsw_threshold=settings.hnsw_threshold,
+        hnsw_shrink_below=math.ceil(SHRINK_FRACTION * settings.hnsw_threshold),
     )
 
 
-def _index_facts(path: Path | None, generation: int) -> dict[str, Any] | None:
+def _index_facts(path: Path | None, generation: int, threshold: int) -> dict[str, Any] | None:
     if path is None:
         return None
     facts: dict[str, Any] = {"path": str(path), "exists": path.is_file()}
@@ -79,10 +91,16 @@ def _index_facts(path: Path | None, generation: int) -> dict[str, Any] | None:
     except IndexCorruptError as exc:
         facts["state"] = f"unreadable ({exc}); run `mmsearch reindex`"
         return facts
+    kind, count = header.get("kind"), header.get("count")
+    current = header.get("generation") == generation
     facts.update(
-        kind=header.get("kind"),
-        vectors=header.get("count"),
+        kind=kind,
+        vectors=count,
         bytes=path.stat().st_size,
-        state="up to date" if header.get("generation") == generation else "stale (rebuilt on next query)",
+        state="up to date" if current else "stale (rebuilt on next query)",
     )
+    if isinstance(count, int) and kind in MANAGED_KINDS:
+        facts["policy_kind"] = kind_for(count, kind, threshold)
+        if current and facts["policy_kind"] != kind:
+            facts["state"] += f"; becomes {facts['policy_kind']} on next use (hnsw_threshold {threshold})"
     return facts

@@ -10,7 +10,7 @@ set -euo pipefail
 MMSEARCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 CACHE_ROOT="${MMSEARCH_VENV_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mmsearch/venvs}"
-EXTRAS="clip,postgres,audio,dev"
+EXTRAS="clip,onnx,postgres,audio,dev"
 
 spec_key="$("$PYTHON" - "$MMSEARCH_ROOT" "$EXTRAS" <<'PY'
 import hashlib, json, sys, pathlib

@@ -131,10 +131,14 @@ def print_status(status: StatusReport) -> None:
     texts = ", ".join(_count(count, kind) for kind, count in sorted(status.texts_by_kind.items())) or "none"
     lines.append(f"texts:     {texts}")
     lines.append(f"vectors:   {status.vectors} stored")
+    lines.append(
+        f"indexes:   exact (flat) below {status.hnsw_threshold} vectors per collection, HNSW from "
+        f"{status.hnsw_threshold} (back to flat below {status.hnsw_shrink_below}); setting hnsw_threshold"
+    )
     for collection, index in status.indexes.items():
         detail = f"{index.get('kind')}, {index.get('vectors')} vectors" if index.get("exists") else ""
         lines.append(
-            f"{collection + ' index:':<{15}}{index['path']}"
+            f"{collection + ' index:':<{18}}{index['path']}"
             + (f" ({detail}, " if detail else " (")
             + index["state"]
             + ")"

@@ -92,6 +92,11 @@ class OpenClipEncoder:
         return self.identity.dim
 
     @property
+    def text_tower(self) -> tuple[Any, Any]:
+        """The open_clip model and tokenizer, for exporting the text tower (``mmsearch.encoders.onnx_export``)."""
+        return self._model, self._tokenizer
+
+    @property
     def context_length(self) -> int:
         return int(getattr(self._tokenizer, "context_length", None) or 77)
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsearch.config import DEFAULT_HNSW_THRESHOLD
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
-from mmsearch.index import DEFAULT_INDEX_KIND, VectorIndex, create_index, load_index
+from mmsearch.index import VectorIndex, load_index
+from mmsearch.index.policy import build_index, maintain
 from mmsearch.store.repository import IMAGE, MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
@@ -27,7 +29,10 @@ class IndexCache:
 
     Loaded on first use and saved after changes. ``generation`` is the database
     generation of the collection the in-memory index reflects; a saved index whose
-    generation differs from the database's is rebuilt.
+    generation differs from the database's is rebuilt. The index kind follows
+    ``mmsearch.index.policy`` with ``hnsw_threshold``: exact flat while the collection
+    is small, HNSW from the threshold on; a loaded file of the other kind (the threshold
+    changed, or an index from before the policy) is converted once and saved.
     """
 
     def __init__(
@@ -36,23 +41,32 @@ class IndexCache:
         model_id: int,
         identity: ModelIdentity,
         path: Path,
-        kind: str = DEFAULT_INDEX_KIND,
         collection: str = IMAGE,
+        hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
     ) -> None:
         self.store = store
         self.model_id = model_id
         self.identity = identity
         self.path = path
-        self.kind = kind
         self.collection = collection
+        self.hnsw_threshold = hnsw_threshold
         self._index: VectorIndex | None = None
         self.generation = -1
+
+    @property
+    def kind(self) -> str | None:
+        """The kind of the index in memory; None before it is loaded."""
+        return self._index.kind if self._index is not None else None
 
     def get(self) -> VectorIndex:
         """The index, loaded from disk or rebuilt from the database if missing or stale."""
         if self._index is None:
             loaded = self._load_fresh()  # an empty index is falsy: test for None, not truth
-            self._index = loaded if loaded is not None else self.rebuild()
+            if loaded is None:
+                return self.rebuild()
+            self._index = loaded
+            if self._maintain():
+                self.save()
         return self._index
 
     def current(self) -> VectorIndex:
@@ -65,7 +79,7 @@ class IndexCache:
         if not self.path.is_file():
             return None
         try:
-            index, header = load_index(self.path, self.kind)
+            index, header = load_index(self.path)
         except (IndexCorruptError, OSError, KeyError, ValueError):
             return None
         if header.get("fingerprint") != self.identity.fingerprint:
@@ -78,9 +92,8 @@ class IndexCache:
     def rebuild(self) -> VectorIndex:
         """Build the index from the vectors stored in the database and save it."""
         generation = self.store.generation(self.collection)
-        index = create_index(self.identity, self.kind)
-        for ids, vectors in self.store.iter_vectors(self.model_id, self.collection):
-            index.add(ids, vectors)
+        chunks = self.store.iter_vectors(self.model_id, self.collection)
+        index = build_index(self.identity, chunks, self.hnsw_threshold)
         self._index, self.generation = index, generation
         self.save()
         return index
@@ -92,13 +105,27 @@ class IndexCache:
         add_vectors: np.ndarray | None = None,
         remove_ids: np.ndarray | None = None,
     ) -> None:
-        """Mirror a committed database change; ``generation`` is the database's after it."""
+        """Mirror a committed database change; ``generation`` is the database's after it.
+
+        Changes are made in place; then the index is converted if the collection crossed the threshold,
+        or compacted if removals left too many tombstones.
+        """
         index = self.get()
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
         if add_ids is not None and len(add_ids):
             index.add(np.asarray(add_ids, dtype=np.int64), add_vectors)
+        self._maintain()
         self.generation = generation
+
+    def _maintain(self) -> bool:
+        """Keep the index the kind the policy wants, compacted; True when it was converted or compacted."""
+        index = self._index
+        if index is None:
+            return False
+        tombstones = getattr(index, "tombstones", 0)
+        self._index = maintain(index, self.hnsw_threshold)
+        return self._index is not index or getattr(index, "tombstones", 0) != tombstones
 
     def save(self) -> None:
         """Write the index atomically, stamped with the generation it reflects."""

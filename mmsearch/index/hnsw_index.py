@@ -17,7 +17,7 @@ recall@10 of about 0.97 at well under 1 ms per single query on one core.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +32,7 @@ from mmsearch.index.faiss_index import (
     open_index_file,
     read_exact,
     read_faiss,
+    search_threads,
     write_faiss,
     write_index_file,
 )
@@ -125,7 +126,8 @@ class HnswIndex:
         todo = np.arange(len(queries))
         while todo.size:
             params = self._faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
-            raw_scores, positions = self._index.search(queries[todo], fetch, params=params)
+            with search_threads(self._faiss, len(todo)):
+                raw_scores, positions = self._index.search(queries[todo], fetch, params=params)
             got = self._keep_live(raw_scores, positions, k)
             scores[todo], found[todo] = got
             short = (got[1] < 0).any(axis=1)
@@ -158,6 +160,14 @@ class HnswIndex:
         self._index, self._labels = graph, self._labels[live]
         self._positions = dict(zip(self._labels.tolist(), range(len(live)), strict=True))
         return dropped
+
+    def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored (exact, HNSWFlat keeps full vectors) vector of each given live id."""
+        found = [(int(key), self._positions[int(key)]) for key in ids if int(key) in self._positions]
+        if not found:
+            return {}
+        rows = self._index.reconstruct_batch(np.array([position for _, position in found], dtype=np.int64))
+        return {key: row for (key, _), row in zip(found, rows, strict=True)}
 
     def ids(self) -> np.ndarray:
         """Every live id, in insertion order."""

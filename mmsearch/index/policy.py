@@ -15,6 +15,9 @@ Callers (``IndexCache``) use three functions:
   hovering near the threshold does not flip back and forth) or compacted in place
   when its tombstones pass ``COMPACT_FRACTION``; the same object when nothing was due;
 * ``choose_index_kind(count)`` when the size is known up front.
+
+The threshold is the ``hnsw_threshold`` setting (``MMSEARCH_HNSW_THRESHOLD``, ``config.toml``); ``kind_for``
+is the same rule on a saved index's header (kind and count), for ``status``, which loads no FAISS.
 """
 
 from __future__ import annotations
@@ -24,14 +27,12 @@ from typing import Protocol
 
 import numpy as np
 
+from mmsearch.config import DEFAULT_HNSW_THRESHOLD
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.faiss_index import FLAT_KIND
 from mmsearch.index.hnsw_index import COMPACT_FRACTION, HNSW_KIND, HnswIndex
 
-DEFAULT_HNSW_THRESHOLD = 50_000
-"""Collection size (vectors) from which HNSW is used: where a flat scan of 512-d vectors passes about 3 ms per query
-on one core of the reference machine, against about 0.3 ms for HNSW (bench/index.py)."""
 SHRINK_FRACTION = 0.5
 """An HNSW index goes back to flat only when the collection shrinks below this fraction of the threshold."""
 
@@ -51,6 +52,7 @@ __all__ = [
     "build_index",
     "choose_index_kind",
     "convert",
+    "kind_for",
     "maintain",
     "preferred_kind",
 ]
@@ -61,11 +63,17 @@ def choose_index_kind(count: int, threshold: int = DEFAULT_HNSW_THRESHOLD) -> st
     return HNSW_KIND if count >= threshold else FLAT_KIND
 
 
-def preferred_kind(index: VectorIndex, threshold: int = DEFAULT_HNSW_THRESHOLD) -> str:
-    """``choose_index_kind`` for ``index``'s size, except that HNSW stays until below ``SHRINK_FRACTION`` of it."""
-    if index.kind == HNSW_KIND and len(index) >= SHRINK_FRACTION * threshold:
+def kind_for(count: int, current: str | None, threshold: int = DEFAULT_HNSW_THRESHOLD) -> str:
+    """The kind an index of ``current`` kind holding ``count`` vectors should be: ``choose_index_kind``, except
+    that HNSW stays until the collection shrinks below ``SHRINK_FRACTION`` of the threshold (hysteresis)."""
+    if current == HNSW_KIND and count >= SHRINK_FRACTION * threshold:
         return HNSW_KIND
-    return choose_index_kind(len(index), threshold)
+    return choose_index_kind(count, threshold)
+
+
+def preferred_kind(index: VectorIndex, threshold: int = DEFAULT_HNSW_THRESHOLD) -> str:
+    """``kind_for`` ``index``'s size and kind."""
+    return kind_for(len(index), index.kind, threshold)
 
 
 def convert(index: CopyableIndex, kind: str) -> VectorIndex:

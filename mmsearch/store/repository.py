@@ -39,6 +39,9 @@ _IMAGE_VECTORS = (
     .join(Embedding, Embedding.content_hash == MediaFile.content_hash)
     .where(Embedding.model_id == bindparam("model_id"), MediaFile.id.in_(bindparam("ids", expanding=True)))
 )
+_TEXT_ITEM_IDS = select(TextItemRow.id, TextItemRow.file_id).where(
+    TextItemRow.kind == bindparam("kind"), TextItemRow.file_id.in_(bindparam("ids", expanding=True))
+)
 _TEXT_VECTORS = (
     select(TextItemRow.id, TextItemRow.file_id, Embedding.vector)
     .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
@@ -345,6 +348,15 @@ class MetadataStore:
                 rows = connection.execute(_TEXT_VECTORS, {"model_id": model_id, "ids": chunk, "kind": kind})
                 for row in rows:
                     out.setdefault(row.file_id, []).append((row.id, vector_from_bytes(row.vector)))
+        return out
+
+    def text_item_ids_of(self, file_ids: Iterable[int], kind: str) -> dict[int, list[int]]:
+        """Per file, the ids of its text items of ``kind`` (no vectors: the index holds those)."""
+        out: dict[int, list[int]] = {}
+        with self.engine.connect() as connection:
+            for chunk in _chunks([int(i) for i in file_ids], 500):
+                for row in connection.execute(_TEXT_ITEM_IDS, {"ids": chunk, "kind": kind}):
+                    out.setdefault(row.file_id, []).append(row.id)
         return out
 
     def vectors_of_texts(self, model_id: int, item_ids: Iterable[int]) -> dict[int, np.ndarray]:

@@ -75,6 +75,27 @@ def test_ingest_query_status_round_trip(run, photo_dir: Path) -> None:
     assert rebuilt.exit_code == 0 and "6 vectors" in rebuilt.output
 
 
+def test_status_shows_the_index_kind_and_the_threshold_setting(run, tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("hnsw_threshold = 4\n")
+    assert run("--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    status = run("status")
+    assert "below 4 vectors per collection" in status.output and "faiss-hnsw-ip, 6 vectors" in status.output
+    as_json = json.loads(run("status", "--json").output)
+    assert as_json["hnsw_threshold"] == 4 and as_json["hnsw_shrink_below"] == 2
+    assert {c: (i["kind"], i["vectors"]) for c, i in as_json["indexes"].items()} == {
+        "image": ("faiss-hnsw-ip", 6),
+        "caption": ("faiss-flat-ip", 0),
+        "transcript": ("faiss-flat-ip", 0),
+    }
+    assert json.loads(run("query", "--image", str(photo_dir / "a.jpg"), "-k", "1", "--json").output)["hits"][0][
+        "path"
+    ] == str(photo_dir / "a.jpg")
+    result = CliRunner().invoke(cli, ["--home", str(home), "status"], env={"MMSEARCH_HNSW_THRESHOLD": "100"})
+    assert "faiss-hnsw-ip, 6 vectors, up to date; becomes faiss-flat-ip on next use" in result.output
+
+
 def test_from_file_prints_one_json_line_per_query(run, photo_dir: Path, tmp_path: Path) -> None:
     run("--model", "fake:16", "ingest", str(photo_dir))
     queries = tmp_path / "q.txt"

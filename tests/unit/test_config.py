@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.config import DEFAULT_MODEL, default_home, resolve_settings
+from mmsearch.config import DEFAULT_HNSW_THRESHOLD, DEFAULT_MODEL, default_home, resolve_settings
 from mmsearch.errors import ConfigError
 
 
@@ -65,3 +65,16 @@ def test_bad_config_file(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('colour = "blue"\n')
     with pytest.raises(ConfigError, match="unknown setting"):
         resolve_settings(tmp_path, environ={})
+
+
+def test_hnsw_threshold_from_file_env_and_argument(tmp_path: Path) -> None:
+    assert resolve_settings(tmp_path, environ={}).hnsw_threshold == DEFAULT_HNSW_THRESHOLD == 50_000
+    (tmp_path / "config.toml").write_text("hnsw-threshold = 20_000\n")
+    assert resolve_settings(tmp_path, environ={}).hnsw_threshold == 20_000
+    env = {"MMSEARCH_HNSW_THRESHOLD": "1000"}
+    assert resolve_settings(tmp_path, environ=env).hnsw_threshold == 1000
+    assert resolve_settings(tmp_path, environ=env, hnsw_threshold=7).hnsw_threshold == 7
+    with pytest.raises(ConfigError, match="hnsw_threshold must be an integer"):
+        resolve_settings(tmp_path, environ={"MMSEARCH_HNSW_THRESHOLD": "lots"})
+    with pytest.raises(ConfigError, match="hnsw_threshold must be at least 1"):
+        resolve_settings(tmp_path, environ={}, hnsw_threshold=0)
