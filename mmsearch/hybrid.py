@@ -57,7 +57,8 @@ class Filters:
     """Which assets may be returned. Applied before the top-k cut, so ``k`` results come back when they exist.
 
     ``path``: a folder or path prefix, or a glob (``*``, ``?``, ``[``) matched against the whole path;
-    ``ext``: extensions without dots; ``since``/``until``: the file's modification time, Unix seconds.
+    ``ext``: extensions without dots; ``since``/``until``: Unix seconds, compared with when a photo was taken
+    (EXIF) where its header says, else with the file's modification time.
     """
 
     path: str | None = None
@@ -74,7 +75,7 @@ class Filters:
                 return False
         if self.ext and os.path.splitext(file.path)[1].lower().lstrip(".") not in self.ext:
             return False
-        seconds = file.mtime_ns / 1e9
+        seconds = file.time
         if self.since is not None and seconds < self.since:
             return False
         return self.until is None or seconds <= self.until

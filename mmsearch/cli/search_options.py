@@ -36,8 +36,12 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--path", "path_filter", help="Only paths under this prefix, or matching this glob."),
         click.option("--ext", "extensions", multiple=True, help="Only these extensions (repeatable; jpg, mp3...)."),
-        click.option("--since", type=click.DateTime(), help="Only files modified at or after this date/time."),
-        click.option("--until", type=click.DateTime(), help="Only files modified at or before this date/time."),
+        click.option(
+            "--since", type=click.DateTime(), help="Only photos taken (EXIF date, else file time) at or after this."
+        ),
+        click.option(
+            "--until", type=click.DateTime(), help="Only photos taken (EXIF date, else file time) at or before this."
+        ),
         click.option("--min-score", type=float, help="Drop hits scoring below this (cosine with one retriever)."),
         click.option(
             "--cutoff",

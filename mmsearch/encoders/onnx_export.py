@@ -279,8 +279,18 @@ def describe_tokenizer(tokenizer: Any) -> tuple[TokenizerSpec, Any]:
     if type(tokenizer).__name__ == "SimpleTokenizer" and hasattr(tokenizer, "bpe_ranks"):
         if getattr(tokenizer, "reduction_fn", None) is not None:
             raise OnnxTextError("open_clip's token reduction (reduction_mask) is not supported")
-        return TokenizerSpec(clean, context_length), _simple_as_hf(tokenizer, context_length)
+        pattern = tokenizer.pat
+        if not pattern.flags & _regex_ignorecase():
+            raise OnnxTextError("open_clip's SimpleTokenizer word pattern is not the expected case-insensitive one")
+        spec = TokenizerSpec(clean, context_length, word_pattern=pattern.pattern)
+        return spec, _simple_as_hf(tokenizer, context_length)
     raise OnnxTextError(f"tokenizer {type(tokenizer).__name__} is not supported by the torch-free path")
+
+
+def _regex_ignorecase() -> int:
+    import regex
+
+    return int(regex.IGNORECASE)
 
 
 def _clean_mode(clean_fn: Any) -> str:
@@ -311,20 +321,17 @@ def _hf_backend(wrapped: Any, context_length: int) -> Any:
 
 
 def _simple_as_hf(simple: Any, context_length: int) -> Any:
-    """open_clip's SimpleTokenizer (byte-level BPE with ``</w>`` word ends) as a ``tokenizers`` tokenizer."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    """open_clip's SimpleTokenizer (byte-level BPE with ``</w>`` word ends) as a ``tokenizers`` tokenizer.
+
+    It reads words already split by the SimpleTokenizer's own pattern (:attr:`TokenizerSpec.word_pattern`).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     special = [simple.decoder[token_id] for token_id in simple.all_special_ids]
     bpe = models.BPE(vocab=dict(simple.encoder), merges=list(simple.bpe_ranks), end_of_word_suffix="</w>")
     hf = Tokenizer(bpe)
     hf.add_special_tokens(special)
-    words = Regex(r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
-    hf.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(words, behavior="removed", invert=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     sot, eot = simple.decoder[simple.sot_token_id], simple.decoder[simple.eot_token_id]
     hf.post_processor = processors.TemplateProcessing(
         single=f"{sot} $A {eot}", special_tokens=[(sot, simple.sot_token_id), (eot, simple.eot_token_id)]

@@ -106,15 +106,24 @@ def clean_text(text: str, mode: str) -> str:
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    """How token ids are made: cleaning, then a ``tokenizers`` tokenizer that truncates and pads."""
+    """How token ids are made: cleaning, optionally splitting into words, then a ``tokenizers`` tokenizer
+    that truncates and pads."""
 
     clean: str
     context_length: int
     strip_sep_id: int | None = None
     """Set when open_clip's tokenizer replaces the separator token with 0 (``strip_sep_token``)."""
+    word_pattern: str | None = None
+    """A ``regex`` (case-insensitive) whose matches are the words, as open_clip's SimpleTokenizer finds them:
+    done in Python with the same ``regex`` module, since the tokenizers library's Unicode tables may differ."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clean": self.clean, "context_length": self.context_length, "strip_sep_id": self.strip_sep_id}
+        return {
+            "clean": self.clean,
+            "context_length": self.context_length,
+            "strip_sep_id": self.strip_sep_id,
+            "word_pattern": self.word_pattern,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenizerSpec:
@@ -122,7 +131,7 @@ class TokenizerSpec:
         if clean not in CLEAN_MODES:
             raise OnnxTextError(f"unknown text cleaning {clean!r}")
         strip = data.get("strip_sep_id")
-        return cls(clean, int(data["context_length"]), None if strip is None else int(strip))
+        return cls(clean, int(data["context_length"]), None if strip is None else int(strip), data.get("word_pattern"))
 
 
 class QueryTokenizer:
@@ -133,9 +142,18 @@ class QueryTokenizer:
 
         self.spec = spec
         self._tokenizer = Tokenizer.from_file(str(path))
+        self._words: Any = None
+        if spec.word_pattern is not None:
+            import regex
+
+            self._words = regex.compile(spec.word_pattern, regex.IGNORECASE)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch([clean_text(text, self.spec.clean) for text in texts])
+        cleaned = [clean_text(text, self.spec.clean) for text in texts]
+        if self._words is None:
+            encodings = self._tokenizer.encode_batch(cleaned)
+        else:
+            encodings = self._tokenizer.encode_batch([self._words.findall(t) for t in cleaned], is_pretokenized=True)
         rows = [encoding.ids for encoding in encodings]
         if any(len(row) != self.spec.context_length for row in rows):  # tokenizer.json truncates and pads
             raise OnnxTextError(f"the saved tokenizer does not pad to {self.spec.context_length} tokens")

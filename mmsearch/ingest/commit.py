@@ -25,6 +25,7 @@ class Probe:
     width: int | None = None
     height: int | None = None
     embedded: tuple[TextItem, ...] | None = None
+    taken_at: float | None = None
 
 
 @dataclass
@@ -186,5 +187,13 @@ class BatchWriter:
 def _file_record(change: AssetChange) -> FileRecord:
     file, probe = change.file, change.probe
     return FileRecord(
-        file.path, file.kind, file.size, file.mtime_ns, probe.content_hash, probe.width, probe.height, file.sidecar_sig
+        file.path,
+        file.kind,
+        file.size,
+        file.mtime_ns,
+        probe.content_hash,
+        probe.width,
+        probe.height,
+        file.sidecar_sig,
+        probe.taken_at,
     )

@@ -25,6 +25,7 @@ from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.scanner import AUDIO, IMAGE, ScannedFile
+from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
 from mmsearch.store.repository import KnownFile, MetadataStore
 from mmsearch.textitems import TextItem
@@ -57,11 +58,12 @@ def read_probe(path: str) -> Probe:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             embedded = tuple(embedded_captions(image))
+            taken = taken_at(image)
     except UnidentifiedImageError:
         raise UnreadableMediaError("not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
-    return Probe(hash_bytes(data), width, height, embedded)
+    return Probe(hash_bytes(data), width, height, embedded, taken)
 
 
 def _file_signature(path: str) -> str:
@@ -219,7 +221,8 @@ class IngestRun:
         image = load_image(data, self.options.max_pixels)
         with Image.open(io.BytesIO(data)) as header:
             embedded = tuple(embedded_captions(header))
-        probe = Probe(hash_bytes(data), image.width, image.height, embedded)
+            taken = taken_at(header)
+        probe = Probe(hash_bytes(data), image.width, image.height, embedded, taken)
         return PreparedImage(probe, encoder.prepare_image(image))
 
     def _image_texts(self, file: ScannedFile, probe: Probe, known: dict[str, KnownFile]) -> dict[str, list[TextItem]]:
@@ -294,7 +297,7 @@ class IngestRun:
             changes = []
             for file in batch:
                 previous = known[file.path]
-                probe = Probe(previous.content_hash, previous.width, previous.height)
+                probe = Probe(previous.content_hash, previous.width, previous.height, taken_at=previous.taken_at)
                 if file.kind == IMAGE:
                     changes.append(AssetChange(file, probe, texts={SIDECAR_GROUP: self._sidecar_captions(file, known)}))
                 else:

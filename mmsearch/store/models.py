@@ -57,6 +57,8 @@ class MediaFile(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
+    # When the photo was taken (EXIF), Unix seconds; None when unknown.
+    taken_at: Mapped[float | None] = mapped_column(Float)
     # Signature of the companion files (caption or subtitle sidecars) seen with this file; None when it has none.
     sidecar_sig: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

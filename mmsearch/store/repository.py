@@ -23,7 +23,14 @@ from mmsearch.store.text_items import TextRecord, replace_text_groups
 # Statements on the query path, built once: building them per call costs more than running them.
 _SETTING_VALUE = select(Setting.value).where(Setting.key == bindparam("key"))
 _FILES_BY_ID = select(
-    MediaFile.id, MediaFile.path, MediaFile.kind, MediaFile.width, MediaFile.height, MediaFile.size, MediaFile.mtime_ns
+    MediaFile.id,
+    MediaFile.path,
+    MediaFile.kind,
+    MediaFile.width,
+    MediaFile.height,
+    MediaFile.size,
+    MediaFile.mtime_ns,
+    MediaFile.taken_at,
 ).where(MediaFile.id.in_(bindparam("ids", expanding=True)))
 _TEXTS_BY_ID = select(
     TextItemRow.id,
@@ -82,6 +89,7 @@ class KnownFile:
     sidecar_sig: str | None = None
     width: int | None = None
     height: int | None = None
+    taken_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class FileRecord:
     width: int | None = None
     height: int | None = None
     sidecar_sig: str | None = None
+    taken_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,13 @@ class StoredFile:
     height: int | None
     size: int
     mtime_ns: int = 0
+    taken_at: float | None = None
+    """When the photo was taken (EXIF), Unix seconds, if known."""
+
+    @property
+    def time(self) -> float:
+        """What time filters compare: the capture time when known, else the file's modification time."""
+        return self.taken_at if self.taken_at is not None else self.mtime_ns / 1e9
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -211,6 +227,7 @@ class MetadataStore:
             MediaFile.sidecar_sig,
             MediaFile.width,
             MediaFile.height,
+            MediaFile.taken_at,
         ).where(MediaFile.path.startswith(prefix, autoescape=True))
         with self.session() as session:
             return {row.path: KnownFile(*row) for row in session.execute(query)}
@@ -555,6 +572,7 @@ def _file_values(record: FileRecord) -> dict[str, Any]:
         "width": record.width,
         "height": record.height,
         "sidecar_sig": record.sidecar_sig,
+        "taken_at": record.taken_at,
     }
 
 

@@ -3,6 +3,7 @@ re-ranking, explanations, cut-offs, diversity and ``Engine.evaluate``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -283,3 +284,51 @@ def test_evaluate_reports_every_mode(engine: Engine, tmp_path: Path) -> None:
     assert by_mode["keyword"].metrics["recall@10"] == 1.0
     assert by_mode["dense"].metrics["recall@1"] < 1.0  # the lighthouse has no caption: dense cannot know
     assert all(mode.queries == 3 and mode.latency_ms["p50"] >= 0 for mode in report.modes)
+
+
+def save_with_exif_date(path: Path, seed: int, taken: str, offset: str | None = None) -> Path:
+    from PIL import Image
+
+    make_image(path, seed)
+    exif = Image.Exif()
+    details = exif.get_ifd(0x8769)
+    details[0x9003] = taken
+    if offset:
+        details[0x9011] = offset
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, exif=exif)
+    return path
+
+
+def test_time_filters_prefer_the_exif_capture_date(tmp_path: Path) -> None:
+    folder = tmp_path / "dated"
+    save_with_exif_date(folder / "old.jpg", 1, "2001:09:09 01:46:40", "+00:00")  # 1,000,000,000
+    save_with_exif_date(folder / "local.jpg", 2, "2010:01:01 12:00:00")
+    make_image(folder / "undated.jpg", 3)
+    with Engine.open(tmp_path / "home", model="fake:16", db_url="sqlite://", workers=1) as engine:
+        engine.ingest(folder)
+        files = {Path(f.path).name: f for f in engine.store.get_files(range(1, 10)).values()}
+        assert files["old.jpg"].taken_at == 1_000_000_000
+        assert files["local.jpg"].taken_at == dt.datetime(2010, 1, 1, 12).timestamp()  # no offset: local time
+        undated = files["undated.jpg"]
+        assert undated.taken_at is None and undated.time == undated.mtime_ns / 1e9
+        before_2005 = engine.search("x", k=10, filters=Filters(until=dt.datetime(2005, 1, 1).timestamp()))
+        since_2005 = engine.search("x", k=10, filters=Filters(since=dt.datetime(2005, 1, 1).timestamp()))
+        assert names(before_2005) == ["old.jpg"]
+        assert set(names(since_2005)) == {"local.jpg", "undated.jpg"}
+        (folder / "old.txt").write_text("a sidecar changes nothing about the date")
+        engine.ingest(folder)  # texts-only re-sync keeps the capture time
+        assert engine.store.get_files([files["old.jpg"].id])[files["old.jpg"].id].taken_at == 1_000_000_000
+
+
+def test_broken_exif_dates_are_ignored(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mmsearch.ingest.taken import taken_at
+
+    path = save_with_exif_date(tmp_path / "zero.jpg", 1, "0000:00:00 00:00:00")
+    with Image.open(path) as image:
+        assert taken_at(image) is None
+    with Image.open(make_image(tmp_path / "plain.png", 2)) as image:
+        assert taken_at(image) is None

@@ -159,9 +159,10 @@ def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:
     try:
         path.write_text(json.dumps({**json.loads(original), "fingerprint": "0" * 16}))
         probe = cli_probe(["--home", home, "query", "a man rides a bicycle down a hill", "--json"])
+        assert probe["exit"] == 0 and probe["torch"]
+        assert json.loads(path.read_text())["fingerprint"] == engine.encoder.identity.fingerprint  # exported anew
     finally:
         path.write_text(original)
-    assert probe["exit"] == 0 and probe["torch"] and not probe["onnxruntime"]
     probe = cli_probe(["--home", home, "query", "a woman rides a bicycle", "--json"], MMSEARCH_ONNX_TEXT="0")
     assert probe["exit"] == 0 and probe["torch"] and not probe["onnxruntime"]
 
@@ -201,7 +202,7 @@ def test_a_tiny_openai_style_model_exports_and_agrees(tmp_path: Path) -> None:
 
     config = {
         "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16},
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
     }
     (tmp_path / "mmsearch-tiny-clip.json").write_text(json.dumps(config))
