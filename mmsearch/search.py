@@ -15,8 +15,10 @@ class Hit:
     """One result: an asset (image or audio file), its score and rank (1-based), and what matched.
 
     ``match`` is the evidence the score comes from: ``image`` (the picture itself), ``caption`` or
-    ``transcript``; ``text``, ``start`` and ``end`` (seconds) describe the matching caption or
-    segment, and ``item_id`` is its id. Scores are cosine similarities in the shared space.
+    ``transcript`` or ``keyword``; ``text``, ``start`` and ``end`` (seconds) describe the matching caption or
+    segment, and ``item_id`` is its id. Scores are cosine similarities when one retriever answered (an image
+    query, dense search without captions) and fused, calibrated scores when several did (see
+    :mod:`mmsearch.hybrid`); either way higher is better.
     """
 
     rank: int

@@ -185,3 +185,39 @@ def test_progress_bar_can_be_forced_on(run, photo_dir: Path) -> None:
     result = run("--model", "fake:16", "ingest", str(photo_dir), "--progress")
     assert result.exit_code == 0, result.output
     assert "6 added" in result.stdout
+
+
+def test_eval_prints_a_table_and_json(run, photo_dir: Path, tmp_path: Path) -> None:
+    assert run("--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("query\trelevant\nred\ta.jpg\nblue things\tb\n", encoding="utf-8")
+    table = run("eval", str(queries))
+    assert table.exit_code == 0, table.output
+    for word in ("mode", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "dense", "keyword", "hybrid"):
+        assert word in table.output
+    report = json.loads(run("eval", str(queries), "--mode", "dense", "--json").output)
+    assert [mode["mode"] for mode in report["modes"]] == ["dense"]
+    assert set(report["modes"][0]["metrics"]) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
+    assert report["modes"][0]["queries"] == 2
+
+
+def test_eval_rejects_a_malformed_queries_file(run, photo_dir: Path, tmp_path: Path) -> None:
+    assert run("--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("a query without relevant paths\n", encoding="utf-8")
+    result = run("eval", str(queries))
+    assert result.exit_code == 1 and "line 1: expected a query and at least one relevant path" in result.output
+
+
+def test_query_modes_explain_and_filters(run, photo_dir: Path) -> None:
+    assert run("--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    explained = run("query", "a.jpg", "--explain", "-k", "2")
+    assert explained.exit_code == 0 and "image" in explained.output
+    keyword = json.loads(run("query", "a", "--mode", "keyword", "--json").output)
+    assert keyword["mode"] == "keyword" and [Path(h["path"]).name for h in keyword["hits"]] == ["a.jpg"]
+    no_words = run("query", "--image", str(photo_dir / "a.jpg"), "--mode", "keyword")
+    assert no_words.exit_code == 2 and "keyword mode needs query text" in no_words.output
+    pngs = run("query", "x", "--ext", "png", "--paths").output.splitlines()
+    assert pngs and all(line.endswith(".png") for line in pngs)
+    bad_syntax = run("query", '"unterminated')
+    assert bad_syntax.exit_code == 2 and "Error:" in bad_syntax.output
