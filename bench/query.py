@@ -6,6 +6,7 @@ Run from the repository root::
     source scripts/venv.sh && source scripts/fixture-env.sh && python bench/query.py
     python bench/query.py --json             # one JSON object on stdout instead of the table
     python bench/query.py --queries 400      # more samples per side (needs 2 x (queries + warmup) captions)
+    python bench/query.py --cold             # cold `mmsearch query` processes and `--help` (bench/query_cold.py)
 
 The DEV folder is ingested once into a temporary home; then, in the same process, with the
 encoder and the FAISS index loaded:
@@ -286,6 +287,11 @@ def run(args: argparse.Namespace, texts: TextSets) -> tuple[dict[str, Any], dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--cold" in argv:  # cold `mmsearch query` in new processes and `--help`: bench/query_cold.py
+        import query_cold
+
+        return query_cold.main([arg for arg in argv if arg != "--cold"])
     args = parse_args(argv)
     texts = split_texts(read_captions(args.captions), args.queries, args.warmup)
     ingest_report, checks, latencies, device = run(args, texts)

@@ -183,13 +183,15 @@ def run_wall(command: list[str], env: dict[str, str]) -> tuple[float, subprocess
     return wall, done
 
 
-def cold_queries(home: Path, texts: list[str], env: dict[str, str]) -> tuple[list[float], list[list[str]]]:
-    walls, tops = [], []
+def cold_queries(home: Path, texts: list[str], env: dict[str, str]) -> list[float]:
+    """Wall seconds of one new ``mmsearch query`` process per text; each must return hits."""
+    walls = []
     for text in texts:
         wall, done = run_wall([*mmsearch_command(), "--home", str(home), "query", text, "--json", "-k", "10"], env)
+        if not json.loads(done.stdout)["hits"]:
+            raise SystemExit(f"no hits for {text!r}")
         walls.append(wall)
-        tops.append([hit["path"] for hit in json.loads(done.stdout)["hits"]])
-    return walls, tops
+    return walls
 
 
 def import_breakdown(home: Path, text: str, env: dict[str, str], top: int = 12) -> dict[str, Any]:
@@ -199,12 +201,13 @@ def import_breakdown(home: Path, text: str, env: dict[str, str], top: int = 12) 
     modules: dict[str, int] = {}
     top_level: list[tuple[int, str]] = []
     for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line or "cumulative" in line:
+        parts = line.split("|")
+        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
             continue
-        _, self_us, cumulative_us, name = line.split("|", 3)[0], *line.split("|")[-3:]
-        modules[name.strip()] = int(cumulative_us)
-        if not name.startswith("  "):  # depth 0: imported by mmsearch or the interpreter itself
-            top_level.append((int(cumulative_us), name.strip()))
+        cumulative_us, name = int(parts[1]), parts[2]
+        modules[name.strip()] = cumulative_us
+        if not name.startswith("  "):  # depth 0 (" name"): not imported by another module's import
+            top_level.append((cumulative_us, name.strip()))
     top_level.sort(reverse=True)
     return {
         "torch_imported": "torch" in modules,
@@ -255,7 +258,7 @@ def measure(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     run_wall([*mmsearch_command(), "--help"], env)  # warm the file cache once; every run is a new process
     log(f"timing {args.runs} cold queries ...")
     with CpuMonitor() as cpu:
-        walls, _ = cold_queries(home, onnx_texts, env)
+        walls = cold_queries(home, onnx_texts, env)
     helps = [run_wall([*mmsearch_command(), "--help"], env)[0] for _ in range(args.runs)]
     result: dict[str, Any] = {"cold_query": summary(walls), "help": summary(helps), "cpu": cpu.to_dict()}
     log("breakdown ...")
@@ -263,7 +266,7 @@ def measure(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     result["imports"] = import_breakdown(home, profile_texts[1], env)
     if torch_texts:
         log(f"timing {len(torch_texts)} cold queries on the torch path ...")
-        torch_walls, _ = cold_queries(home, torch_texts, {**env, "MMSEARCH_ONNX_TEXT": "0"})
+        torch_walls = cold_queries(home, torch_texts, {**env, "MMSEARCH_ONNX_TEXT": "0"})
         result["cold_query_torch"] = summary(torch_walls)
     result["export_check"] = export_check(home)
     return result
@@ -274,18 +277,37 @@ def table(result: dict[str, Any], items: int) -> list[Row]:
     torch_free = not result["imports"]["torch_imported"]
     worst = check.get("worst_cosine")
     rows = [
-        Row(f"cold `mmsearch query` p50 ({items} items, n={cold['n']})", cold["p50_s"], "s", f"<= {COLD_TARGET_S}",
-            cold["p50_s"] <= COLD_TARGET_S),
+        Row(
+            f"cold `mmsearch query` p50 ({items} items, n={cold['n']})",
+            cold["p50_s"],
+            "s",
+            f"<= {COLD_TARGET_S}",
+            cold["p50_s"] <= COLD_TARGET_S,
+        ),
         Row("cold `mmsearch query` min / max", f"{cold['min_s']:.3f} / {cold['max_s']:.3f}", "s"),
-        Row(f"`mmsearch --help` p50 (n={helps['n']})", helps["p50_s"], "s", f"<= {HELP_TARGET_S}",
-            helps["p50_s"] <= HELP_TARGET_S),
+        Row(
+            f"`mmsearch --help` p50 (n={helps['n']})",
+            helps["p50_s"],
+            "s",
+            f"<= {HELP_TARGET_S}",
+            helps["p50_s"] <= HELP_TARGET_S,
+        ),
         Row("cold query imports torch", str(not torch_free), "", "False", torch_free),
-        Row("ONNX vs open_clip worst cosine (export check)", "n/a" if worst is None else round(worst, 7), "",
-            f">= {MIN_COSINE}", worst is not None and worst >= MIN_COSINE),
+        Row(
+            "ONNX vs open_clip worst cosine (export check)",
+            "n/a" if worst is None else round(worst, 7),
+            "",
+            f">= {MIN_COSINE}",
+            worst is not None and worst >= MIN_COSINE,
+        ),
     ]
     if "cold_query_torch" in result:
-        rows.append(Row("cold query on the torch path p50 (MMSEARCH_ONNX_TEXT=0)", result["cold_query_torch"]["p50_s"], "s"))
-    rows += [Row(f"  phase: {name}", value, "ms") for name, value in result["phases_ms"].items() if name != "torch imported"]
+        rows.append(
+            Row("cold query on the torch path p50 (MMSEARCH_ONNX_TEXT=0)", result["cold_query_torch"]["p50_s"], "s")
+        )
+    rows += [
+        Row(f"  phase: {name}", value, "ms") for name, value in result["phases_ms"].items() if name != "torch imported"
+    ]
     rows += [Row(f"  import: {name}", value, "ms") for name, value in result["imports"]["top_level_ms"].items()]
     rows.append(quiet_row("the cold queries", [result["cpu"]["other_cpu_share"]]))
     return rows

@@ -221,3 +221,26 @@ def test_query_modes_explain_and_filters(run, photo_dir: Path) -> None:
     assert pngs and all(line.endswith(".png") for line in pngs)
     bad_syntax = run("query", '"unterminated')
     assert bad_syntax.exit_code == 2 and "Error:" in bad_syntax.output
+
+
+def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Path) -> None:
+    from tests.conftest import make_image
+
+    folder = tmp_path / "library"
+    make_image(folder / "dog.jpg", 1)
+    (folder / "dog.txt").write_text("a brown dog on the beach\n", encoding="utf-8")
+    (folder / "talk.wav").write_bytes(b"RIFF")  # never decoded: the subtitle sidecar is the transcript
+    (folder / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:04,500\nwelcome to the harbour tour\n")
+    assert run("--model", "fake:16", "ingest", str(folder)).exit_code == 0
+    captions = json.loads(run("query", "--image", str(folder / "dog.jpg"), "--kind", "caption", "--json").output)
+    assert captions["kind"] == "caption"
+    assert [(h["path"], h["match"], h["text"]) for h in captions["hits"]] == [
+        (str(folder / "dog.jpg"), "caption", "a brown dog on the beach")
+    ]
+    segments = json.loads(run("query", "harbour tour", "--kind", "transcript", "--json").output)["hits"]
+    assert [(h["kind"], h["text"], h["start"], h["end"]) for h in segments] == [
+        ("audio", "welcome to the harbour tour", 1.0, 4.5)
+    ]
+    assert run("query", "harbour tour", "--kind", "audio", "--paths").output == f"{folder / 'talk.wav'}\n"
+    table = run("query", "harbour tour", "--kind", "audio")
+    assert table.exit_code == 0 and "top 1 for 'harbour tour'" in table.output
