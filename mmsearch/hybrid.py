@@ -146,9 +146,12 @@ class HybridSearcher:
         keyword = self._keyword(query, options)
         if not dense and not keyword:
             raise SearchError(_nothing_to_search(query, options))
+        dense = [retriever for retriever in dense if len(self.index_for(retriever))]
         window = max(MIN_WINDOW, 4 * k)
         while True:
             evidence, exhausted = self._gather(query, kind, dense, keyword, window)
+            if self._one_dense_source(evidence, options):
+                return self._rank_one_source(query, evidence, k, options)
             files = self.store.get_files(a for entries in evidence.scores.values() for a in entries)
             accepted = {a: f for a, f in files.items() if f.kind in ASSET_KINDS[kind] and options.filters.accepts(f)}
             if len(accepted) >= k or exhausted:
@@ -156,6 +159,27 @@ class HybridSearcher:
             window *= 4
         evidence = self._exact(query, dense, evidence, accepted)
         return self._rank(evidence, accepted, k, options)
+
+    @staticmethod
+    def _one_dense_source(evidence: _Evidence, options: SearchOptions) -> bool:
+        """Only one dense retriever found anything, and nothing filters: its own top k is the answer.
+
+        Each dense index holds one kind of asset, so there is nothing to fuse or filter: what it found is
+        re-scored exactly and cut to k (``diverse`` still takes the general path: it needs a wider pool).
+        """
+        sources = [name for name, entries in evidence.scores.items() if entries]
+        return len(sources) == 1 and sources[0] != KEYWORD and options.filters == Filters() and not options.diverse
+
+    def _rank_one_source(self, query: QuerySpec, evidence: _Evidence, k: int, options: SearchOptions) -> list[Hit]:
+        """Re-score what the one retriever found with its exact stored vectors, keep the top ``k``."""
+        name, entries = next((n, e) for n, e in evidence.scores.items() if e)
+        keys = {asset: (asset if name == IMAGE else item) for asset, (_, item) in entries.items()}
+        vectors = self.index_for(name).vectors(keys.values())
+        exact = {a: (float(vectors[key] @ query.vector), entries[a][1]) for a, key in keys.items() if key in vectors}
+        top = _Evidence({name: exact}).ranked()[name][:k]
+        files = self.store.get_files(asset for asset, _ in top)
+        kept = _Evidence({name: {asset: exact[asset] for asset, _ in top if asset in files}})
+        return self._rank(kept, files, k, options)
 
     # -- retrieval ------------------------------------------------------------------------
     @staticmethod
