@@ -24,7 +24,7 @@ FIXTURE_MODEL = "hf-hub:mmsearch-fixtures/lit-effnet-minilm"
 DEV_IMAGES = "../shared/data/flickr8k/dev/images"
 DEV_CAPTIONS = "../shared/data/flickr8k/dev/captions.tsv"
 QUIET_LIMIT = 0.05
-_USER_SETTINGS = ("MMSEARCH_HOME", "MMSEARCH_MODEL", "MMSEARCH_DEVICE", "MMSEARCH_DB_URL")
+_USER_SETTINGS = ("MMSEARCH_HOME", "MMSEARCH_MODEL", "MMSEARCH_DEVICE", "MMSEARCH_PRECISION", "MMSEARCH_DB_URL")
 
 
 def use_offline_fixture() -> None:

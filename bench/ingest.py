@@ -93,6 +93,7 @@ class Results:
     raw_passes_s: list[float] = field(default_factory=list)
     raw_cpu: list[CpuMonitor] = field(default_factory=list)
     passes: list[IngestPass] = field(default_factory=list)
+    precision: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -102,6 +103,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--model", default=FIXTURE_MODEL, help=f"encoder (default {FIXTURE_MODEL})")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="model precision (default auto)"
+    )
+    parser.add_argument(
+        "--no-draft", action="store_true", help="decode JPEGs at full size in the ingest (no reduced-scale draft)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--workers", type=int, default=None, help="ingest decode threads (default: the engine's own, min(4, cpus))"
@@ -118,7 +125,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_encoder(model: str, device: str, results: Results) -> Encoder:
+def load_encoder(model: str, device: str, precision: str, results: Results) -> Encoder:
     """Import torch/open_clip/faiss, then build the encoder; both timed separately."""
     started = time.perf_counter()
     import faiss  # noqa: F401
@@ -127,9 +134,21 @@ def load_encoder(model: str, device: str, results: Results) -> Encoder:
 
     results.import_s = time.perf_counter() - started
     started = time.perf_counter()
-    encoder = create_encoder(model, device)
+    encoder = create_encoder(model, device, precision)
     results.load_s = time.perf_counter() - started
     return encoder
+
+
+class FullSizeDecode:
+    """The encoder, minus ``min_decode_size``: the ingest then decodes every JPEG at full size (``--no-draft``)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "min_decode_size":
+            raise AttributeError(name)
+        return getattr(self._encoder, name)
 
 
 def prepare_all(encoder: Encoder, folder: Path) -> list[Any]:
@@ -214,6 +233,7 @@ def summarise(results: Results) -> dict[str, Any]:
     reopen_s = statistics.median(p.reopen_total_s for p in results.passes)
     return {
         "images": results.images,
+        "precision": results.precision,
         "import_s": round(results.import_s, 3),
         "model_load_s": round(results.load_s, 3),
         "prepare_all_s": round(results.prepare_s, 3),
@@ -237,6 +257,15 @@ def summarise(results: Results) -> dict[str, Any]:
     }
 
 
+def precision_rows(precision: dict[str, Any]) -> list[Row]:
+    """One row per tower: the dtype it ran in and, where the agreement check ran, its worst/mean cosine."""
+    rows = []
+    for tower, entry in precision.items():
+        check = f" (bf16 vs fp32 worst {entry['worst_cosine']:.5f}, mean {entry['mean_cosine']:.5f})"
+        rows.append(Row(f"{tower} tower precision", entry["dtype"] + (check if "worst_cosine" in entry else "")))
+    return rows
+
+
 def table(summary: dict[str, Any]) -> list[Row]:
     n = summary["images"]
     ratio = summary["e2e_over_raw"]
@@ -247,6 +276,7 @@ def table(summary: dict[str, Any]) -> list[Row]:
         Row("imports (torch, open_clip, faiss)", summary["import_s"], "s"),
         Row("model load", summary["model_load_s"], "s"),
         Row("images", n),
+        *precision_rows(summary["precision"]),
         Row("raw encode_prepared throughput", summary["raw_images_per_s"], "img/s"),
         Row("e2e ingest throughput", summary["e2e_images_per_s"], "img/s"),
         Row("e2e / raw", ratio, "", f">= {E2E_TARGET}", ratio >= E2E_TARGET),
@@ -282,9 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = Results()
     log(f"loading {args.model} on {args.device} ...")
-    encoder = load_encoder(args.model, args.device, results)
+    encoder = load_encoder(args.model, args.device, args.precision, results)
+    if args.no_draft:
+        encoder = FullSizeDecode(encoder)  # type: ignore[assignment]
     log(f"preparing {args.folder} for the raw measurement ...")
     measure(encoder, args, results)
+    results.precision = dict(getattr(encoder, "precision", {}))
     summary = summarise(results)
     rows = table(summary)
     payload = {
@@ -293,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "folder": str(args.folder),
             "model": args.model,
             "device": args.device,
+            "precision": args.precision,
+            "jpeg_draft": not args.no_draft and getattr(encoder, "min_decode_size", None) is not None,
             "batch_size": args.batch_size,
             "workers": results.workers,
             "repeats": args.repeats,

@@ -28,11 +28,15 @@ DEFAULT_HNSW_THRESHOLD = 50_000
 scan of 512-d vectors passes about 3 ms per query on one core, against about 0.3 ms for HNSW (bench/index.py)."""
 CONFIG_FILE_NAME = "config.toml"
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Model precision: ``auto`` (CPU: bf16 where native and the agreement check passes, else fp32; CUDA: bf16 or
+fp16 autocast), ``fp32``, or ``bf16`` (forced, unchecked); see ``mmsearch.encoders.precision``."""
 
 ENV_VARS = {
     "home": "MMSEARCH_HOME",
     "model": "MMSEARCH_MODEL",
     "device": "MMSEARCH_DEVICE",
+    "precision": "MMSEARCH_PRECISION",
     "db_url": "MMSEARCH_DB_URL",
     "speech_model": "MMSEARCH_SPEECH_MODEL",
     "hnsw_threshold": "MMSEARCH_HNSW_THRESHOLD",
@@ -50,6 +54,7 @@ class Settings:
     home: Path
     model: str | None = None
     device: str = "auto"
+    precision: str = "auto"
     db_url: str | None = None
     speech_model: str = DEFAULT_SPEECH_MODEL
     batch_size: int = 32
@@ -140,6 +145,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
 def _validate(settings: Settings) -> None:
     if settings.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {settings.device!r}")
+    if settings.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
     if settings.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     if settings.workers < 1:

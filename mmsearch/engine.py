@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber
 
 EncoderFactory = Callable[[str, str], Encoder]
+"""``(model name, device) -> Encoder``; the default is the registry's, with ``Settings.precision``."""
 TranscriberFactory = Callable[[str, str], "Transcriber"]
 """``(speech model, device) -> Transcriber``."""
 
@@ -61,12 +63,12 @@ class Engine:
         self,
         settings: Settings,
         store: MetadataStore,
-        encoder_factory: EncoderFactory = create_encoder,
+        encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = _default_transcriber,
     ) -> None:
         self.settings = settings
         self.store = store
-        self._encoder_factory = encoder_factory
+        self._encoder_factory = encoder_factory or functools.partial(create_encoder, precision=settings.precision)
         self._transcriber_factory = transcriber_factory
         self._encoder: Encoder | None = None
         self._indexes: dict[str, IndexCache] = {}
@@ -82,7 +84,7 @@ class Engine:
         model: str | None = None,
         device: str | None = None,
         db_url: str | None = None,
-        encoder_factory: EncoderFactory = create_encoder,
+        encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = _default_transcriber,
         **options: Any,
     ) -> Engine:
@@ -202,6 +204,8 @@ class Engine:
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)
         report.elapsed_s = time.perf_counter() - started
+        if self._encoder is not None:
+            report.precision = dict(getattr(self._encoder, "precision", None) or {})
         return report
 
     # -- search ---------------------------------------------------------------------------

@@ -12,7 +12,14 @@ if FIXTURE_HF_HOME.is_dir():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tests never read the developer's own settings.
-for _var in ("MMSEARCH_HOME", "MMSEARCH_MODEL", "MMSEARCH_DEVICE", "MMSEARCH_DB_URL", "MMSEARCH_HNSW_THRESHOLD"):
+for _var in (
+    "MMSEARCH_HOME",
+    "MMSEARCH_MODEL",
+    "MMSEARCH_DEVICE",
+    "MMSEARCH_PRECISION",
+    "MMSEARCH_DB_URL",
+    "MMSEARCH_HNSW_THRESHOLD",
+):
     os.environ.pop(_var, None)
 
 import numpy as np  # noqa: E402

@@ -99,6 +99,9 @@ def print_ingest_report(report: IngestReport) -> None:
     texts = _text_changes(report)
     if texts:
         click.echo(f"  texts: {texts}")
+    if report.precision:
+        towers = ", ".join(f"{tower} {entry['dtype']}" for tower, entry in report.precision.items())
+        click.echo(f"  precision: {towers}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     for failure in report.failed:

@@ -1,7 +1,8 @@
 """Encoder registry: a model name picks its backend by prefix.
 
 ``fake:<dim>`` selects the deterministic test encoder; anything else is an
-open_clip name. Backends register a factory ``(spec, device) -> Encoder``.
+open_clip name. Backends register a factory ``(spec, device, precision) -> Encoder``
+(``precision``: ``auto``, ``fp32`` or ``bf16``; backends without a choice ignore it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from mmsearch.encoders.base import Encoder, ModelIdentity, l2_normalise
 from mmsearch.errors import UnknownModelError
 
-EncoderFactory = Callable[[str, str], Encoder]
+EncoderFactory = Callable[[str, str, str], Encoder]
 
 _FACTORIES: dict[str, EncoderFactory] = {}
 
@@ -21,12 +22,12 @@ def register_encoder(prefix: str, factory: EncoderFactory) -> None:
     _FACTORIES[prefix] = factory
 
 
-def create_encoder(spec: str, device: str = "auto") -> Encoder:
+def create_encoder(spec: str, device: str = "auto", precision: str = "auto") -> Encoder:
     """Build the encoder a model name describes."""
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in _FACTORIES:
-        return _FACTORIES[prefix](rest, device)
-    return _FACTORIES["open_clip"](spec, device)
+        return _FACTORIES[prefix](rest, device, precision)
+    return _FACTORIES["open_clip"](spec, device, precision)
 
 
 def canonical_model_name(spec: str) -> str:
@@ -50,16 +51,16 @@ def _fake_dim(rest: str) -> int:
     return dim
 
 
-def _fake_factory(rest: str, device: str) -> Encoder:
+def _fake_factory(rest: str, device: str, precision: str) -> Encoder:
     from mmsearch.encoders.fake import FakeEncoder
 
     return FakeEncoder(_fake_dim(rest))
 
 
-def _open_clip_factory(spec: str, device: str) -> Encoder:
+def _open_clip_factory(spec: str, device: str, precision: str) -> Encoder:
     from mmsearch.encoders.openclip import OpenClipEncoder
 
-    return OpenClipEncoder(spec, device=device)
+    return OpenClipEncoder(spec, device=device, precision=precision)
 
 
 register_encoder("fake", _fake_factory)

@@ -74,7 +74,7 @@ PROBE_TEXTS = (
 def _versions() -> dict[str, str | None]:
     """Installed versions of what the export depends on; a failed export is retried when they change."""
     out: dict[str, str | None] = {"format": str(EXPORT_FORMAT)}
-    for name in ("torch", "open_clip_torch", "transformers", "onnx", "onnxruntime", "tokenizers", "ftfy"):
+    for name in ("torch", "open_clip_torch", "transformers", "onnx", "onnxruntime", "tokenizers", "ftfy", "regex"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -124,6 +124,9 @@ def _publish(folder: Path, identity: ModelIdentity, build: Callable[[Path], dict
                 path.unlink()
             manifest = _manifest_base(identity) | {"status": "failed", "reason": reason[:2000]}
             _write_json(work / MANIFEST_FILE, manifest)
+        current = read_manifest(folder)
+        if usable(current, identity):  # another process published a verified export meanwhile: keep it
+            return current  # type: ignore[return-value]
         _replace_folder(work, folder)
         return manifest
     finally:

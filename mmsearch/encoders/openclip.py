@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +14,23 @@ import numpy as np
 from PIL import Image
 
 from mmsearch.encoders.base import ModelIdentity, l2_normalise
+from mmsearch.encoders.precision import (
+    PRECISIONS,
+    PROBE_TEXTS,
+    Agreement,
+    PrecisionChoice,
+    agreement,
+    choose_cpu_precision,
+    cpu_bf16_support,
+    probe_images,
+)
 from mmsearch.errors import ConfigError, MissingDependencyError, UnknownModelError
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
 INSTALL_HINT = "the open_clip encoder needs extra packages: pip install 'mmsearch[clip]'"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,10 +79,20 @@ def resolve_device(device: str) -> str:
 
 
 class OpenClipEncoder:
-    """An open_clip model: fp32 on CPU, autocast (bf16 or fp16) on CUDA; unit-length float32 output."""
+    """An open_clip model with unit-length float32 output.
 
-    def __init__(self, spec: str, device: str = "auto", text_batch_size: int = 256) -> None:
+    Precision (``precision``: ``auto``, ``fp32`` or ``bf16``): on CUDA, autocast (bf16 where supported, else
+    fp16; none for ``fp32``). On the CPU each tower is cast to bf16 or kept in float32 on its first use, by
+    :func:`mmsearch.encoders.precision.choose_cpu_precision` (``auto``: native bf16 and the agreement check);
+    :attr:`precision` shows what each tower runs in and why. Precision never changes :attr:`identity`: vectors
+    from either precision are interchangeable within the agreement bar. Convolutional image towers run
+    channels_last.
+    """
+
+    def __init__(self, spec: str, device: str = "auto", text_batch_size: int = 256, precision: str = "auto") -> None:
         self._spec = OpenClipSpec.parse(spec)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         try:
             import open_clip
             import torch
@@ -76,10 +100,15 @@ class OpenClipEncoder:
             raise MissingDependencyError(f"{INSTALL_HINT} ({exc})") from exc
         self._torch = torch
         self.device = resolve_device(device)
+        self.precision_setting = precision
         self._model, self._preprocess, self._tokenizer = _load(open_clip, self._spec, self.device)
         self._text_batch_size = text_batch_size
-        self._autocast_dtype = _autocast_dtype(torch, self.device)
-        dim = int(self.encode_texts(["probe"]).shape[1])
+        self._autocast_dtype = _autocast_dtype(torch, self.device, precision)
+        self._choices: dict[str, PrecisionChoice] = {}
+        self._choice_lock = threading.Lock()
+        self._channels_last = _use_channels_last(self._model)
+        self._image_dtype = torch.float32
+        dim = int(self._encode_text_chunks(["probe"]).shape[1])  # float32: towers are cast on first real use
         self.identity = ModelIdentity(
             name=self._spec.model_name,
             pretrained=self._spec.pretrained,
@@ -93,8 +122,25 @@ class OpenClipEncoder:
 
     @property
     def text_tower(self) -> tuple[Any, Any]:
-        """The open_clip model and tokenizer, for exporting the text tower (``mmsearch.encoders.onnx_export``)."""
+        """The open_clip model and tokenizer, for exporting the text tower (``mmsearch.encoders.onnx_export``).
+
+        The text tower holds its original float32 weights until the first :meth:`encode_texts` call picks its
+        precision (the engine exports right after loading, before that); after a bf16 cast they are bf16.
+        """
         return self._model, self._tokenizer
+
+    @property
+    def precision(self) -> dict[str, dict[str, Any]]:
+        """Per tower used so far: ``{"image": {"dtype": "bf16", "reason": ..., "worst_cosine": ...}, ...}``."""
+        return {tower: choice.to_dict() for tower, choice in self._choices.items()}
+
+    @property
+    def min_decode_size(self) -> tuple[int, int]:
+        """The smallest (width, height) an image may be decoded at without losing what preprocessing keeps:
+        its input size in both directions, so any resize mode and either EXIF orientation are covered."""
+        size = getattr(self._model.visual, "image_size", None) or self.identity.preprocess.get("size") or 224
+        side = max(size) if isinstance(size, (tuple, list)) else int(size)
+        return side, side
 
     @property
     def context_length(self) -> int:
@@ -113,15 +159,29 @@ class OpenClipEncoder:
     def encode_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
         if not prepared:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self._torch.stack(list(prepared)).to(self.device, non_blocking=True)
-        with self._inference():
-            features = self._model.encode_image(batch)
-        return l2_normalise(features.float().cpu().numpy())
+        self._choose("image")
+        return self._encode_image_batch(self._torch.stack(list(prepared)))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_prepared([self.prepare_image(image) for image in images])
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if texts:
+            self._choose("text")
+        return self._encode_text_chunks(texts)
+
+    def _encode_image_batch(self, batch: Any) -> np.ndarray:
+        torch = self._torch
+        if self.device == "cuda":
+            batch = batch.pin_memory()  # page-locked, so the copy below really is asynchronous
+        batch = batch.to(self.device, dtype=self._image_dtype, non_blocking=True)
+        if self._channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with self._inference():
+            features = self._model.encode_image(batch)
+        return l2_normalise(features.float().cpu().numpy())
+
+    def _encode_text_chunks(self, texts: Sequence[str]) -> np.ndarray:
         chunks = []
         for start in range(0, len(texts), self._text_batch_size):
             tokens = self._tokenizer(list(texts[start : start + self._text_batch_size])).to(self.device)
@@ -131,6 +191,47 @@ class OpenClipEncoder:
         if not chunks:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
+
+    def _choose(self, tower: str) -> None:
+        """Settle ``tower``'s precision on its first use (thread-safe; casts it when bf16 wins)."""
+        if tower in self._choices:
+            return
+        with self._choice_lock:
+            if tower not in self._choices:
+                self._choices[tower] = self._decide(tower)
+
+    def _decide(self, tower: str) -> PrecisionChoice:
+        from mmsearch.encoders.towers import cast_tower, restore_tower, snapshot, tower_dtype
+
+        if self.device != "cpu":
+            dtype = self._autocast_dtype
+            name = "fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+            return PrecisionChoice(name, f"{self.device}: {self.precision_setting}")
+        saved: dict[str, Any] = {}
+
+        def check() -> Agreement:
+            reference = self._probe(tower)
+            saved.update(snapshot(self._model, tower))
+            cast_tower(self._model, tower, self._torch.bfloat16)
+            self._image_dtype = tower_dtype(self._model, "image")
+            return agreement(reference, self._probe(tower))
+
+        support = cpu_bf16_support(torch_check=getattr(self._torch.cpu, "_is_avx512_bf16_supported", None))
+        choice = choose_cpu_precision(self.precision_setting, support, check)
+        if choice.dtype == "fp32" and saved:
+            restore_tower(self._model, tower, saved)
+        elif choice.dtype == "bf16" and not saved:
+            cast_tower(self._model, tower, self._torch.bfloat16)
+        if tower == "image":
+            self._image_dtype = tower_dtype(self._model, "image")
+        log.info("open_clip %s tower in %s: %s", tower, choice.dtype, choice.reason)
+        return choice
+
+    def _probe(self, tower: str) -> np.ndarray:
+        """The probe set's vectors through ``tower`` as it is now."""
+        if tower == "text":
+            return self._encode_text_chunks(PROBE_TEXTS)
+        return self._encode_image_batch(self._torch.stack([self._preprocess(image) for image in probe_images()]))
 
     @contextlib.contextmanager
     def _inference(self):
@@ -166,10 +267,25 @@ def _load(open_clip: Any, spec: OpenClipSpec, device: str) -> tuple[Any, Any, An
     return model, preprocess, tokenizer
 
 
-def _autocast_dtype(torch: Any, device: str) -> Any:
-    if device != "cuda":
+def _autocast_dtype(torch: Any, device: str, precision: str) -> Any:
+    """The CUDA autocast dtype: none on the CPU or for ``fp32``; bf16 where the GPU has it, else fp16."""
+    if device != "cuda" or precision == "fp32":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if precision == "bf16":
+        raise ConfigError("precision 'bf16' was asked for, but this GPU has no bf16; use auto (fp16) or fp32")
+    return torch.float16
+
+
+def _use_channels_last(model: Any) -> bool:
+    """Lay a convolutional image tower out channels_last (faster conv kernels, same results); True if done."""
+    from mmsearch.encoders.towers import has_conv_layers, to_channels_last
+
+    if not has_conv_layers(model.visual):
+        return False
+    to_channels_last(model.visual)
+    return True
 
 
 def _preprocess_identity(model: Any, tokenizer: Any) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class IngestReport:
     embed_s: float = 0.0
     transcribe_s: float = 0.0
     audio_s: float = 0.0
+    precision: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What each model tower ran in, and why (``{"image": {"dtype": "bf16", "reason": ...}}``); empty when the
+    model was not loaded."""
 
     @property
     def images_per_s(self) -> float:

@@ -20,7 +20,7 @@ from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
-from mmsearch.ingest.imageio import hash_bytes, load_image
+from mmsearch.ingest.imageio import decode_image, hash_bytes
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
@@ -218,11 +218,11 @@ class IngestRun:
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = _read(file.path)
-        image = load_image(data, self.options.max_pixels)
+        image, (width, height) = decode_image(data, self.options.max_pixels, getattr(encoder, "min_decode_size", None))
         with Image.open(io.BytesIO(data)) as header:
             embedded = tuple(embedded_captions(header))
             taken = taken_at(header)
-        probe = Probe(hash_bytes(data), image.width, image.height, embedded, taken)
+        probe = Probe(hash_bytes(data), width, height, embedded, taken)
         return PreparedImage(probe, encoder.prepare_image(image))
 
     def _image_texts(self, file: ScannedFile, probe: Probe, known: dict[str, KnownFile]) -> dict[str, list[TextItem]]:

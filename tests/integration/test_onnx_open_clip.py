@@ -146,6 +146,13 @@ def test_a_fresh_process_query_uses_the_export_without_torch(dev_engine) -> None
     expected = engine.search(text, k=10, mode="dense")  # this engine has the torch encoder loaded
     assert [hit["path"] for hit in hits] == [hit.path for hit in expected]
     np.testing.assert_allclose([hit["score"] for hit in hits], [hit.score for hit in expected], atol=1e-4)
+    # the console path itself (`python -m mmsearch`), its imports listed by -X importtime
+    home = str(engine.settings.home)
+    command = [sys.executable, "-X", "importtime", "-m", "mmsearch", "--home", home, "query", "two dogs play", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "onnxruntime" in imported and not imported & {"torch", "open_clip", "transformers"}
+    assert json.loads(done.stdout)["hits"]
 
 
 def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:

@@ -180,7 +180,8 @@ def test_a_loaded_encoder_is_used_as_it_is(fake_home) -> None:
 
 def test_a_failed_export_is_recorded_and_not_retried(tmp_path: Path, monkeypatch) -> None:
     """An unsupported tokenizer fails before torch is imported; the failure is written down once."""
-    pytest.importorskip("onnx")
+    for name in ("onnx", "onnxruntime", "tokenizers", "ftfy"):
+        pytest.importorskip(name)
     from mmsearch.encoders import onnx_export
 
     class Unsupported(FakeEncoder):
