@@ -6,6 +6,8 @@ Run from the repository root::
     source scripts/venv.sh && source scripts/fixture-env.sh && python bench/ingest.py
     python bench/ingest.py --json            # one JSON object on stdout instead of the table
     python bench/ingest.py --repeats 3       # medians over 3 passes (each ingest in a fresh home)
+    python bench/ingest.py --precision fp32  # the model in float32 (default auto: bf16 where native and agreeing)
+    python bench/ingest.py --no-draft        # the ingest decodes JPEGs at full size (no reduced-scale draft)
 
 Everything runs in one process, with the encoder loaded once (its load is timed and reported
 on its own line):
@@ -261,8 +263,10 @@ def precision_rows(precision: dict[str, Any]) -> list[Row]:
     """One row per tower: the dtype it ran in and, where the agreement check ran, its worst/mean cosine."""
     rows = []
     for tower, entry in precision.items():
-        check = f" (bf16 vs fp32 worst {entry['worst_cosine']:.5f}, mean {entry['mean_cosine']:.5f})"
-        rows.append(Row(f"{tower} tower precision", entry["dtype"] + (check if "worst_cosine" in entry else "")))
+        value = entry["dtype"]
+        if "worst_cosine" in entry:
+            value += f" (bf16 vs fp32 worst {entry['worst_cosine']:.5f}, mean {entry['mean_cosine']:.5f})"
+        rows.append(Row(f"{tower} tower precision", value))
     return rows
 
 

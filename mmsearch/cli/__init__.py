@@ -100,7 +100,7 @@ def library_errors() -> Iterator[None]:
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32).")
-@click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: CPU count, at most 4).")
+@click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: half the CPUs, 1 to 4).")
 @click.option(
     "--captions",
     "manifests",

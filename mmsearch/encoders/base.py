@@ -50,9 +50,11 @@ class ModelIdentity:
 class Encoder(Protocol):
     """A dual encoder mapping images and texts into one L2-normalised space.
 
-    ``prepare_image`` runs in decoder worker threads (resize, normalise, ...);
+    ``prepare_image`` runs in decoder worker threads (resize, crop, ...);
     ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
     encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
+    An encoder may also have ``min_decode_size`` (width, height): JPEGs are then
+    decoded at a reduced scale, never below it (``mmsearch.ingest.imageio``).
     """
 
     identity: ModelIdentity

@@ -244,3 +244,21 @@ def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Pat
     assert run("query", "harbour tour", "--kind", "audio", "--paths").output == f"{folder / 'talk.wav'}\n"
     table = run("query", "harbour tour", "--kind", "audio")
     assert table.exit_code == 0 and "top 1 for 'harbour tour'" in table.output
+
+
+def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir: Path, monkeypatch) -> None:
+    import mmsearch.engine
+    from mmsearch.encoders import create_encoder
+
+    asked: list[str] = []
+
+    def recording(spec: str, device: str = "auto", precision: str = "auto"):
+        asked.append(precision)
+        return create_encoder(spec, device, precision)
+
+    monkeypatch.setattr(mmsearch.engine, "create_encoder", recording)
+    assert run("--precision", "fp32", "--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    monkeypatch.setenv("MMSEARCH_PRECISION", "bf16")
+    assert run("query", "red").exit_code == 0
+    assert asked == ["fp32", "bf16"]
+    assert run("--precision", "fp16", "status").exit_code == 2

@@ -14,6 +14,7 @@ def dev_engine(tmp_path_factory):
     from mmsearch import Engine
 
     home = tmp_path_factory.mktemp("dev-home")
-    with Engine.open(home, model=FIXTURE_MODEL, device="cpu") as engine:
+    # float32: tests here compare with open_clip's own float32 vectors exactly (bf16: test_precision_fixture.py)
+    with Engine.open(home, model=FIXTURE_MODEL, device="cpu", precision="fp32") as engine:
         report = engine.ingest(DEV / "images", captions=[DEV / "captions.tsv"])
         yield engine, report
