@@ -35,6 +35,7 @@ timed runs (it would otherwise be charged to the first ingest only).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +91,8 @@ class Results:
     import_s: float = 0.0
     workers: int = 0
     load_s: float = 0.0
+    export_s: float = 0.0
+    export_dir: Path | None = None
     images: int = 0
     prepare_s: float = 0.0
     raw_passes_s: list[float] = field(default_factory=list)
@@ -139,6 +142,23 @@ def load_encoder(model: str, device: str, precision: str, results: Results) -> E
     encoder = create_encoder(model, device, precision)
     results.load_s = time.perf_counter() - started
     return encoder
+
+
+def export_text_tower(encoder: Encoder, results: Results, scratch: Path) -> None:
+    """The one-off ONNX export of the text tower (torch-free queries), timed on its own.
+
+    An engine exports it once per home, on the first ingest. The timed passes each start a fresh home, so
+    they get a copy of this export instead: the export is a per-home cost like the model load, not a
+    per-image one, and is reported next to it.
+    """
+    from mmsearch.encoders.onnx_export import ensure_text_export
+    from mmsearch.encoders.onnx_text import EXPORTS_FOLDER
+
+    started = time.perf_counter()
+    manifest = ensure_text_export(encoder, scratch)
+    results.export_s = time.perf_counter() - started
+    if manifest is not None:
+        results.export_dir = scratch / EXPORTS_FOLDER
 
 
 class FullSizeDecode:
@@ -204,6 +224,8 @@ def ingest_pass(encoder: Encoder, folder: Path, args: argparse.Namespace, result
     """First ingest into a fresh home, re-ingest on the same engine, then re-open and re-ingest."""
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-ingest-") as tmp:
         home = Path(tmp) / "home"
+        if results.export_dir is not None:
+            shutil.copytree(results.export_dir, home / "indexes" / results.export_dir.name)
         with open_engine(home, encoder, args) as engine, CpuMonitor() as cpu:
             results.workers = engine.settings.workers
             first = engine.ingest(folder)
@@ -238,6 +260,7 @@ def summarise(results: Results) -> dict[str, Any]:
         "precision": results.precision,
         "import_s": round(results.import_s, 3),
         "model_load_s": round(results.load_s, 3),
+        "text_export_s": round(results.export_s, 3),
         "prepare_all_s": round(results.prepare_s, 3),
         "raw_images_per_s": round(raw_ips, 2),
         "e2e_images_per_s": round(e2e_ips, 2),
@@ -279,6 +302,7 @@ def table(summary: dict[str, Any]) -> list[Row]:
     return [
         Row("imports (torch, open_clip, faiss)", summary["import_s"], "s"),
         Row("model load", summary["model_load_s"], "s"),
+        Row("text tower ONNX export (once per home, first ingest)", summary["text_export_s"], "s"),
         Row("images", n),
         *precision_rows(summary["precision"]),
         Row("raw encode_prepared throughput", summary["raw_images_per_s"], "img/s"),
@@ -317,10 +341,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results()
     log(f"loading {args.model} on {args.device} ...")
     encoder = load_encoder(args.model, args.device, args.precision, results)
+    scratch = Path(tempfile.mkdtemp(prefix="mmsearch-bench-export-"))
+    log("exporting the text tower (torch-free queries) once ...")
+    export_text_tower(encoder, results, scratch)
     if args.no_draft:
         encoder = FullSizeDecode(encoder)  # type: ignore[assignment]
     log(f"preparing {args.folder} for the raw measurement ...")
-    measure(encoder, args, results)
+    try:
+        measure(encoder, args, results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     results.precision = dict(getattr(encoder, "precision", {}))
     summary = summarise(results)
     rows = table(summary)
