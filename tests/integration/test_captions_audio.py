@@ -29,12 +29,16 @@ def chance_of_hit(population: int, relevant: int, k: int) -> float:
 
 @pytest.fixture(scope="module")
 def spoken() -> list[dict[str, str]]:
+    if not (DEV / "audio.tsv").is_file():
+        pytest.skip(f"DEV spoken captions not found: {DEV / 'audio.tsv'}")
     with (DEV / "audio.tsv").open(encoding="utf-8") as handle:
         return sorted(csv.DictReader(handle, delimiter="\t"), key=lambda row: row["file"])[:AUDIO_FILES]
 
 
 @pytest.fixture(scope="module")
 def captions() -> dict[str, list[str]]:
+    if not (DEV / "captions.tsv").is_file():
+        pytest.skip(f"DEV captions not found: {DEV / 'captions.tsv'}")
     by_image: dict[str, list[str]] = defaultdict(list)
     with (DEV / "captions.tsv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
