@@ -133,13 +133,21 @@ class HybridSearcher:
     def __init__(self, store: MetadataStore, model_id: int, index_for: Callable[[str], VectorIndex]) -> None:
         self.store = store
         self.model_id = model_id
-        self.index_for = index_for
+        self._index_source = index_for
+        self._indexes: dict[str, VectorIndex] = {}
+
+    def index_for(self, collection: str) -> VectorIndex:
+        """The collection's index as of the start of this search (asked once: each ask checks the database)."""
+        if collection not in self._indexes:
+            self._indexes[collection] = self._index_source(collection)
+        return self._indexes[collection]
 
     def search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         """The top ``k`` hits of ``kind`` (``image``, ``audio``, ``any``: per asset; ``caption``,
         ``transcript``: per text item)."""
         if options.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {options.mode!r}")
+        self._indexes.clear()  # a searcher may serve several searches: each sees the indexes as they are now
         if kind in (CAPTION, TRANSCRIPT):
             return self._search_items(query, k, kind, options)
         dense = dense_retrievers(kind, query, options) if self._dense(query, options) else []
@@ -175,7 +183,9 @@ class HybridSearcher:
         name, entries = next((n, e) for n, e in evidence.scores.items() if e)
         keys = {asset: (asset if name == IMAGE else item) for asset, (_, item) in entries.items()}
         vectors = self.index_for(name).vectors(keys.values())
-        exact = {a: (float(vectors[key] @ query.vector), entries[a][1]) for a, key in keys.items() if key in vectors}
+        present = [asset for asset, key in keys.items() if key in vectors]
+        scores = np.stack([vectors[keys[a]] for a in present]) @ query.vector if present else []
+        exact = {a: (float(score), entries[a][1]) for a, score in zip(present, scores, strict=True)}
         top = _Evidence({name: exact}).ranked()[name][:k]
         files = self.store.get_files(asset for asset, _ in top)
         kept = _Evidence({name: {asset: exact[asset] for asset, _ in top if asset in files}})
