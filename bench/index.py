@@ -72,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ef-search",
-        default=f"32,{HNSW_EF_SEARCH},128",
+        default=f"64,128,{HNSW_EF_SEARCH}",
         help=f"HNSW efSearch values to measure, comma-separated (mmsearch's default: {HNSW_EF_SEARCH})",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="FAISS threads for build/batch")

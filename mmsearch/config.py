@@ -24,8 +24,9 @@ DEFAULT_SPEECH_MODEL = "small"
 """faster-whisper model for audio without sidecar transcripts: a size name (downloaded on first use)
 or a local CTranslate2 model folder."""
 DEFAULT_HNSW_THRESHOLD = 50_000
-"""Vectors in a collection from which its index is approximate (HNSW) instead of exact (flat): where a flat
-scan of 512-d vectors passes about 3 ms per query on one core, against about 0.3 ms for HNSW (bench/index.py)."""
+"""Vectors in a collection from which its index is approximate (HNSW) instead of exact (flat): below it an exact
+scan stays interactive (512-d vectors on one core: 3 ms at 50k on an AMD EPYC VM, 10 ms on the Xeon VM of
+bench/RESULTS.md), above it grows linearly (170 ms at 1M) while HNSW stays near 1 ms (bench/index.py)."""
 CONFIG_FILE_NAME = "config.toml"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -2,9 +2,10 @@
 
 Small collections use the exact flat index: a query scans every vector, which is
 cheap while there are few. From ``DEFAULT_HNSW_THRESHOLD`` vectors on, the
-approximate HNSW index answers in well under a millisecond at recall@10 of about
-0.97 instead of a scan that grows linearly (about 88 ms at 1M 512-d vectors on the
-reference machine); see the "Vector indexes" section of bench/RESULTS.md.
+approximate HNSW index answers in about a millisecond at recall@10 of about 0.97
+instead of a scan that grows linearly (20 ms at 100k and 170 ms at 1M 512-d vectors
+on one core of the reference machine); see the "Vector indexes" section of
+bench/RESULTS.md.
 
 Callers (``IndexCache``) use three functions:
 
