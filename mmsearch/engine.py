@@ -24,6 +24,7 @@ from mmsearch.errors import (
 from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.fusion import CUTOFF_METHODS, FUSION_METHODS
 from mmsearch.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
+from mmsearch.index.base import VectorIndex
 from mmsearch.index.cache import IndexCache, index_path
 from mmsearch.ingest.imageio import load_image
 from mmsearch.ingest.plan import plan_ingest
@@ -293,7 +294,14 @@ class Engine:
         return QuerySpec(np.asarray(vector, dtype=np.float32), keywords or None, image_only)
 
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
-        return HybridSearcher(self.store, model_id, lambda c: self._index_cache(model_id, identity, c).current())
+        generations: dict[str, int] = {}
+
+        def index_for(collection: str) -> VectorIndex:
+            if not generations:  # every collection's generation in one query, on the first index asked for
+                generations.update(self.store.generations(COLLECTIONS))
+            return self._index_cache(model_id, identity, collection).current(generations[collection])
+
+        return HybridSearcher(self.store, model_id, index_for)
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
         if self._query_cache is None or self._query_cache.model_id != model_id:

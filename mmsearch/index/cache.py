@@ -69,9 +69,11 @@ class IndexCache:
                 self.save()
         return self._index
 
-    def current(self) -> VectorIndex:
-        """The index as of the database's latest generation, reloaded if another process changed it."""
-        if self._index is not None and self.store.generation(self.collection) != self.generation:
+    def current(self, generation: int | None = None) -> VectorIndex:
+        """The index as of the database's latest generation (``generation`` when the caller just read it),
+        reloaded if another process changed it."""
+        latest = self.store.generation(self.collection) if generation is None else generation
+        if self._index is not None and latest != self.generation:
             self._index = None
         return self.get()
 

@@ -6,6 +6,7 @@ first. The structures behind them are created by migration 0003 and kept in step
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -85,13 +86,24 @@ def _kind_params(kinds: list[str]) -> str:
 
 
 def _sqlite_statement(kinds: list[str]):
-    return text(_SQLITE.format(kinds=_kind_params(kinds)))
+    return _sqlite_text(tuple(kinds))
 
 
 def _postgres_statement(kinds: list[str], names: bool):
+    return _postgres_text(tuple(kinds), names)
+
+
+@functools.lru_cache(maxsize=32)
+def _sqlite_text(kinds: tuple[str, ...]):
+    """Built once per kind set: constructing the statement costs more than running it."""
+    return text(_SQLITE.format(kinds=_kind_params(list(kinds))))
+
+
+@functools.lru_cache(maxsize=32)
+def _postgres_text(kinds: tuple[str, ...], names: bool):
     parts = []
     if kinds:
-        parts.append(_POSTGRES_TEXTS.format(kinds=_kind_params(kinds)))
+        parts.append(_POSTGRES_TEXTS.format(kinds=_kind_params(list(kinds))))
     if names:
         parts.append(_POSTGRES_NAMES.format(vector=_PG_NAME_VECTOR))
     return text(" UNION ALL ".join(parts) + " ORDER BY score DESC LIMIT :limit")
