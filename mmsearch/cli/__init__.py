@@ -279,8 +279,15 @@ def main() -> None:
     walked at exit. Only here: programs that import the library or invoke ``cli`` keep their own settings.
     """
     gc.disable()
-    atexit.register(gc.freeze)
+    atexit.register(_freeze_at_exit)
     cli(prog_name="mmsearch")
+
+
+def _freeze_at_exit() -> None:
+    """Skip the final walk over the start-up objects, unless torch was loaded (ingest): then the walk is cheap
+    next to the work done, and native extensions it brings (triton) report every object left uncollected."""
+    if "torch" not in sys.modules:
+        gc.freeze()
 
 
 def _collect_again() -> None:
