@@ -50,15 +50,6 @@ _IMAGE_VECTORS = (
 _TEXT_ITEM_IDS = select(TextItemRow.id, TextItemRow.file_id).where(
     TextItemRow.kind == bindparam("kind"), TextItemRow.file_id.in_(bindparam("ids", expanding=True))
 )
-_TEXT_VECTORS = (
-    select(TextItemRow.id, TextItemRow.file_id, Embedding.vector)
-    .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
-    .where(
-        Embedding.model_id == bindparam("model_id"),
-        TextItemRow.kind == bindparam("kind"),
-        TextItemRow.file_id.in_(bindparam("ids", expanding=True)),
-    )
-)
 _VECTORS_OF_TEXTS = (
     select(TextItemRow.id, Embedding.vector)
     .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
@@ -354,18 +345,6 @@ class MetadataStore:
             for chunk in _chunks([int(i) for i in file_ids], 500):
                 rows = connection.execute(_IMAGE_VECTORS, {"model_id": model_id, "ids": chunk})
                 out.update({row.id: vector_from_bytes(row.vector) for row in rows})
-        return out
-
-    def text_vectors_of(
-        self, model_id: int, file_ids: Iterable[int], kind: str
-    ) -> dict[int, list[tuple[int, np.ndarray]]]:
-        """Per file, the (item id, vector) of each of its text items of ``kind``."""
-        out: dict[int, list[tuple[int, np.ndarray]]] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in file_ids], 500):
-                rows = connection.execute(_TEXT_VECTORS, {"model_id": model_id, "ids": chunk, "kind": kind})
-                for row in rows:
-                    out.setdefault(row.file_id, []).append((row.id, vector_from_bytes(row.vector)))
         return out
 
     def text_item_ids_of(self, file_ids: Iterable[int], kind: str) -> dict[int, list[int]]:
