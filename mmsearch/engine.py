@@ -231,8 +231,12 @@ class Engine:
             raise ValueError("give a text, an image, or both")
         search_options = _search_options(k, kind, options)
         model_id, identity = self._active()
-        query = self._query(model_id, identity, text, image)
-        return self._searcher(model_id, identity).search(query, k, kind, search_options)
+        terms = _terms(text, image)
+        searcher = self._searcher(model_id, identity)
+        # Database reads first, model second: right after the encoder ran, the same reads cost several times more
+        # (its weights have pushed everything else out of the CPU caches; measured 0.2 vs 0.7 ms on 2 vCPUs).
+        searcher.prefetch(_keywords(terms), k, kind, search_options)
+        return searcher.search(self._query_of(model_id, identity, terms), k, kind, search_options)
 
     def search_many(self, texts: Sequence[str], k: int = 10, kind: str = "image", **options: Any) -> list[list[Hit]]:
         """Top-``k`` hits for each text; the model is loaded once, and not at all for cached queries."""
@@ -276,9 +280,9 @@ class Engine:
         self, model_id: int, identity: ModelIdentity, text: str | None, image: str | os.PathLike[str] | None
     ) -> QuerySpec:
         """The query vector (terms combined) and the words for keyword search."""
-        terms = parse_query(text) if text is not None else []
-        if image is not None:
-            terms.insert(0, Term(1.0, image=str(image)))
+        return self._query_of(model_id, identity, _terms(text, image))
+
+    def _query_of(self, model_id: int, identity: ModelIdentity, terms: list[Term]) -> QuerySpec:
         texts = [term.text for term in terms if term.text is not None]
         text_vectors = dict(zip(texts, self._text_vectors(model_id, identity, texts), strict=True))
         vectors = []
@@ -289,16 +293,14 @@ class Engine:
                 picture = self._load_query_image(Path(str(term.image)))
                 vectors.append(self._checked_encoder(identity).encode_images([picture])[0])
         vector = vectors[0] if len(terms) == 1 and terms[0].weight == 1 else combine(vectors, [t.weight for t in terms])
-        keywords = " ".join(term.text for term in terms if term.text is not None and term.weight > 0)
         image_only = all(term.text is None for term in terms)
-        return QuerySpec(np.asarray(vector, dtype=np.float32), keywords or None, image_only)
+        return QuerySpec(np.asarray(vector, dtype=np.float32), _keywords(terms), image_only)
 
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
-        generations: dict[str, int] = {}
+        """A searcher over the indexes as of now (every collection's generation is read in one query)."""
+        generations = self.store.generations(COLLECTIONS)
 
         def index_for(collection: str) -> VectorIndex:
-            if not generations:  # every collection's generation in one query, on the first index asked for
-                generations.update(self.store.generations(COLLECTIONS))
             return self._index_cache(model_id, identity, collection).current(generations[collection])
 
         return HybridSearcher(self.store, model_id, index_for)
@@ -371,6 +373,19 @@ class Engine:
             "path": rebuilt[IMAGE]["path"],
             "elapsed_s": round(time.perf_counter() - started, 3),
         }
+
+
+def _terms(text: str | None, image: str | os.PathLike[str] | None) -> list[Term]:
+    """The query's terms: the parsed text (query arithmetic), with the query image first."""
+    terms = parse_query(text) if text is not None else []
+    if image is not None:
+        terms.insert(0, Term(1.0, image=str(image)))
+    return terms
+
+
+def _keywords(terms: list[Term]) -> str | None:
+    """The words for keyword search: those of the text terms with a positive weight."""
+    return " ".join(term.text for term in terms if term.text is not None and term.weight > 0) or None
 
 
 def _search_options(k: int, kind: str, options: dict[str, Any]) -> SearchOptions:

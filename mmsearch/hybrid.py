@@ -135,6 +135,7 @@ class HybridSearcher:
         self.model_id = model_id
         self._index_source = index_for
         self._indexes: dict[str, VectorIndex] = {}
+        self._prefetched: dict[tuple[str, tuple[str, ...], int], list[KeywordMatch]] = {}
 
     def index_for(self, collection: str) -> VectorIndex:
         """The collection's index as of the start of this search (asked once: each ask checks the database)."""
@@ -142,12 +143,25 @@ class HybridSearcher:
             self._indexes[collection] = self._index_source(collection)
         return self._indexes[collection]
 
+    def prefetch(self, keywords: str | None, k: int, kind: str, options: SearchOptions) -> None:
+        """Run the keyword retrieval of the coming :meth:`search` now, which needs the words alone (the engine
+        calls this before it encodes the query); that search reuses the result."""
+        if _keyword_used(keywords, options) and keywords is not None:
+            kinds = (kind,) if kind in (CAPTION, TRANSCRIPT) else KEYWORD_KINDS[kind]
+            self._keyword_matches(keywords, kinds, max(MIN_WINDOW, 4 * k))
+
     def search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         """The top ``k`` hits of ``kind`` (``image``, ``audio``, ``any``: per asset; ``caption``,
         ``transcript``: per text item)."""
         if options.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {options.mode!r}")
         self._indexes.clear()  # a searcher may serve several searches: each sees the indexes as they are now
+        try:
+            return self._search(query, k, kind, options)
+        finally:
+            self._prefetched.clear()
+
+    def _search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         if kind in (CAPTION, TRANSCRIPT):
             return self._search_items(query, k, kind, options)
         dense = dense_retrievers(kind, query, options) if self._dense(query, options) else []
@@ -181,11 +195,8 @@ class HybridSearcher:
     def _rank_one_source(self, query: QuerySpec, evidence: _Evidence, k: int, options: SearchOptions) -> list[Hit]:
         """Re-score what the one retriever found with its exact stored vectors, keep the top ``k``."""
         name, entries = next((n, e) for n, e in evidence.scores.items() if e)
-        keys = {asset: (asset if name == IMAGE else item) for asset, (_, item) in entries.items()}
-        vectors = self.index_for(name).vectors(keys.values())
-        present = [asset for asset, key in keys.items() if key in vectors]
-        scores = np.stack([vectors[keys[a]] for a in present]) @ query.vector if present else []
-        exact = {a: (float(score), entries[a][1]) for a, score in zip(present, scores, strict=True)}
+        index = self.index_for(name)
+        exact = entries if getattr(index, "exact_scores", False) else _rescored(index, name, entries, query)
         top = _Evidence({name: exact}).ranked()[name][:k]
         files = self.store.get_files(asset for asset, _ in top)
         kept = _Evidence({name: {asset: exact[asset] for asset, _ in top if asset in files}})
@@ -198,11 +209,13 @@ class HybridSearcher:
 
     @staticmethod
     def _keyword(query: QuerySpec, options: SearchOptions) -> bool:
-        return (
-            options.mode != "dense"
-            and bool(query.keywords and query_tokens(query.keywords))
-            and options.weight(KEYWORD) > 0
-        )
+        return _keyword_used(query.keywords, options)
+
+    def _keyword_matches(self, keywords: str, kinds: tuple[str, ...], window: int) -> list[KeywordMatch]:
+        key = (keywords, kinds, window)
+        if key not in self._prefetched:
+            self._prefetched[key] = keyword_search(self.store.reads, keywords, window, kinds)
+        return self._prefetched[key]
 
     def _gather(
         self, query: QuerySpec, kind: str, dense: list[str], keyword: bool, window: int
@@ -222,7 +235,7 @@ class HybridSearcher:
             else:
                 evidence.scores[retriever] = _best_items(found, self.store.get_texts(i for i, _ in found))
         if keyword:
-            matches = keyword_search(self.store.engine, query.keywords or "", window, KEYWORD_KINDS[kind])
+            matches = self._keyword_matches(query.keywords or "", KEYWORD_KINDS[kind], window)
             exhausted &= len(matches) < window
             evidence.scores[KEYWORD] = _best_matches(matches)
         return evidence, exhausted
@@ -321,7 +334,7 @@ class HybridSearcher:
                 results[kind] = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
                 exhausted &= window >= len(index)
             if keyword:
-                matches = keyword_search(self.store.engine, query.keywords or "", window, (kind,))
+                matches = self._keyword_matches(query.keywords or "", (kind,), window)
                 results[KEYWORD] = [(m.item_id, m.score) for m in matches if m.item_id is not None]
                 exhausted &= len(matches) < window
             texts = self.store.get_texts(i for ranked in results.values() for i, _ in ranked)
@@ -359,6 +372,11 @@ class HybridSearcher:
         return hits
 
 
+def _keyword_used(keywords: str | None, options: SearchOptions) -> bool:
+    """Whether a search with these words and options asks the keyword retriever."""
+    return options.mode != "dense" and bool(keywords and query_tokens(keywords)) and options.weight(KEYWORD) > 0
+
+
 def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> list[str]:
     """The dense retrievers a search of ``kind`` uses: those with a weight above 0.
 
@@ -371,6 +389,17 @@ def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> lis
     if query.image_only and IMAGE in retrievers:
         retrievers = [r for r in retrievers if r == IMAGE or r in options.weights]
     return retrievers
+
+
+def _rescored(
+    index: VectorIndex, name: str, entries: Mapping[int, tuple[float, int | None]], query: QuerySpec
+) -> dict[int, tuple[float, int | None]]:
+    """``entries`` with the exact cosine of each asset's vector (its item's for text retrievers) in ``index``."""
+    keys = {asset: (asset if name == IMAGE else item) for asset, (_, item) in entries.items()}
+    vectors = index.vectors(keys.values())
+    present = [asset for asset, key in keys.items() if key in vectors]
+    scores = np.stack([vectors[keys[a]] for a in present]) @ query.vector if present else []
+    return {a: (float(score), entries[a][1]) for a, score in zip(present, scores, strict=True)}
 
 
 def _best_items(found: list[tuple[int, float]], texts: Mapping[int, StoredText]) -> dict[int, tuple[float, int]]:

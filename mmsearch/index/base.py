@@ -16,6 +16,9 @@ class VectorIndex(Protocol):
 
     identity: ModelIdentity
     kind: str
+    exact_scores: bool
+    """True when :meth:`search` returns exact inner products (full vectors stored), so what it found needs
+    no re-scoring; an index that compresses vectors returns approximate scores and sets it False."""
 
     def __len__(self) -> int: ...
 

@@ -35,6 +35,7 @@ class FaissIndex:
     """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
 
     kind = FLAT_KIND
+    exact_scores = True  # flat storage: every score is an exact inner product
 
     def __init__(self, identity: ModelIdentity, faiss_index: Any = None) -> None:
         import faiss

@@ -56,6 +56,7 @@ class HnswIndex:
     """An HNSW inner-product index keyed by database ids, with tombstones for removals."""
 
     kind = HNSW_KIND
+    exact_scores = True  # HNSWFlat keeps full vectors: the candidates are approximate, their scores exact
 
     def __init__(
         self,

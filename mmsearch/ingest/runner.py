@@ -7,6 +7,7 @@ import io
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,8 @@ class IngestRun:
         self.manifests = manifests
         self.writer = BatchWriter(store, models, report)
         self._failed_known: list[KnownFile] = []
+        self._unprobed: list[ScannedFile] = []
+        """New files not probed (nothing to reuse): they go straight to embedding."""
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
@@ -146,6 +149,11 @@ class IngestRun:
 
     # -- images ---------------------------------------------------------------------------
     def _probe_images(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[tuple[ScannedFile, Probe]]:
+        """Hash and read the header of every file to check. New files are skipped where no model was ever
+        adopted: there are no stored vectors to reuse, so they all get embedded (which hashes them anyway)."""
+        if self.models.model_id is None:
+            self._unprobed = [file for file in files if file.path not in known]
+            files = [file for file in files if file.path in known]
         probed: list[tuple[ScannedFile, Probe]] = []
         outcomes = map_ahead(lambda f: read_probe(f.path), files, self.options.workers, 4 * self.options.workers)
         for done, outcome in enumerate(outcomes, 1):
@@ -187,7 +195,7 @@ class IngestRun:
             ]
             self.writer.commit(changes, known)
             self.report.reused += len(batch)
-        return to_embed, resync
+        return self._unprobed + to_embed, resync
 
     def _embed(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         if not files:
@@ -197,24 +205,36 @@ class IngestRun:
         outcomes = map_ahead(lambda f: self._prepare(encoder, f), files, workers, 2 * size + workers)
         done = 0
         started = time.perf_counter()
-        for batch in batched(outcomes, size):
-            ready = []
-            for outcome in batch:
-                if outcome.error is None:
-                    ready.append((outcome.item, outcome.value))
-                else:
-                    self._fail(outcome.item.path, outcome.error, known)
-            if ready:
-                vectors = encoder.encode_prepared([prepared.tensor for _, prepared in ready])
-                changes = [
-                    AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
-                    for (file, prepared), vector in zip(ready, vectors, strict=True)
-                ]
-                self.writer.commit(changes, known)
-                self.report.embedded += len(ready)
-            done += len(batch)
-            self.progress("embedding", done, len(files))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer:
+            committing: Future[int] | None = None
+            for batch in batched(outcomes, size):
+                ready = []
+                for outcome in batch:
+                    if outcome.error is None:
+                        ready.append((outcome.item, outcome.value))
+                    else:
+                        self._fail(outcome.item.path, outcome.error, known)
+                if ready:
+                    vectors = encoder.encode_prepared([prepared.tensor for _, prepared in ready])
+                    changes = [
+                        AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
+                        for (file, prepared), vector in zip(ready, vectors, strict=True)
+                    ]
+                    self._wait_for(committing)  # one batch committing at a time, in order; its errors surface here
+                    committing = committer.submit(self._commit_embedded, changes, known)
+                done += len(batch)
+                self.progress("embedding", done, len(files))
+            self._wait_for(committing)
         self.report.embed_s += time.perf_counter() - started
+
+    def _commit_embedded(self, changes: list[AssetChange], known: dict[str, KnownFile]) -> int:
+        """Runs on the commit thread, while the encoder works on the next batch."""
+        self.writer.commit(changes, known)
+        return len(changes)
+
+    def _wait_for(self, committing: Future[int] | None) -> None:
+        if committing is not None:
+            self.report.embedded += committing.result()
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = _read(file.path)

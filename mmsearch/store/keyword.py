@@ -11,30 +11,40 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import text
-
 from mmsearch.errors import ConfigError
+from mmsearch.store.reads import DriverReads
 
 NAME = "name"
 """The pseudo-kind of file-name matches (next to ``caption`` and ``transcript``)."""
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _MAX_TOKENS = 32
+_STOP_WORDS = """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers herself
+    it its itself they them their theirs themselves what which who whom this that these those am is are was were be
+    been being have has had having do does did doing a an the and but if or because as until while of at by for with
+    about against between into through during before after above below to from up down in out on off over under
+    again further then once here there when where why how all any both each few more most other some such no nor not
+    only own same so than too very s t can will just don should now
+"""
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+"""PostgreSQL's English stop words (Snowball), which its ``english`` text search drops: SQLite drops the same
+ones, so both backends match alike. Nearly every caption contains some of them, so matching them costs a scan
+of the whole table (3 ms for 1,800 texts) for a BM25 weight of about zero."""
 
 _SQLITE = """
-SELECT f.rowid AS rowid, f.file_id AS file_id, -bm25(search_fts) AS score, t.kind AS kind
+SELECT f.rowid, f.file_id, -bm25(search_fts), t.kind
 FROM search_fts AS f LEFT JOIN text_items AS t ON t.id = f.rowid
-WHERE search_fts MATCH :query AND ((f.rowid < 0 AND :names) OR t.kind IN ({kinds}))
-ORDER BY bm25(search_fts) LIMIT :limit
+WHERE search_fts MATCH ? AND ((f.rowid < 0 AND ?) OR t.kind IN (?))
+ORDER BY bm25(search_fts) LIMIT ?
 """
 _POSTGRES_TEXTS = """
 SELECT t.id AS rowid, t.file_id AS file_id, ts_rank_cd(t.search_vector, q) AS score, t.kind AS kind
-FROM text_items AS t, to_tsquery('english'::regconfig, :query) AS q
-WHERE t.search_vector @@ q AND t.kind IN ({kinds})
+FROM text_items AS t, to_tsquery('english'::regconfig, ?) AS q
+WHERE t.search_vector @@ q AND t.kind IN (?)
 """
 _POSTGRES_NAMES = """
 SELECT -m.id AS rowid, m.id AS file_id, ts_rank_cd({vector}, q) AS score, 'name' AS kind
-FROM media_files AS m, to_tsquery('simple'::regconfig, :query) AS q
+FROM media_files AS m, to_tsquery('simple'::regconfig, ?) AS q
 WHERE {vector} @@ q
 """
 _PG_NAME_VECTOR = "to_tsvector('simple'::regconfig, translate(regexp_replace(m.path, '^.*/', ''), '._-', '   '))"
@@ -55,55 +65,42 @@ def query_tokens(query: str) -> list[str]:
     return list(dict.fromkeys(token.lower() for token in _TOKEN.findall(query)))[:_MAX_TOKENS]
 
 
-def keyword_search(
-    engine: SqlEngine, query: str, limit: int, kinds: Collection[str] = ("caption", "transcript", NAME)
-) -> list[KeywordMatch]:
-    """Items and file names matching ANY word of ``query`` (BM25 / ts_rank_cd), best first, at most ``limit``."""
+def search_tokens(query: str) -> list[str]:
+    """The words keyword search looks for: :func:`query_tokens` less stop words (all of them if only stop
+    words remain, so "the who" still finds something)."""
     tokens = query_tokens(query)
+    return [token for token in tokens if token not in STOP_WORDS] or tokens
+
+
+def keyword_search(
+    reads: DriverReads, query: str, limit: int, kinds: Collection[str] = ("caption", "transcript", NAME)
+) -> list[KeywordMatch]:
+    """Items and file names matching ANY word of ``query`` (BM25 / ts_rank_cd), best first, at most ``limit``.
+
+    Stop words are left out (see :func:`search_tokens`)."""
+    tokens = search_tokens(query)
     text_kinds = sorted(kind for kind in kinds if kind != NAME)
-    if not tokens or limit < 1 or not (text_kinds or NAME in kinds):
+    names = NAME in kinds
+    if not tokens or limit < 1 or not (text_kinds or names):
         return []
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        statement, match = _sqlite_statement(text_kinds), " OR ".join(f'"{token}"' for token in tokens)
-        params = {"query": match, "limit": limit, "names": NAME in kinds}
-    elif dialect == "postgresql":
-        statement, match = _postgres_statement(text_kinds, NAME in kinds), " | ".join(tokens)
-        params = {"query": match, "limit": limit}
+    if reads.dialect == "sqlite":
+        match = " OR ".join(f'"{token}"' for token in tokens)
+        rows = reads.rows(_SQLITE, [match, names, text_kinds, limit])
+    elif reads.dialect == "postgresql":
+        match = " | ".join(tokens)
+        params: list[object] = [match, text_kinds] if text_kinds else []
+        rows = reads.rows(_postgres_sql(bool(text_kinds), names), [*params, *([match] if names else []), limit])
     else:
-        raise ConfigError(f"keyword search needs SQLite or PostgreSQL, not {dialect}")
-    params.update({f"kind{i}": kind for i, kind in enumerate(text_kinds)})
-    with engine.connect() as connection:
-        rows = connection.execute(statement, params).all()
+        raise ConfigError(f"keyword search needs SQLite or PostgreSQL, not {reads.dialect}")
     return [
-        KeywordMatch(int(row.file_id), int(row.rowid) if row.rowid > 0 else None, row.kind or NAME, float(row.score))
-        for row in rows
+        KeywordMatch(int(file_id), int(rowid) if rowid > 0 else None, kind or NAME, float(score))
+        for rowid, file_id, score, kind in rows
     ]
 
 
-def _kind_params(kinds: list[str]) -> str:
-    return ", ".join(f":kind{i}" for i in range(len(kinds))) or "NULL"
-
-
-def _sqlite_statement(kinds: list[str]):
-    return _sqlite_text(tuple(kinds))
-
-
-def _postgres_statement(kinds: list[str], names: bool):
-    return _postgres_text(tuple(kinds), names)
-
-
-@functools.lru_cache(maxsize=32)
-def _sqlite_text(kinds: tuple[str, ...]):
-    """Built once per kind set: constructing the statement costs more than running it."""
-    return text(_SQLITE.format(kinds=_kind_params(list(kinds))))
-
-
-@functools.lru_cache(maxsize=32)
-def _postgres_text(kinds: tuple[str, ...], names: bool):
-    parts = []
-    if kinds:
-        parts.append(_POSTGRES_TEXTS.format(kinds=_kind_params(list(kinds))))
+@functools.lru_cache(maxsize=4)
+def _postgres_sql(texts: bool, names: bool) -> str:
+    parts = [_POSTGRES_TEXTS] if texts else []
     if names:
         parts.append(_POSTGRES_NAMES.format(vector=_PG_NAME_VECTOR))
-    return text(" UNION ALL ".join(parts) + " ORDER BY score DESC LIMIT :limit")
+    return " UNION ALL ".join(parts) + " ORDER BY score DESC LIMIT ?"

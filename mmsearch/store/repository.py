@@ -11,29 +11,23 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
+from mmsearch.store.reads import DriverReads
 from mmsearch.store.text_items import TextRecord, replace_text_groups
 
-# Statements on the query path, built once: building them per call costs more than running them.
-_SETTING_VALUE = select(Setting.value).where(Setting.key == bindparam("key"))
-_SETTING_VALUES = select(Setting.key, Setting.value).where(Setting.key.in_(bindparam("keys", expanding=True)))
-_FILES_BY_ID = select(
-    MediaFile.id,
-    MediaFile.path,
-    MediaFile.kind,
-    MediaFile.width,
-    MediaFile.height,
-    MediaFile.size,
-    MediaFile.mtime_ns,
-    MediaFile.taken_at,
-).where(MediaFile.id.in_(bindparam("ids", expanding=True)))
-_TEXTS_BY_ID = select(
+# The query path's statements, run through the driver (mmsearch.store.reads): "?" placeholders, and a list
+# parameter fills an "IN (?)". Built once, as plain SQL.
+_SETTING_VALUE = "SELECT value FROM settings WHERE key = ?"
+_SETTING_VALUES = "SELECT key, value FROM settings WHERE key IN (?)"
+_FILE_COLUMNS = "id, path, kind, width, height, size, mtime_ns, taken_at"
+_FILES_BY_ID = f"SELECT {_FILE_COLUMNS} FROM media_files WHERE id IN (?)"
+_TEXT_COLUMNS = (
     TextItemRow.id,
     TextItemRow.file_id,
     TextItemRow.kind,
@@ -41,24 +35,18 @@ _TEXTS_BY_ID = select(
     TextItemRow.text,
     TextItemRow.start_s,
     TextItemRow.end_s,
-).where(TextItemRow.id.in_(bindparam("ids", expanding=True)))
+)
+_TEXTS_BY_ID = "SELECT id, file_id, kind, source, text, start_s, end_s FROM text_items WHERE id IN (?)"
 _IMAGE_VECTORS = (
-    select(MediaFile.id, Embedding.vector)
-    .join(Embedding, Embedding.content_hash == MediaFile.content_hash)
-    .where(Embedding.model_id == bindparam("model_id"), MediaFile.id.in_(bindparam("ids", expanding=True)))
+    "SELECT m.id, e.vector FROM media_files AS m JOIN embeddings AS e ON e.content_hash = m.content_hash "
+    "WHERE e.model_id = ? AND m.id IN (?)"
 )
-_TEXT_ITEM_IDS = select(TextItemRow.id, TextItemRow.file_id).where(
-    TextItemRow.kind == bindparam("kind"), TextItemRow.file_id.in_(bindparam("ids", expanding=True))
-)
+_TEXT_ITEM_IDS = "SELECT id, file_id FROM text_items WHERE kind = ? AND file_id IN (?)"
 _VECTORS_OF_TEXTS = (
-    select(TextItemRow.id, Embedding.vector)
-    .join(Embedding, Embedding.content_hash == TextItemRow.content_hash)
-    .where(Embedding.model_id == bindparam("model_id"), TextItemRow.id.in_(bindparam("ids", expanding=True)))
+    "SELECT t.id, e.vector FROM text_items AS t JOIN embeddings AS e ON e.content_hash = t.content_hash "
+    "WHERE e.model_id = ? AND t.id IN (?)"
 )
-_CACHED_QUERIES = select(QueryCacheEntry.text_hash, QueryCacheEntry.vector).where(
-    QueryCacheEntry.model_id == bindparam("model_id"),
-    QueryCacheEntry.text_hash.in_(bindparam("hashes", expanding=True)),
-)
+_CACHED_QUERIES = "SELECT text_hash, vector FROM query_cache WHERE model_id = ? AND text_hash IN (?)"
 
 ACTIVE_MODEL_KEY = "active_model_id"
 GENERATION_KEY = "index_generation"
@@ -159,6 +147,7 @@ class MetadataStore:
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.reads = DriverReads(engine)
         self._active: tuple[int, ModelIdentity] | None = None
 
     def session(self) -> Session:
@@ -332,52 +321,45 @@ class MetadataStore:
     def get_files(self, ids: Iterable[int]) -> dict[int, StoredFile]:
         """Files by id (ids that no longer exist are left out)."""
         out: dict[int, StoredFile] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in ids], 500):
-                rows = connection.execute(_FILES_BY_ID, {"ids": chunk})
-                out.update({row.id: StoredFile(*row) for row in rows})
+        for chunk in _chunks([int(i) for i in ids], 500):
+            out.update({row[0]: StoredFile(*row) for row in self.reads.rows(_FILES_BY_ID, [chunk])})
         return out
 
     def image_vectors_of(self, model_id: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored image vector of each given file that has one."""
         out: dict[int, np.ndarray] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in file_ids], 500):
-                rows = connection.execute(_IMAGE_VECTORS, {"model_id": model_id, "ids": chunk})
-                out.update({row.id: vector_from_bytes(row.vector) for row in rows})
+        for chunk in _chunks([int(i) for i in file_ids], 500):
+            rows = self.reads.rows(_IMAGE_VECTORS, [model_id, chunk])
+            out.update({file_id: vector_from_bytes(vector) for file_id, vector in rows})
         return out
 
     def text_item_ids_of(self, file_ids: Iterable[int], kind: str) -> dict[int, list[int]]:
         """Per file, the ids of its text items of ``kind`` (no vectors: the index holds those)."""
         out: dict[int, list[int]] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in file_ids], 500):
-                for row in connection.execute(_TEXT_ITEM_IDS, {"ids": chunk, "kind": kind}):
-                    out.setdefault(row.file_id, []).append(row.id)
+        for chunk in _chunks([int(i) for i in file_ids], 500):
+            for item_id, file_id in self.reads.rows(_TEXT_ITEM_IDS, [kind, chunk]):
+                out.setdefault(file_id, []).append(item_id)
         return out
 
     def vectors_of_texts(self, model_id: int, item_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vector of each given text item."""
         out: dict[int, np.ndarray] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in item_ids], 500):
-                rows = connection.execute(_VECTORS_OF_TEXTS, {"model_id": model_id, "ids": chunk})
-                out.update({row.id: vector_from_bytes(row.vector) for row in rows})
+        for chunk in _chunks([int(i) for i in item_ids], 500):
+            rows = self.reads.rows(_VECTORS_OF_TEXTS, [model_id, chunk])
+            out.update({item_id: vector_from_bytes(vector) for item_id, vector in rows})
         return out
 
     def get_texts(self, ids: Iterable[int]) -> dict[int, StoredText]:
         """Text items by id (ids that no longer exist are left out)."""
         out: dict[int, StoredText] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks([int(i) for i in ids], 500):
-                rows = connection.execute(_TEXTS_BY_ID, {"ids": chunk})
-                out.update({row.id: StoredText(*row) for row in rows})
+        for chunk in _chunks([int(i) for i in ids], 500):
+            out.update({row[0]: StoredText(*row) for row in self.reads.rows(_TEXTS_BY_ID, [chunk])})
         return out
 
     def texts_of_files(self, file_ids: Iterable[int]) -> dict[int, list[StoredText]]:
         """Every text item of the given files, in order, by file id."""
         out: dict[int, list[StoredText]] = {}
-        query = select(*_TEXTS_BY_ID.selected_columns).order_by(TextItemRow.kind, TextItemRow.id)
+        query = select(*_TEXT_COLUMNS).order_by(TextItemRow.kind, TextItemRow.id)
         with self.engine.connect() as connection:
             for chunk in _chunks([int(i) for i in file_ids], 500):
                 for row in connection.execute(query.where(TextItemRow.file_id.in_(chunk))):
@@ -420,8 +402,8 @@ class MetadataStore:
     # -- facts ----------------------------------------------------------------------------
     def setting(self, key: str) -> str | None:
         """A small stored fact, or ``None``."""
-        with self.engine.connect() as connection:
-            return connection.execute(_SETTING_VALUE, {"key": key}).scalar()
+        rows = self.reads.rows(_SETTING_VALUE, [key])
+        return rows[0][0] if rows else None
 
     def set_setting(self, key: str, value: str) -> None:
         """Store a small fact."""
@@ -430,15 +412,13 @@ class MetadataStore:
 
     def generation(self, collection: str = IMAGE) -> int:
         """A counter bumped by every change of a collection's vectors; saved indexes record the one they match."""
-        with self.engine.connect() as connection:
-            value = connection.execute(_SETTING_VALUE, {"key": generation_key(collection)}).scalar()
+        value = self.setting(generation_key(collection))
         return int(value) if value is not None else 0
 
     def generations(self, collections: Iterable[str]) -> dict[str, int]:
         """:meth:`generation` of several collections in one query (what a search checks)."""
         keys = {generation_key(collection): collection for collection in collections}
-        with self.engine.connect() as connection:
-            rows = dict(connection.execute(_SETTING_VALUES, {"keys": list(keys)}).all())
+        rows = dict(self.reads.rows(_SETTING_VALUES, [list(keys)]))
         return {collection: int(rows.get(key) or 0) for key, collection in keys.items()}
 
     def counts(self) -> dict[str, Any]:
@@ -460,10 +440,9 @@ class MetadataStore:
         """Cached text vectors under the model, by text."""
         by_hash = {_text_hash(text): text for text in texts}
         out: dict[str, np.ndarray] = {}
-        with self.engine.connect() as connection:
-            for chunk in _chunks(list(by_hash), 500):
-                rows = connection.execute(_CACHED_QUERIES, {"model_id": model_id, "hashes": chunk})
-                out.update({by_hash[row.text_hash]: vector_from_bytes(row.vector) for row in rows})
+        for chunk in _chunks(list(by_hash), 500):
+            rows = self.reads.rows(_CACHED_QUERIES, [model_id, chunk])
+            out.update({by_hash[text_hash]: vector_from_bytes(vector) for text_hash, vector in rows})
         return out
 
     def cache_query_vectors(self, model_id: int, vectors: dict[str, np.ndarray]) -> None:

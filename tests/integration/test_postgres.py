@@ -126,7 +126,7 @@ def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path
                 "caption": [h.text for h in engine.search("grey", kind="caption", mode="keyword")],
                 "hybrid": len(engine.search("lighthouse", k=3, explain=True)),
             }
-            matches = keyword_search(engine.store.engine, "lighthouse", 5)
+            matches = keyword_search(engine.store.reads, "lighthouse", 5)
             assert [(m.kind, m.item_id) for m in matches] == [("name", None)] and matches[0].score > 0
             (folder / "cat.txt").unlink()  # a removed sidecar leaves the keyword index too
             engine.ingest(folder)

@@ -54,7 +54,7 @@ def test_query_tokens_are_lowercased_unique_words() -> None:
 
 
 def test_keyword_search_on_sqlite_finds_captions_and_file_names(engine: Engine) -> None:
-    matches = keyword_search(engine.store.engine, "sunset lighthouse", 10)
+    matches = keyword_search(engine.store.reads, "sunset lighthouse", 10)
     found = {(m.kind, Path(engine.store.get_files([m.file_id])[m.file_id].path).name) for m in matches}
     assert found == {("caption", "boat.jpg"), ("name", "lighthouse_at_night.png")}
     assert all(m.score > 0 for m in matches)
@@ -238,6 +238,8 @@ def test_filtered_dense_results_are_the_exact_top_k_of_what_passes(crowd, probe,
 class ShuffledIndex:
     """An 'approximate' index: finds the true top ``window`` but reports them with wrong scores and order."""
 
+    exact_scores = False
+
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.ids, self.matrix = ids, vectors
 
@@ -266,6 +268,32 @@ def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
     exact = [int(i) for i in ids[np.argsort(-(vectors @ query), kind="stable")][:20]]
     assert [h.id for h in hits] == exact
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+class ExactIndex(ShuffledIndex):
+    """Exact scores in exact order, like flat and HNSWFlat: the searcher must not read vectors back."""
+
+    exact_scores = True
+
+    def vectors(self, ids) -> dict[int, np.ndarray]:
+        raise AssertionError("an index with exact scores was asked for its vectors")
+
+    def search(self, queries: np.ndarray, k: int):
+        exact = self.matrix @ queries[0]
+        top = np.argsort(-exact, kind="stable")[:k]
+        return exact[top][None, :].astype(np.float32), self.ids[top][None, :]
+
+
+def test_exact_scores_are_not_rescored(crowd) -> None:
+    engine, _ = crowd
+    model_id, _ = engine.store.active_model()
+    ids, vectors = map(np.concatenate, zip(*engine.store.iter_file_vectors(model_id), strict=True))
+    searcher = HybridSearcher(engine.store, model_id, lambda collection: ExactIndex(ids, vectors))
+    query = vectors[7]
+    hits = searcher.search(QuerySpec(query, None, True), 10, "image", SearchOptions(mode="dense"))
+    order = np.argsort(-(vectors @ query), kind="stable")[:10]
+    assert [h.id for h in hits] == [int(i) for i in ids[order]]
+    assert [h.score for h in hits] == pytest.approx([float(s) for s in (vectors @ query)[order]])
 
 
 # -- evaluation -----------------------------------------------------------------------------------

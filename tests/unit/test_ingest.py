@@ -215,7 +215,15 @@ def test_progress_reports_each_phase(engine: Engine, photo_dir: Path) -> None:
     events: list[tuple[str, int, int]] = []
     engine.ingest(photo_dir, progress=lambda phase, done, total: events.append((phase, done, total)))
     assert events[-1] == ("embedding", 6, 6)
-    assert ("hashing", 6, 6) in events
+    assert not [event for event in events if event[0] == "hashing"]  # nothing to reuse yet: no probe pass
+
+    events.clear()
+    changed, kept = photo_dir / "a.jpg", photo_dir / "b.png"
+    make_image(changed, seed=99)
+    (photo_dir / "copy.png").write_bytes(kept.read_bytes())  # known content: its vector is reused, not embedded
+    report = engine.ingest(photo_dir, progress=lambda phase, done, total: events.append((phase, done, total)))
+    assert ("hashing", 2, 2) in events and ("embedding", 1, 1) in events
+    assert (report.embedded, report.reused) == (1, 1)
 
 
 def test_an_empty_saved_index_is_loaded_not_rebuilt(tmp_path: Path, photo_dir: Path) -> None:
