@@ -41,6 +41,7 @@ ENV_VARS = {
     "db_url": "MMSEARCH_DB_URL",
     "speech_model": "MMSEARCH_SPEECH_MODEL",
     "hnsw_threshold": "MMSEARCH_HNSW_THRESHOLD",
+    "encode_streams": "MMSEARCH_ENCODE_STREAMS",
 }
 
 
@@ -61,6 +62,8 @@ class Settings:
     batch_size: int = 32
     # Decoding needs far less CPU than encoding: leave most cores to the encoder (1 worker on 2 cores).
     workers: int = field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2)))
+    encode_streams: int = 0
+    """Batches the model encodes at once during ingest, sharing the CPU threads (0: chosen by the encoder)."""
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD
     """A collection's index is exact (flat) below this many vectors, HNSW from it on (``mmsearch.index.policy``)."""
@@ -134,7 +137,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     coerced = dict(values)
-    for key in ("batch_size", "workers", "max_image_pixels", "hnsw_threshold"):
+    for key in ("batch_size", "workers", "encode_streams", "max_image_pixels", "hnsw_threshold"):
         if key in coerced:
             try:
                 coerced[key] = int(coerced[key])
@@ -152,6 +155,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("batch_size must be at least 1")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if settings.encode_streams < 0:
+        raise ConfigError("encode_streams must be 0 (automatic) or more")
     if settings.max_image_pixels < 1:
         raise ConfigError("max_image_pixels must be at least 1")
     if settings.hnsw_threshold < 1:

@@ -201,7 +201,10 @@ class Engine:
             index_factory=lambda model_id, collection: self._index_cache(model_id, self._active()[1], collection),
             encoder_factory=self._adopt_encoder,
         )
-        options = IngestOptions(self.settings.batch_size, self.settings.workers, self.settings.max_image_pixels)
+        settings = self.settings
+        options = IngestOptions(
+            settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams
+        )
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)
         report.elapsed_s = time.perf_counter() - started

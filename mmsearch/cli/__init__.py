@@ -102,6 +102,12 @@ def library_errors() -> Iterator[None]:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32).")
 @click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: half the CPUs, 1 to 4).")
 @click.option(
+    "--encode-streams",
+    type=click.IntRange(min=1),
+    help="Batches the model encodes at once, sharing the CPU threads (default: 2 on a CPU with 2+ threads, "
+    "1 on a GPU). Env: MMSEARCH_ENCODE_STREAMS.",
+)
+@click.option(
     "--captions",
     "manifests",
     multiple=True,
@@ -122,6 +128,7 @@ def ingest(
     folder: Path,
     batch_size: int | None,
     workers: int | None,
+    encode_streams: int | None,
     manifests: tuple[Path, ...],
     speech_model: str | None,
     as_json: bool,
@@ -131,7 +138,7 @@ def ingest(
     from mmsearch.cli.output import emit_json, print_ingest_report
     from mmsearch.cli.progress import progress_bar
 
-    ctx.obj.update(batch_size=batch_size, workers=workers, speech_model=speech_model)
+    ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
         report = engine.ingest(folder, progress=callback, captions=manifests)
     if as_json:

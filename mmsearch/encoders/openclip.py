@@ -6,7 +6,7 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,24 @@ class OpenClipEncoder:
     def prepare_image(self, image: Image.Image) -> Any:
         """Per image, in any thread: the PIL steps of the preprocessing (a uint8 tensor when it splits)."""
         return self._split.prepare(image) if self._split is not None else self._preprocess(image)
+
+    @contextlib.contextmanager
+    def parallel_batches(self, requested: int = 0) -> Iterator[int]:
+        """How many :meth:`encode_prepared` calls to run at once, with torch's CPU threads shared out among them
+        for the duration (restored after). On the CPU the default is 2 where torch has 2 or more threads: two
+        batches on one thread each encode ~20% more images/s than one batch on two threads (72-76 vs 57-62 on 2
+        vCPUs, same vectors) and share the cores with the decoders without stalling each other. On a GPU: 1.
+        torch's thread count is process-wide, so encoding elsewhere in the process sees the shared-out count."""
+        threads = self._torch.get_num_threads()
+        streams = requested or (2 if threads >= 2 else 1)
+        if self.device != "cpu" or streams <= 1:
+            yield 1
+            return
+        self._torch.set_num_threads(max(1, threads // streams))
+        try:
+            yield streams
+        finally:
+            self._torch.set_num_threads(threads)
 
     def encode_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
         if not prepared:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,8 @@ class IngestOptions:
     batch_size: int = 32
     workers: int = 2
     max_pixels: int = 89_478_485
+    encode_streams: int = 0
+    """Batches encoded at once (0: the encoder's choice, see ``parallel_batches``)."""
 
 
 def read_probe(path: str) -> Probe:
@@ -65,6 +69,12 @@ def read_probe(path: str) -> Probe:
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
     return Probe(hash_bytes(data), width, height, embedded, taken)
+
+
+def _parallel_batches(encoder: Encoder, requested: int) -> AbstractContextManager[int]:
+    """The encoder's :meth:`parallel_batches` where it has one; else one batch at a time."""
+    parallel = getattr(encoder, "parallel_batches", None)
+    return parallel(requested) if parallel is not None else nullcontext(max(1, requested))
 
 
 def _file_signature(path: str) -> str:
@@ -202,10 +212,15 @@ class IngestRun:
             return
         encoder = self.models.encoder()
         size, workers = self.options.batch_size, self.options.workers
-        outcomes = map_ahead(lambda f: self._prepare(encoder, f), files, workers, 2 * size + workers)
         done = 0
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer:
+        with (
+            _parallel_batches(encoder, self.options.encode_streams) as streams,
+            ThreadPoolExecutor(max_workers=streams, thread_name_prefix="mmsearch-encode") as encoders,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
+        ):
+            outcomes = map_ahead(lambda f: self._prepare(encoder, f), files, workers, (streams + 1) * size + workers)
+            encoding: deque[tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]]] = deque()
             committing: Future[int] | None = None
             for batch in batched(outcomes, size):
                 ready = []
@@ -215,17 +230,31 @@ class IngestRun:
                     else:
                         self._fail(outcome.item.path, outcome.error, known)
                 if ready:
-                    vectors = encoder.encode_prepared([prepared.tensor for _, prepared in ready])
-                    changes = [
-                        AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
-                        for (file, prepared), vector in zip(ready, vectors, strict=True)
-                    ]
-                    self._wait_for(committing)  # one batch committing at a time, in order; its errors surface here
-                    committing = committer.submit(self._commit_embedded, changes, known)
+                    encoding.append((ready, encoders.submit(encoder.encode_prepared, [p.tensor for _, p in ready])))
+                if len(encoding) >= streams:  # `streams` batches encode at once; results are committed in order
+                    committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
                 done += len(batch)
                 self.progress("embedding", done, len(files))
+            while encoding:
+                committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
             self._wait_for(committing)
         self.report.embed_s += time.perf_counter() - started
+
+    def _commit_encoded(
+        self,
+        encoded: tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]],
+        committing: Future[int] | None,
+        committer: ThreadPoolExecutor,
+        known: dict[str, KnownFile],
+    ) -> Future[int]:
+        """Hand an encoded batch to the commit thread once the batch before it is written (one at a time)."""
+        ready, vectors = encoded[0], encoded[1].result()
+        changes = [
+            AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
+            for (file, prepared), vector in zip(ready, vectors, strict=True)
+        ]
+        self._wait_for(committing)  # its errors surface here
+        return committer.submit(self._commit_embedded, changes, known)
 
     def _commit_embedded(self, changes: list[AssetChange], known: dict[str, KnownFile]) -> int:
         """Runs on the commit thread, while the encoder works on the next batch."""
