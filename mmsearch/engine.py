@@ -119,13 +119,31 @@ class Engine:
             name = requested or DEFAULT_MODEL
             canonical_model_name(name)  # a malformed name fails here, before any work
             return name
-        _, identity = active
-        if requested and canonical_model_name(requested) != identity.spec:
+        self.check_model(requested)
+        return active[1].spec
+
+    def check_model(self, requested: str | None) -> None:
+        """Refuse a model other than the one the index was built with (None: no model asked for)."""
+        active = self.store.active_model()
+        if requested and active is not None and canonical_model_name(requested) != active[1].spec:
             raise ModelMismatchError(
-                f"this index was built with {identity.spec}; refusing to use {requested}. "
+                f"this index was built with {active[1].spec}; refusing to use {requested}. "
                 "Leave --model out to use the index's model, or pick another --home."
             )
-        return identity.spec
+
+    def warm_up(self) -> bool:
+        """Load what text queries need now (the query text encoder and every index), not on the first query.
+
+        False when nothing is indexed yet (there is nothing to load; searches fail until an ingest).
+        """
+        if self.store.active_model() is None:
+            return False
+        model_id, identity = self._active()
+        self._text_encoder(identity)
+        searcher = self._searcher(model_id, identity)
+        for collection in COLLECTIONS:
+            searcher.index_for(collection)
+        return True
 
     @property
     def encoder(self) -> Encoder:

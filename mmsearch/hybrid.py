@@ -10,8 +10,6 @@ falling outside another's window. The window grows until ``k`` assets pass the f
 
 from __future__ import annotations
 
-import fnmatch
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mmsearch.errors import MmsearchError
+from mmsearch.filters import Filters
 from mmsearch.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
 from mmsearch.index.base import VectorIndex
 from mmsearch.search import Hit
@@ -50,35 +49,6 @@ class SearchError(MmsearchError):
     """A search that cannot be made as asked (keyword mode without words, ...)."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which assets may be returned. Applied before the top-k cut, so ``k`` results come back when they exist.
-
-    ``path``: a folder or path prefix, or a glob (``*``, ``?``, ``[``) matched against the whole path;
-    ``ext``: extensions without dots; ``since``/``until``: Unix seconds, compared with when a photo was taken
-    (EXIF) where its header says, else with the file's modification time.
-    """
-
-    path: str | None = None
-    ext: tuple[str, ...] = ()
-    since: float | None = None
-    until: float | None = None
-
-    def accepts(self, file: StoredFile) -> bool:
-        if self.path:
-            if any(char in self.path for char in "*?["):
-                if not fnmatch.fnmatchcase(file.path, self.path):
-                    return False
-            elif not file.path.startswith(self.path):
-                return False
-        if self.ext and os.path.splitext(file.path)[1].lower().lstrip(".") not in self.ext:
-            return False
-        seconds = file.time
-        if self.since is not None and seconds < self.since:
-            return False
-        return self.until is None or seconds <= self.until
 
 
 @dataclass(frozen=True)

@@ -87,14 +87,20 @@ def library_errors() -> Iterator[None]:
     mmsearch applies its own pixel limit and reports each such file itself."""
     from PIL import Image
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), clean_errors():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            yield
-        except MmsearchError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code  # 2 for bad queries (syntax, nothing to search), else 1
-            raise error from exc
+        yield
+
+
+@contextmanager
+def clean_errors() -> Iterator[None]:
+    """Library errors become ``Error: ...`` and their exit code (2 for bad queries, else 1)."""
+    try:
+        yield
+    except MmsearchError as exc:
+        error = click.ClickException(str(exc))
+        error.exit_code = exc.exit_code
+        raise error from exc
 
 
 @cli.command()
@@ -169,6 +175,12 @@ def ingest(
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
+@click.option(
+    "--no-service",
+    "no_service",
+    is_flag=True,
+    help="Search in this process even when `mmsearch serve` runs for this home (it is used by default).",
+)
 @click.pass_context
 def query(
     ctx: click.Context,
@@ -179,6 +191,7 @@ def query(
     k: int,
     as_json: bool,
     paths: bool,
+    no_service: bool,
     **options: Any,
 ) -> None:
     """Search by TEXT (query arithmetic: '"beach" + "sunset" - "people"', '2:"dog"'), by --image, by both,
@@ -206,8 +219,10 @@ def query(
             else:
                 emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
         return
-    with open_engine(ctx) as engine:
-        hits = engine.search(text, image=image, k=k, **search)
+    hits = None if no_service else _served_search(ctx, text, image, k, search)
+    if hits is None:
+        with open_engine(ctx) as engine:
+            hits = engine.search(text, image=image, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
         described: Any = text if image is None else {"image": str(image), "text": text}
@@ -216,6 +231,55 @@ def query(
         print_paths(hits)
     else:
         print_hits(hits, label, explain=search.get("explain", False))
+
+
+def _served_search(
+    ctx: click.Context, text: str | None, image: Path | None, k: int, search: dict[str, Any]
+) -> list[Any] | None:
+    """The hits of the running query service of this home and database, or None (no service: search here)."""
+    from mmsearch.config import resolve_settings
+    from mmsearch.service.client import find_service, remote_search
+
+    with clean_errors():
+        settings = resolve_settings(**ctx.obj)
+        info = find_service(settings.home, settings.database_url)
+        if info is None:
+            return None
+        picture = str(image.expanduser().resolve()) if image is not None else None
+        options = {name: value for name, value in search.items() if name != "kind"}
+        return remote_search(info, text, picture, k, search["kind"], options, model=settings.model)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback: this machine).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to listen on (0: any free one)."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Keep the engine warm and answer searches over HTTP; `mmsearch query` on this home uses it while it runs.
+
+    Listens on HOST:PORT and writes the address and an access token to service.json in the home (owner-only);
+    every request must carry the token (header X-Mmsearch-Token). Ctrl-C or SIGTERM stops it.
+    """
+    import signal
+
+    from mmsearch.service.server import QueryService
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with open_engine(ctx) as engine:
+        with library_errors():
+            if not engine.warm_up():
+                click.echo("nothing is indexed yet: searches fail until you run `mmsearch ingest`", err=True)
+            service = QueryService(engine, host, port)
+        info = service.start()
+        click.echo(f"mmsearch: serving {engine.settings.home} at {info.url} (Ctrl-C to stop)", err=True)
+        try:
+            service.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            service.shutdown()
 
 
 @cli.command(name="eval")

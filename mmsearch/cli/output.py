@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch.evaluation import EvalReport
-from mmsearch.ingest.report import IngestReport
-from mmsearch.search import Hit
-from mmsearch.status import StatusReport
+if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
+    from mmsearch.evaluation import EvalReport
+    from mmsearch.ingest.report import IngestReport
+    from mmsearch.search import Hit
+    from mmsearch.status import StatusReport
 
 
 def emit_json(data: Any) -> None:

@@ -1,0 +1,63 @@
+"""Asking a running query service (``mmsearch serve``) instead of loading the engine: no torch, no database.
+
+:func:`remote_search` answers None whenever no service can answer for this home and database (none running,
+a stale discovery file, another database, the service not reachable): the caller then searches itself.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mmsearch.search import Hit
+from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_request
+
+TIMEOUT_S = 60.0
+"""How long a search may take at most; a service that is gone refuses the connection at once."""
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+
+def find_service(home: Path, database_url: str) -> ServiceInfo | None:
+    """The running service of ``home`` serving ``database_url``, if any."""
+    info = ServiceInfo.read(home)
+    if info is None or info.database_url != database_url or not info.alive():
+        return None
+    return info
+
+
+def remote_search(
+    info: ServiceInfo,
+    text: str | None,
+    image: str | None,
+    k: int,
+    kind: str,
+    options: dict[str, Any],
+    model: str | None = None,
+) -> list[Hit] | None:
+    """The service's hits for this search; None if it cannot be reached. Raises :class:`RemoteError` when the
+    service answers with an error (the same error a local search would raise)."""
+    request = search_request(text, image, k, kind, options, model)
+    payload = _post(info, "/search", request)
+    return None if payload is None else hits_from_json(payload)
+
+
+def _post(info: ServiceInfo, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", TOKEN_HEADER: info.token}
+    request = urllib.request.Request(info.url + path, data=data, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())
+        except ValueError:
+            error = {"error": f"service answered {exc.code}"}
+        if exc.code == 403:
+            return None  # another service took the file over meanwhile: search locally
+        raise RemoteError(str(error.get("error")), int(error.get("exit_code", 1))) from None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None  # not reachable (stopped, crashed): search locally

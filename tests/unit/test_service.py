@@ -1,0 +1,180 @@
+"""The warm query service: protocol round trips, the server and client over loopback, and the CLI using it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mmsearch import Engine
+from mmsearch.cli import cli
+from mmsearch.filters import Filters
+from mmsearch.search import Hit
+from mmsearch.service.client import find_service, remote_search
+from mmsearch.service.protocol import (
+    SERVICE_FILE,
+    TOKEN_HEADER,
+    RemoteError,
+    ServiceInfo,
+    hits_from_json,
+    hits_to_json,
+    search_arguments,
+    search_request,
+)
+from mmsearch.service.server import QueryService
+
+# -- protocol ---------------------------------------------------------------------------------------------
+
+
+@given(
+    path=st.none() | st.text(max_size=20),
+    ext=st.lists(st.sampled_from(["jpg", "png", "mp3"]), max_size=3),
+    since=st.none() | st.floats(0, 2e9),
+    until=st.none() | st.floats(0, 2e9),
+    k=st.integers(1, 50),
+    weights=st.none() | st.dictionaries(st.sampled_from(["image", "caption", "keyword"]), st.floats(0, 5)),
+)
+def test_search_requests_survive_json(path, ext, since, until, k, weights) -> None:
+    filters = Filters(path=path, ext=tuple(ext), since=since, until=until)
+    options = {"filters": filters, "weights": weights, "mode": "hybrid", "explain": True, "min_score": None}
+    request = json.loads(json.dumps(search_request("a dog", None, k, "any", options)))
+    text, image, k_back, kind, back = search_arguments(request)
+    assert (text, image, k_back, kind) == ("a dog", None, k, "any")
+    assert back["filters"] == filters
+    assert back.get("weights") == weights and back["mode"] == "hybrid" and back["explain"] is True
+    assert "min_score" not in back  # None means "not given"
+
+
+def test_hits_survive_json() -> None:
+    hits = [
+        Hit(1, 0.5, 7, "/a.jpg", "image", 3, 4),
+        Hit(2, 0.25, 9, "/b.mp3", "audio", None, None, "transcript", "hello", 1.0, 2.5, 11, {"x": 1}),
+    ]
+    assert hits_from_json(json.loads(json.dumps(hits_to_json(hits)))) == hits
+
+
+def test_discovery_file_is_private_and_round_trips(tmp_path: Path) -> None:
+    info = ServiceInfo("http://127.0.0.1:1", "secret", os.getpid(), "sqlite:///x.db", str(tmp_path))
+    path = info.write(tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ServiceInfo.read(tmp_path) == info
+    assert info.alive()
+    path.write_text("{not json")
+    assert ServiceInfo.read(tmp_path) is None
+
+
+def test_a_dead_service_is_not_found(tmp_path: Path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = ServiceInfo("http://127.0.0.1:1", "t", int(finished.stdout), "sqlite:///x.db", str(tmp_path))
+    dead.write(tmp_path)
+    assert not dead.alive()
+    assert find_service(tmp_path, "sqlite:///x.db") is None
+
+
+# -- server and client --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path, photo_dir: Path) -> Iterator[tuple[QueryService, Engine]]:
+    """A service on a file database (the CLI opens the same home) over the fake encoder, in a thread."""
+    with Engine.open(tmp_path / "home", model="fake:16", workers=1, batch_size=4) as engine:
+        engine.ingest(photo_dir)
+        assert engine.warm_up()
+        service = QueryService(engine)
+        service.start()
+        thread = threading.Thread(target=service.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield service, engine
+        finally:
+            service.shutdown()
+            thread.join(5)
+
+
+def test_the_service_answers_as_the_engine_does(served, photo_dir: Path) -> None:
+    service, engine = served
+    info = find_service(engine.settings.home, engine.settings.database_url)
+    assert info is not None and info.url == service.url
+    options = {"filters": Filters(ext=("png", "jpg")), "mode": "dense"}
+    remote = remote_search(info, "a red square", None, 3, "image", options)
+    assert remote == engine.search("a red square", k=3, **options)
+    by_image = remote_search(info, None, str(photo_dir / "a.jpg"), 2, "image", {})
+    assert by_image is not None and by_image[0].path == str(photo_dir / "a.jpg")
+    assert service.requests == 2
+
+
+def test_service_errors_keep_their_exit_codes(served, photo_dir: Path) -> None:
+    _, engine = served
+    info = find_service(engine.settings.home, engine.settings.database_url)
+    assert info is not None
+    with pytest.raises(RemoteError, match="keyword mode needs query text") as bad_query:
+        remote_search(info, None, str(photo_dir / "a.jpg"), 3, "image", {"mode": "keyword"})
+    assert bad_query.value.exit_code == 2
+    with pytest.raises(RemoteError, match="refusing to use") as other_model:
+        remote_search(info, "x", None, 3, "image", {}, model="fake:32")
+    assert other_model.value.exit_code == 1
+
+
+def test_requests_without_the_token_are_refused(served) -> None:
+    service, engine = served
+    request = urllib.request.Request(service.url + "/status", headers={TOKEN_HEADER: "wrong"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 403
+    request = urllib.request.Request(service.url + "/status", headers={TOKEN_HEADER: service.token})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read())["files_by_kind"] == {"image": 6}
+    forged = ServiceInfo(service.url, "wrong", os.getpid(), engine.settings.database_url, "")
+    assert remote_search(forged, "x", None, 3, "image", {}) is None  # not ours to ask: search locally
+
+
+def test_shutdown_removes_the_discovery_file(tmp_path: Path, photo_dir: Path) -> None:
+    with Engine.open(tmp_path / "home", model="fake:16") as engine:
+        service = QueryService(engine)
+        service.start()
+        assert (tmp_path / "home" / SERVICE_FILE).is_file()
+        thread = threading.Thread(target=service.serve_forever, daemon=True)
+        thread.start()
+        service.shutdown()
+        thread.join(5)
+        assert not (tmp_path / "home" / SERVICE_FILE).exists()
+
+
+# -- the CLI uses it ----------------------------------------------------------------------------------------
+
+
+def test_cli_query_goes_to_the_running_service(served, photo_dir: Path) -> None:
+    service, engine = served
+    home = str(engine.settings.home)
+    served_json = CliRunner().invoke(cli, ["--home", home, "query", "a red square", "--json", "-k", "3"])
+    assert served_json.exit_code == 0, served_json.output
+    assert service.requests == 1
+    local = CliRunner().invoke(cli, ["--home", home, "query", "a red square", "--json", "-k", "3", "--no-service"])
+    assert local.exit_code == 0 and service.requests == 1
+    assert json.loads(served_json.output)["hits"] == json.loads(local.output)["hits"]
+
+    bad = CliRunner().invoke(cli, ["--home", home, "query", "--mode", "keyword", "--image", str(photo_dir / "a.jpg")])
+    assert service.requests == 2
+    assert bad.exit_code == 2 and "keyword mode needs query text" in bad.output
+
+
+def test_cli_query_without_a_live_service_searches_itself(tmp_path: Path, photo_dir: Path) -> None:
+    home = tmp_path / "home"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(home), "--model", "fake:16", "ingest", str(photo_dir)]).exit_code == 0
+    database = f"sqlite:///{home.resolve() / 'mmsearch.db'}"
+    ServiceInfo("http://127.0.0.1:9", "t", os.getpid(), database, str(home)).write(home)  # nobody listens there
+    result = runner.invoke(cli, ["--home", str(home), "query", "a red square", "--json", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["hits"]) == 2
