@@ -17,6 +17,7 @@ Measured, each in a new process started from here (wall time from spawn to exit)
 
 * ``mmsearch --home H query TEXT --json`` with ``--runs`` distinct DEV captions (none in the query cache);
 * the same once with ``MMSEARCH_ONNX_TEXT=0`` (the torch path), for comparison;
+* the same with ``mmsearch serve`` running on the home (the query is answered by the warm service);
 * ``mmsearch --help`` (``--runs`` times);
 * a breakdown of one cold query: in-process phases (imports, opening the database, loading the ONNX text
   encoder, encoding, loading the vector indexes, the rest of the search) and the slowest top-level imports
@@ -207,20 +208,44 @@ def run_wall(command: list[str], env: dict[str, str]) -> tuple[float, subprocess
     return wall, done
 
 
-def cold_queries(home: Path, texts: list[str], env: dict[str, str]) -> list[float]:
-    """Wall seconds of one new ``mmsearch query`` process per text; each must return hits."""
+def cold_queries(home: Path, texts: list[str], env: dict[str, str], served: bool = False) -> list[float]:
+    """Wall seconds of one new ``mmsearch query`` process per text (``--no-service`` unless ``served``); each
+    must return hits."""
     walls = []
+    extra = [] if served else ["--no-service"]
     for text in texts:
-        wall, done = run_wall([*mmsearch_command(), "--home", str(home), "query", text, "--json", "-k", "10"], env)
+        command = [*mmsearch_command(), "--home", str(home), "query", text, "--json", "-k", "10", *extra]
+        wall, done = run_wall(command, env)
         if not json.loads(done.stdout)["hits"]:
             raise SystemExit(f"no hits for {text!r}")
         walls.append(wall)
     return walls
 
 
+def served_queries(home: Path, texts: list[str], env: dict[str, str], timeout_s: float = 180.0) -> list[float]:
+    """:func:`cold_queries` while ``mmsearch serve`` runs on the home (started here, stopped after)."""
+    from mmsearch.service.protocol import SERVICE_FILE
+
+    (home / SERVICE_FILE).unlink(missing_ok=True)
+    server = subprocess.Popen(
+        [*mmsearch_command(), "--home", str(home), "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (home / SERVICE_FILE).is_file():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"mmsearch serve did not start: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.1)
+        return cold_queries(home, texts, env, served=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def import_breakdown(home: Path, text: str, env: dict[str, str], top: int = 12) -> dict[str, Any]:
     """Top-level imports of one cold query by cumulative time (``-X importtime``), and whether torch was one."""
     command = [sys.executable, "-X", "importtime", "-m", "mmsearch", "--home", str(home), "query", text, "--json"]
+    command.append("--no-service")
     _, done = run_wall(command, env)
     modules: dict[str, int] = {}
     top_level: list[tuple[int, str]] = []
@@ -241,7 +266,8 @@ def import_breakdown(home: Path, text: str, env: dict[str, str], top: int = 12) 
 
 
 def phase_breakdown(home: Path, text: str, env: dict[str, str]) -> dict[str, Any]:
-    wall, done = run_wall([sys.executable, "-c", PHASES, "--home", str(home), "query", text, "--json"], env)
+    command = [sys.executable, "-c", PHASES, "--home", str(home), "query", text, "--json", "--no-service"]
+    wall, done = run_wall(command, env)
     phases = json.loads(done.stderr.strip().splitlines()[-1])
     phases = {key: round(value * 1000, 1) if isinstance(value, float) else value for key, value in phases.items()}
     phases["interpreter start-up and exit (wall - in-process)"] = round(wall * 1000 - phases["in-process total"], 1)
@@ -273,10 +299,11 @@ def measure(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ)
     texts = read_captions(args.captions)
     rng = np.random.default_rng(int(time.time()))  # fresh texts on a reused home: never in its query cache
-    picks = [texts[i] for i in rng.permutation(len(texts))[: args.runs + args.torch_runs + 2]]
-    onnx_texts, torch_texts, profile_texts = (
+    picks = [texts[i] for i in rng.permutation(len(texts))[: 2 * args.runs + args.torch_runs + 2]]
+    onnx_texts, torch_texts, served_texts, profile_texts = (
         picks[: args.runs],
         picks[args.runs : args.runs + args.torch_runs],
+        picks[args.runs + args.torch_runs : 2 * args.runs + args.torch_runs],
         picks[-2:],
     )
     run_wall([*mmsearch_command(), "--help"], env)  # warm the file cache once; every run is a new process
@@ -292,6 +319,8 @@ def measure(home: Path, args: argparse.Namespace) -> dict[str, Any]:
         log(f"timing {len(torch_texts)} cold queries on the torch path ...")
         torch_walls = cold_queries(home, torch_texts, {**env, "MMSEARCH_ONNX_TEXT": "0"})
         result["cold_query_torch"] = summary(torch_walls)
+    log(f"timing {len(served_texts)} queries with `mmsearch serve` running ...")
+    result["served_query"] = summary(served_queries(home, served_texts, env))
     result["export_check"] = export_check(home)
     return result
 
@@ -329,6 +358,13 @@ def table(result: dict[str, Any], items: int) -> list[Row]:
         rows.append(
             Row("cold query on the torch path p50 (MMSEARCH_ONNX_TEXT=0)", result["cold_query_torch"]["p50_s"], "s")
         )
+    rows.append(
+        Row(
+            f"`mmsearch query` with `mmsearch serve` running p50 (n={result['served_query']['n']})",
+            result["served_query"]["p50_s"],
+            "s",
+        )
+    )
     rows += [
         Row(f"  phase: {name}", value, "ms") for name, value in result["phases_ms"].items() if name != "torch imported"
     ]
