@@ -163,7 +163,8 @@ class HybridSearcher:
         return len(sources) == 1 and sources[0] != KEYWORD and options.filters == Filters() and not options.diverse
 
     def _rank_one_source(self, query: QuerySpec, evidence: _Evidence, k: int, options: SearchOptions) -> list[Hit]:
-        """Re-score what the one retriever found with its exact stored vectors, keep the top ``k``."""
+        """Keep the top ``k`` of what the one retriever found, by exact cosine: the index's own scores where they
+        are exact (flat and HNSWFlat store full vectors), else re-scored with the vectors it holds."""
         name, entries = next((n, e) for n, e in evidence.scores.items() if e)
         index = self.index_for(name)
         exact = entries if getattr(index, "exact_scores", False) else _rescored(index, name, entries, query)

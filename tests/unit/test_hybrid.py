@@ -270,6 +270,19 @@ def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_the_keyword_retrieval_runs_once_per_search(engine: Engine, monkeypatch) -> None:
+    """The engine runs it before encoding the query (prefetch); the search then reuses it."""
+    import mmsearch.hybrid as hybrid
+
+    calls = []
+    original = hybrid.keyword_search
+    monkeypatch.setattr(hybrid, "keyword_search", lambda *args: calls.append(args) or original(*args))
+    hits = engine.search(CAPTIONS["dog"], k=3, kind="any")
+    assert len(calls) == 1 and hits
+    engine.search(CAPTIONS["dog"], k=3, kind="caption")
+    assert len(calls) == 2
+
+
 class ExactIndex(ShuffledIndex):
     """Exact scores in exact order, like flat and HNSWFlat: the searcher must not read vectors back."""
 
