@@ -101,7 +101,7 @@ class Engine:
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
         if self._query_cache is not None:
-            self._query_cache.flush()
+            self._query_cache.close()
         self.store.engine.dispose()
 
     def __enter__(self) -> Engine:
@@ -328,6 +328,8 @@ class Engine:
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
         if self._query_cache is None or self._query_cache.model_id != model_id:
+            if self._query_cache is not None:
+                self._query_cache.close()
             self._query_cache = QueryVectorCache(self.store, model_id)
         known = self._query_cache.get(texts)
         missing = list(dict.fromkeys(text for text in texts if text not in known))

@@ -272,6 +272,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             if not engine.warm_up():
                 click.echo("nothing is indexed yet: searches fail until you run `mmsearch ingest`", err=True)
             service = QueryService(engine, host, port)
+        gc.collect()
+        gc.freeze()  # what is loaded now lives as long as the service: no collection need ever walk it again
         info = service.start()
         click.echo(f"mmsearch: serving {engine.settings.home} at {info.url} (Ctrl-C to stop)", err=True)
         try:
