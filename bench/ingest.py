@@ -245,8 +245,8 @@ def ingest_pass(encoder: Encoder, folder: Path, args: argparse.Namespace, result
         if results.export_dir is not None:
             shutil.copytree(results.export_dir, home / "indexes" / results.export_dir.name)
         with open_engine(home, encoder, args) as engine, CpuMonitor() as cpu:
-            results.workers = engine.settings.workers
             first = engine.ingest(folder)
+            results.workers = first.workers
             same_engine = engine.ingest(folder)
         started = time.perf_counter()
         with open_engine(home, encoder, args) as engine:

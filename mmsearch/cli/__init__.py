@@ -105,8 +105,12 @@ def clean_errors() -> Iterator[None]:
 
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32).")
-@click.option("--workers", type=click.IntRange(min=1), help="Decoding threads (default: half the CPUs, 1 to 4).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32; 256 on a GPU).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Decoding threads (default: half the CPUs, 1 to 4; with a GPU, every CPU up to 16).",
+)
 @click.option(
     "--encode-streams",
     type=click.IntRange(min=1),

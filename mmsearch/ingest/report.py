@@ -49,6 +49,9 @@ class IngestReport:
     precision: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each model tower ran in, and why (``{"image": {"dtype": "bf16", "reason": ...}}``); empty when the
     model was not loaded."""
+    batch_size: int = 0
+    """Images per model call, and decoding threads, when images were embedded (0: none were)."""
+    workers: int = 0
 
     @property
     def images_per_s(self) -> float:

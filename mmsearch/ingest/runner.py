@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from mmsearch.captions.embedded import embedded_captions
 from mmsearch.captions.manifest import CaptionManifest
 from mmsearch.captions.sidecar import read_caption_sidecar
+from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
@@ -49,8 +50,10 @@ class PreparedImage:
 
 @dataclass(frozen=True)
 class IngestOptions:
-    batch_size: int = 32
-    workers: int = 2
+    batch_size: int | None = None
+    """Images per model call; None: ``default_batch_size`` of the encoder's device."""
+    workers: int | None = None
+    """Decoding threads; None: ``default_workers`` of the encoder's device."""
     max_pixels: int = 89_478_485
     encode_streams: int = 0
     """Batches encoded at once (0: the encoder's choice, see ``parallel_batches``)."""
@@ -165,7 +168,8 @@ class IngestRun:
             self._unprobed = [file for file in files if file.path not in known]
             files = [file for file in files if file.path in known]
         probed: list[tuple[ScannedFile, Probe]] = []
-        outcomes = map_ahead(lambda f: read_probe(f.path), files, self.options.workers, 4 * self.options.workers)
+        workers = self.options.workers or default_workers("cpu")
+        outcomes = map_ahead(lambda f: read_probe(f.path), files, workers, 4 * workers)
         for done, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
                 probed.append((outcome.item, outcome.value))
@@ -211,7 +215,10 @@ class IngestRun:
         if not files:
             return
         encoder = self.models.encoder()
-        size, workers = self.options.batch_size, self.options.workers
+        device = str(getattr(encoder, "device", "cpu"))
+        size = self.options.batch_size or default_batch_size(device)
+        workers = self.options.workers or default_workers(device)
+        self.report.batch_size, self.report.workers = size, workers
         done = 0
         started = time.perf_counter()
         with (
@@ -342,7 +349,8 @@ class IngestRun:
     # -- texts only -----------------------------------------------------------------------
     def _resync(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         """Files whose content is unchanged but whose sidecars changed: read their texts again."""
-        for done, batch in enumerate(batched(files, self.options.batch_size), 1):
+        size = self.options.batch_size or default_batch_size("cpu")
+        for done, batch in enumerate(batched(files, size), 1):
             changes = []
             for file in batch:
                 previous = known[file.path]
@@ -354,7 +362,7 @@ class IngestRun:
                     if items is not None:
                         changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))
             self.writer.commit(changes, known)
-            self.progress("captions", min(done * self.options.batch_size, len(files)), len(files))
+            self.progress("captions", min(done * size, len(files)), len(files))
 
     def _apply_manifests(self, images: Sequence[ScannedFile]) -> None:
         """Set every image's captions from each manifest (an image a manifest no longer lists loses them)."""

@@ -78,3 +78,22 @@ def test_hnsw_threshold_from_file_env_and_argument(tmp_path: Path) -> None:
         resolve_settings(tmp_path, environ={"MMSEARCH_HNSW_THRESHOLD": "lots"})
     with pytest.raises(ConfigError, match="hnsw_threshold must be at least 1"):
         resolve_settings(tmp_path, environ={}, hnsw_threshold=0)
+
+
+def test_batch_size_and_workers_follow_the_device() -> None:
+    from mmsearch.config import default_batch_size, default_workers
+
+    assert (default_batch_size("cpu"), default_batch_size("cuda")) == (32, 256)
+    assert [default_workers("cpu", cpus) for cpus in (1, 2, 4, 16)] == [1, 1, 2, 4]  # the encoder needs the cores
+    assert [default_workers("cuda", cpus) for cpus in (2, 16, 64)] == [2, 16, 16]  # decoding feeds the GPU
+
+
+def test_an_ingest_reports_the_batch_size_and_workers_it_used(tmp_path, photo_dir) -> None:
+    from mmsearch import Engine
+    from mmsearch.config import default_workers
+
+    with Engine.open(tmp_path / "auto", model="fake:16") as engine:
+        report = engine.ingest(photo_dir)
+    assert (report.batch_size, report.workers) == (32, default_workers("cpu"))  # the fake encoder: a CPU one
+    with Engine.open(tmp_path / "set", model="fake:16", batch_size=4, workers=3) as engine:
+        assert (engine.ingest(photo_dir).to_dict()["batch_size"], engine.settings.workers) == (4, 3)

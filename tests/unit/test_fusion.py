@@ -125,8 +125,12 @@ def test_normalise_is_bounded_monotone_and_nan_free_even_for_huge_scores(values:
         assert min(out) == 0.0 and max(out) == 1.0
 
 
+# Scores that stay normal floats when scaled by 2**-20 (a subnormal loses bits, so scaling is no longer exact).
+unscaled_scores = scores.filter(lambda v: v == 0 or abs(v) >= 1e-290)
+
+
 @FAST
-@given(st.lists(scores, min_size=1, max_size=20), st.integers(-20, 20), st.sampled_from(["zscore", "minmax"]))
+@given(st.lists(unscaled_scores, min_size=1, max_size=20), st.integers(-20, 20), st.sampled_from(["zscore", "minmax"]))
 def test_normalise_ignores_power_of_two_scaling(values: list[float], exponent: int, method: str) -> None:
     assert normalise([math.ldexp(v, exponent) for v in values], method) == normalise(values, method)
 
