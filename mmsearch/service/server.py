@@ -1,7 +1,8 @@
 """The query service: one warm :class:`~mmsearch.engine.Engine` behind a small JSON-over-HTTP interface.
 
 ``POST /search`` takes a :func:`~mmsearch.service.protocol.search_request` and answers ``{"hits": [...]}``;
-``GET /status`` answers ``Engine.status()``. Every request carries the token of the discovery file
+``GET /status`` answers ``Engine.status()``; ``GET /health`` answers the service's own facts (process, home,
+requests answered). Every request carries the token of the discovery file
 (header ``X-Mmsearch-Token``), so only whoever can read the home folder's ``service.json`` can search. Requests
 are answered one at a time (the engine is not shared between threads); the service listens on the loopback
 interface unless told otherwise.
@@ -79,6 +80,9 @@ class QueryService:
             self.engine.check_model(request.get("model"))
             return hits_to_json(self.engine.search(text, image=image, k=k, kind=kind, **options))
 
+    def health(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "home": str(self._home), "url": self.url, "requests": self.requests}
+
     def status(self) -> dict[str, Any]:
         with self._lock:
             self.requests += 1
@@ -92,6 +96,8 @@ def _handler_for(service: QueryService) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/status":
                 self._answer(service.status)
+            elif self.path == "/health":
+                self._answer(service.health)
             else:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: GET {self.path}"})
 
