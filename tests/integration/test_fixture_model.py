@@ -172,3 +172,15 @@ def test_unknown_models_fail_clearly() -> None:
         create_encoder("ViT-B-32:nonsense", "cpu")
     with pytest.raises(UnknownModelError, match="cannot load model hf-hub:nobody/nothing"):
         create_encoder("hf-hub:nobody/nothing", "cpu")
+
+
+def test_parallel_batches_share_out_torch_threads_and_restore_them(dev_engine) -> None:
+    import torch
+
+    engine, _ = dev_engine
+    before = torch.get_num_threads()
+    with engine.encoder.parallel_batches(2) as streams:
+        assert streams == 2 and torch.get_num_threads() == max(1, before // 2)
+    assert torch.get_num_threads() == before
+    with engine.encoder.parallel_batches(1) as streams:
+        assert streams == 1 and torch.get_num_threads() == before

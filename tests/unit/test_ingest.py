@@ -238,3 +238,15 @@ def test_an_empty_saved_index_is_loaded_not_rebuilt(tmp_path: Path, photo_dir: P
     with Engine.open(home) as engine:
         assert engine.search("anything") == []
     assert index_file.stat().st_mtime_ns == written  # read back as is, no rebuild and rewrite
+
+
+def test_several_batches_encoding_at_once_give_the_same_index(tmp_path: Path, photo_dir: Path) -> None:
+    """Batches encoded concurrently are committed in order: ids, vectors and results equal one-at-a-time's."""
+    results = []
+    for streams in (1, 3):
+        with Engine.open(tmp_path / f"s{streams}", model="fake:16", batch_size=2, encode_streams=streams) as engine:
+            report = engine.ingest(photo_dir)
+            assert (report.embedded, report.batch_size) == (6, 2)
+            hits = engine.search("a red square", k=6, mode="dense")
+            results.append([(hit.id, hit.path, round(hit.score, 6)) for hit in hits])
+    assert results[0] == results[1]
