@@ -5,7 +5,8 @@ matches, the files and texts of the top hits). Through SQLAlchemy each such stat
 compilation, parameter expansion and result wrapping around ~10-20 µs of database work (measured on SQLite);
 here it costs the pool checkout and the driver call. Statements are written with ``?`` placeholders; a list
 parameter expands its ``?`` into one placeholder per element, and drivers of the ``format``/``pyformat``
-style (psycopg) get ``%s`` instead. Everything else (writes, ingest, maintenance) goes through SQLAlchemy.
+style (psycopg) get ``%s`` instead (so the SQL must hold no other ``?`` and no ``%``). Everything else
+(writes, ingest, maintenance) goes through SQLAlchemy.
 """
 
 from __future__ import annotations
