@@ -68,6 +68,8 @@ class ServiceInfo:
 
     def alive(self) -> bool:
         """Whether the process that wrote the file still exists (a crashed service leaves its file behind)."""
+        if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never send it; a dead service refuses connections
+            return True
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
