@@ -70,6 +70,7 @@ from mmsearch.encoders import Encoder, create_encoder  # noqa: E402
 from mmsearch.ingest.imageio import load_image  # noqa: E402
 from mmsearch.ingest.pipeline import batched  # noqa: E402
 from mmsearch.ingest.report import IngestReport  # noqa: E402
+from mmsearch.ingest.runner import parallel_batches  # noqa: E402
 from mmsearch.ingest.scanner import scan_folder  # noqa: E402
 
 E2E_TARGET = 0.9
@@ -190,13 +191,12 @@ def prepare_all(encoder: Encoder, folder: Path) -> list[Any]:
 def raw_pass(encoder: Encoder, prepared: Sequence[Any], batch_size: int, streams: int) -> tuple[float, int]:
     """Seconds to run ``encode_prepared`` over all prepared images, ``streams`` batches at once (1: one at a
     time on all of torch's threads; else as the engine's ingest runs them); and the streams used."""
-    parallel = getattr(encoder, "parallel_batches", None)
-    if streams == 1 or parallel is None:
+    if streams == 1:
         started = time.perf_counter()
         for batch in batched(prepared, batch_size):
             encoder.encode_prepared(batch)
         return time.perf_counter() - started, 1
-    with parallel(streams) as used, ThreadPoolExecutor(max_workers=used) as pool:
+    with parallel_batches(encoder, streams) as used, ThreadPoolExecutor(max_workers=used) as pool:
         started = time.perf_counter()
         list(pool.map(encoder.encode_prepared, batched(prepared, batch_size)))
         return time.perf_counter() - started, used

@@ -135,7 +135,7 @@ class HybridSearcher:
         if kind in (CAPTION, TRANSCRIPT):
             return self._search_items(query, k, kind, options)
         dense = dense_retrievers(kind, query, options) if self._dense(query, options) else []
-        keyword = self._keyword(query, options)
+        keyword = _keyword_used(query.keywords, options)
         if not dense and not keyword:
             raise SearchError(_nothing_to_search(query, options))
         dense = [retriever for retriever in dense if len(self.index_for(retriever))]
@@ -177,10 +177,6 @@ class HybridSearcher:
     @staticmethod
     def _dense(query: QuerySpec, options: SearchOptions) -> bool:
         return options.mode != "keyword" and query.vector is not None
-
-    @staticmethod
-    def _keyword(query: QuerySpec, options: SearchOptions) -> bool:
-        return _keyword_used(query.keywords, options)
 
     def _keyword_matches(self, keywords: str, kinds: tuple[str, ...], window: int) -> list[KeywordMatch]:
         key = (keywords, kinds, window)
@@ -292,7 +288,7 @@ class HybridSearcher:
     # -- item-level search (captions, transcript segments) ----------------------------------
     def _search_items(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         dense = self._dense(query, options) and options.weight(kind) > 0
-        keyword = self._keyword(query, options)
+        keyword = _keyword_used(query.keywords, options)
         if not dense and not keyword:
             raise SearchError(_nothing_to_search(query, options))
         index = self.index_for(kind)

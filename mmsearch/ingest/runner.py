@@ -74,7 +74,7 @@ def read_probe(path: str) -> Probe:
     return Probe(hash_bytes(data), width, height, embedded, taken)
 
 
-def _parallel_batches(encoder: Encoder, requested: int) -> AbstractContextManager[int]:
+def parallel_batches(encoder: Encoder, requested: int = 0) -> AbstractContextManager[int]:
     """The encoder's :meth:`parallel_batches` where it has one; else one batch at a time."""
     parallel = getattr(encoder, "parallel_batches", None)
     return parallel(requested) if parallel is not None else nullcontext(max(1, requested))
@@ -119,8 +119,6 @@ class IngestRun:
         self.manifests = manifests
         self.writer = BatchWriter(store, models, report)
         self._failed_known: list[KnownFile] = []
-        self._unprobed: list[ScannedFile] = []
-        """New files not probed (nothing to reuse): they go straight to embedding."""
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
@@ -129,8 +127,9 @@ class IngestRun:
             self._remove(plan.deleted)
             images = [file for file in plan.to_check if file.kind == IMAGE]
             sounds = [file for file in plan.to_check if file.kind == AUDIO]
-            to_embed, resync = self._commit_known_images(self._probe_images(images, known), known)
-            self._embed(to_embed, known)
+            to_probe, unprobed = self._needing_probe(images, known)
+            to_embed, resync = self._commit_known_images(self._probe_images(to_probe, known), known)
+            self._embed(unprobed + to_embed, known)
             resync += self._check_audio(sounds, known)
             self._resync(plan.resync + resync, known)
             self._apply_manifests([file for file in scanned if file.kind == IMAGE])
@@ -161,12 +160,17 @@ class IngestRun:
             self._failed_known.append(known[path])
 
     # -- images ---------------------------------------------------------------------------
+    def _needing_probe(
+        self, files: list[ScannedFile], known: dict[str, KnownFile]
+    ) -> tuple[list[ScannedFile], list[ScannedFile]]:
+        """(to probe, to embed straight away). New files need no probe where no model was ever adopted: there are
+        no stored vectors to reuse, so they all get embedded (which hashes them anyway)."""
+        if self.models.model_id is not None:
+            return files, []
+        return [f for f in files if f.path in known], [f for f in files if f.path not in known]
+
     def _probe_images(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[tuple[ScannedFile, Probe]]:
-        """Hash and read the header of every file to check. New files are skipped where no model was ever
-        adopted: there are no stored vectors to reuse, so they all get embedded (which hashes them anyway)."""
-        if self.models.model_id is None:
-            self._unprobed = [file for file in files if file.path not in known]
-            files = [file for file in files if file.path in known]
+        """Hash and read the header of each file: changed bytes or not, and stored vectors to reuse."""
         probed: list[tuple[ScannedFile, Probe]] = []
         workers = self.options.workers or default_workers("cpu")
         outcomes = map_ahead(lambda f: read_probe(f.path), files, workers, 4 * workers)
@@ -209,7 +213,7 @@ class IngestRun:
             ]
             self.writer.commit(changes, known)
             self.report.reused += len(batch)
-        return self._unprobed + to_embed, resync
+        return to_embed, resync
 
     def _embed(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         if not files:
@@ -222,7 +226,7 @@ class IngestRun:
         done = 0
         started = time.perf_counter()
         with (
-            _parallel_batches(encoder, self.options.encode_streams) as streams,
+            parallel_batches(encoder, self.options.encode_streams) as streams,
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="mmsearch-encode") as encoders,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
         ):

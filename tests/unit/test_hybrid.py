@@ -258,11 +258,15 @@ class ShuffledIndex:
         return rng.random((1, len(noisy))).astype(np.float32), self.ids[noisy][None, :]
 
 
-def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
-    engine, _ = crowd
+def searcher_over(engine: Engine, index_class: type) -> tuple[HybridSearcher, np.ndarray, np.ndarray]:
+    """A searcher whose every index is ``index_class`` over the engine's image vectors; with those ids and vectors."""
     model_id, _ = engine.store.active_model()
     ids, vectors = map(np.concatenate, zip(*engine.store.iter_file_vectors(model_id), strict=True))
-    searcher = HybridSearcher(engine.store, model_id, lambda collection: ShuffledIndex(ids, vectors))
+    return HybridSearcher(engine.store, model_id, lambda collection: index_class(ids, vectors)), ids, vectors
+
+
+def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
+    searcher, ids, vectors = searcher_over(crowd[0], ShuffledIndex)
     query = vectors[5]
     hits = searcher.search(QuerySpec(query, None, True), 20, "image", SearchOptions(mode="dense"))
     exact = [int(i) for i in ids[np.argsort(-(vectors @ query), kind="stable")][:20]]
@@ -298,10 +302,7 @@ class ExactIndex(ShuffledIndex):
 
 
 def test_exact_scores_are_not_rescored(crowd) -> None:
-    engine, _ = crowd
-    model_id, _ = engine.store.active_model()
-    ids, vectors = map(np.concatenate, zip(*engine.store.iter_file_vectors(model_id), strict=True))
-    searcher = HybridSearcher(engine.store, model_id, lambda collection: ExactIndex(ids, vectors))
+    searcher, ids, vectors = searcher_over(crowd[0], ExactIndex)
     query = vectors[7]
     hits = searcher.search(QuerySpec(query, None, True), 10, "image", SearchOptions(mode="dense"))
     order = np.argsort(-(vectors @ query), kind="stable")[:10]
