@@ -42,6 +42,8 @@ ENV_VARS = {
     "speech_model": "MMSEARCH_SPEECH_MODEL",
     "hnsw_threshold": "MMSEARCH_HNSW_THRESHOLD",
     "encode_streams": "MMSEARCH_ENCODE_STREAMS",
+    "video_interval": "MMSEARCH_VIDEO_INTERVAL",
+    "video_max_frames": "MMSEARCH_VIDEO_MAX_FRAMES",
 }
 
 
@@ -68,6 +70,10 @@ class Settings:
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD
     """A collection's index is exact (flat) below this many vectors, HNSW from it on (``mmsearch.index.policy``)."""
+    video_interval: float = 5.0
+    """Video: at least one keyframe every this many seconds inside a long shot."""
+    video_max_frames: int = 48
+    """Video: at most this many keyframes per video."""
 
     @property
     def database_url(self) -> str:
@@ -155,12 +161,17 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     coerced = dict(values)
-    for key in ("batch_size", "workers", "encode_streams", "max_image_pixels", "hnsw_threshold"):
+    for key in ("batch_size", "workers", "encode_streams", "max_image_pixels", "hnsw_threshold", "video_max_frames"):
         if key in coerced:
             try:
                 coerced[key] = int(coerced[key])
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{key} must be an integer, got {coerced[key]!r}") from exc
+    if "video_interval" in coerced:
+        try:
+            coerced["video_interval"] = float(coerced["video_interval"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"video_interval must be a number, got {coerced['video_interval']!r}") from exc
     return coerced
 
 
@@ -179,3 +190,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_image_pixels must be at least 1")
     if settings.hnsw_threshold < 1:
         raise ConfigError("hnsw_threshold must be at least 1")
+    if not settings.video_interval > 0:
+        raise ConfigError("video_interval must be above 0 seconds")
+    if settings.video_max_frames < 1:
+        raise ConfigError("video_max_frames must be at least 1")

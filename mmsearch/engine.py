@@ -37,6 +37,7 @@ from mmsearch.search import SEARCH_KINDS, Hit
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
 from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
+from mmsearch.video.extract import video_settings
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber
@@ -209,7 +210,7 @@ class Engine:
         if not scan.files and not known:
             raise EmptyFolderError(
                 f"no supported media under {root} (looked for jpg, png, webp, gif, bmp, tiff images and "
-                "wav, mp3, flac, m4a, ogg, opus audio)"
+                "wav, mp3, flac, m4a, ogg, opus audio and mp4, mov, m4v, mkv, webm, avi, 3gp video)"
             )
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
@@ -221,7 +222,11 @@ class Engine:
         )
         settings = self.settings
         options = IngestOptions(
-            settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams
+            settings.batch_size,
+            settings.workers,
+            settings.max_image_pixels,
+            settings.encode_streams,
+            video_settings(settings.video_interval, settings.video_max_frames),
         )
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)

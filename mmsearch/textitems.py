@@ -1,4 +1,4 @@
-"""Text attached to assets: captions of images and transcript segments of audio."""
+"""Items attached to assets: captions of images, transcript segments of audio and video, keyframes of video."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from dataclasses import dataclass
 CAPTION = "caption"
 TRANSCRIPT = "transcript"
 TEXT_KINDS = (CAPTION, TRANSCRIPT)
+FRAME = "frame"
+"""A keyframe of a video: an item embedded with the image tower, with its time and its shot's span."""
+ITEM_KINDS = (CAPTION, TRANSCRIPT, FRAME)
+"""Every kind of item stored in ``text_items``, each with its own vector collection keyed by item id."""
 
 
 @dataclass(frozen=True)

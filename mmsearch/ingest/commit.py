@@ -14,7 +14,7 @@ from mmsearch.ingest.scanner import IMAGE, ScannedFile
 from mmsearch.ingest.texts import to_records
 from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
 from mmsearch.store.text_items import TextRecord
-from mmsearch.textitems import TEXT_KINDS, TextItem
+from mmsearch.textitems import ITEM_KINDS, TextItem
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class AssetChange:
     vector: np.ndarray | None = None
     vector_is_new: bool = False
     texts: dict[str, list[TextItem]] = field(default_factory=dict)
+    items: dict[str, list[TextRecord]] = field(default_factory=dict)
+    """Item groups given as ready records (video keyframes), set like ``texts``."""
+    item_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    """Vectors of ``items`` not stored yet, by content hash."""
 
 
 class ModelSession:
@@ -96,11 +100,15 @@ class BatchWriter:
         model_id = self.models.ensure_model()
         records_by_path = self._text_records({change.file.path: change.texts for change in changes if change.texts})
         text_vectors = self._text_vectors(model_id, records_by_path)
+        for change in changes:  # ready records (keyframes) come with their own vectors
+            if change.items:
+                records_by_path.setdefault(change.file.path, {}).update(change.items)
+                text_vectors.update(change.item_vectors)
         image_changes = [change for change in changes if change.vector is not None]
         if image_changes:
             self.models.index(IMAGE)
         if records_by_path:
-            for kind in TEXT_KINDS:
+            for kind in ITEM_KINDS:
                 self.models.index(kind)
         new_vectors = {c.probe.content_hash: c.vector for c in image_changes if c.vector_is_new}
         new_vectors.update(text_vectors)
@@ -129,7 +137,7 @@ class BatchWriter:
         model_id = self.models.ensure_model()
         records_by_path = self._text_records(texts)
         text_vectors = self._text_vectors(model_id, records_by_path)
-        for kind in TEXT_KINDS:
+        for kind in ITEM_KINDS:
             self.models.index(kind)
         written = self.store.write_assets(model_id, [], text_vectors, records_by_path, image_changed=False)
         self._mirror_texts(model_id, written, text_vectors)
@@ -156,7 +164,7 @@ class BatchWriter:
         return dict(zip(missing, vectors, strict=True))
 
     def _mirror_texts(self, model_id: int, written, fresh: dict[str, np.ndarray]) -> None:
-        for kind in TEXT_KINDS:
+        for kind in ITEM_KINDS:
             added = written.added_texts.get(kind, [])
             removed = written.removed_texts.get(kind, [])
             if not added and not removed:

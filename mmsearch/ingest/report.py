@@ -8,7 +8,7 @@ from typing import Any
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; phases are ``"hashing"``, ``"embedding"``, ``"transcribing"``,
-``"captions"`` and ``"manifest"``."""
+``"captions"``, ``"manifest"`` and ``"video"``."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,30 @@ class IngestReport:
     batch_size: int = 0
     """Images per model call, and decoding threads, when images were embedded (0: none were)."""
     workers: int = 0
+    # -- video (mmsearch.ingest.video) --
+    videos: int = 0
+    """Videos decoded for keyframes; ``video_s`` their seconds; ``keyframes`` the frames embedded."""
+    video_s: float = 0.0
+    keyframes: int = 0
+    video_decode_s: float = 0.0
+    """Wall seconds of the decoding pass (shots, quality, keyframe pictures), and of embedding the keyframes."""
+    video_encode_s: float = 0.0
+    video_wall_s: float = 0.0
+    """Wall seconds of the whole video step (hashing, decoding, embedding, transcripts, commits)."""
 
     @property
     def images_per_s(self) -> float:
         """Images embedded per second of the whole run."""
         return self.embedded / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def video_s_per_s(self) -> float:
+        """Seconds of video processed per second of the video step's wall time."""
+        return self.video_s / self.video_wall_s if self.video_wall_s > 0 else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed_count"] = len(self.failed)
         data["images_per_s"] = round(self.images_per_s, 2)
+        data["video_s_per_s"] = round(self.video_s_per_s, 2)
         return data

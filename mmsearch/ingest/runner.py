@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,11 +28,13 @@ from mmsearch.ingest.imageio import decode_image, hash_bytes
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
-from mmsearch.ingest.scanner import AUDIO, IMAGE, ScannedFile
+from mmsearch.ingest.scanner import AUDIO, IMAGE, VIDEO, ScannedFile
 from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
+from mmsearch.ingest.video import VideoStep
 from mmsearch.store.repository import KnownFile, MetadataStore
 from mmsearch.textitems import TextItem
+from mmsearch.video.extract import ExtractSettings
 
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
@@ -57,6 +59,8 @@ class IngestOptions:
     max_pixels: int = 89_478_485
     encode_streams: int = 0
     """Batches encoded at once (0: the encoder's choice, see ``parallel_batches``)."""
+    video: ExtractSettings = field(default_factory=ExtractSettings)
+    """Shot detection and keyframe selection for videos."""
 
 
 def read_probe(path: str) -> Probe:
@@ -119,6 +123,9 @@ class IngestRun:
         self.manifests = manifests
         self.writer = BatchWriter(store, models, report)
         self._failed_known: list[KnownFile] = []
+        self.videos = VideoStep(
+            store, models, self.writer, report, options.video, transcriber, self._fail, self.progress
+        )
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
@@ -131,7 +138,9 @@ class IngestRun:
             to_embed, resync = self._commit_known_images(self._probe_images(to_probe, known), known)
             self._embed(unprobed + to_embed, known)
             resync += self._check_audio(sounds, known)
-            self._resync(plan.resync + resync, known)
+            resync += self.videos.run([file for file in plan.to_check if file.kind == VIDEO], known)
+            self._resync([file for file in plan.resync + resync if file.kind != VIDEO], known)
+            self.videos.resync([file for file in plan.resync + resync if file.kind == VIDEO], known)
             self._apply_manifests([file for file in scanned if file.kind == IMAGE])
             self._remove(self._failed_known, count=False)
             if self.models.model_id is not None:

@@ -11,10 +11,12 @@ from pathlib import Path
 from mmsearch.audio.probe import AUDIO_EXTENSIONS
 from mmsearch.audio.subtitles import transcript_sidecar
 from mmsearch.captions.sidecar import caption_sidecars
+from mmsearch.video import VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 IMAGE = "image"
 AUDIO = "audio"
+VIDEO = "video"
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ class ScanResult:
 
 
 def media_kind(path: str) -> str | None:
-    """``"image"`` or ``"audio"`` by extension, else ``None``."""
+    """``"image"``, ``"audio"`` or ``"video"`` by extension, else ``None``."""
     extension = os.path.splitext(path)[1].lower()
     if extension in IMAGE_EXTENSIONS:
         return IMAGE
     if extension in AUDIO_EXTENSIONS:
         return AUDIO
+    if extension in VIDEO_EXTENSIONS:
+        return VIDEO
     return None
 
 

@@ -66,7 +66,7 @@ class MediaFile(Base):
 
 
 class TextItemRow(Base):
-    """A caption or transcript segment of a media file, embedded in the shared space.
+    """A caption, transcript segment or video keyframe of a media file, embedded in the shared space.
 
     Its id is its id in the caption or transcript vector index; its vector is the
     ``embeddings`` row with the same ``content_hash`` (identical texts share one).
@@ -86,6 +86,8 @@ class TextItemRow(Base):
     text: Mapped[str] = mapped_column(Text)
     start_s: Mapped[float | None] = mapped_column(Float)
     end_s: Mapped[float | None] = mapped_column(Float)
+    # A video keyframe's time (seconds); start_s/end_s are then its shot's span. None for texts.
+    at_s: Mapped[float | None] = mapped_column(Float)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
 
 

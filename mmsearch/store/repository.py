@@ -35,8 +35,9 @@ _TEXT_COLUMNS = (
     TextItemRow.text,
     TextItemRow.start_s,
     TextItemRow.end_s,
+    TextItemRow.at_s,
 )
-_TEXTS_BY_ID = "SELECT id, file_id, kind, source, text, start_s, end_s FROM text_items WHERE id IN (?)"
+_TEXTS_BY_ID = "SELECT id, file_id, kind, source, text, start_s, end_s, at_s FROM text_items WHERE id IN (?)"
 _IMAGE_VECTORS = (
     "SELECT m.id, e.vector FROM media_files AS m JOIN embeddings AS e ON e.content_hash = m.content_hash "
     "WHERE e.model_id = ? AND m.id IN (?)"
@@ -51,8 +52,9 @@ _CACHED_QUERIES = "SELECT text_hash, vector FROM query_cache WHERE model_id = ? 
 ACTIVE_MODEL_KEY = "active_model_id"
 GENERATION_KEY = "index_generation"
 IMAGE = "image"
-COLLECTIONS = ("image", "caption", "transcript")
-"""The vector indexes: image vectors keyed by file id, caption and transcript vectors keyed by text item id."""
+COLLECTIONS = ("image", "caption", "transcript", "frame")
+"""The vector indexes: image vectors keyed by file id; caption, transcript and video keyframe vectors keyed by
+text item id."""
 QUERY_CACHE_LIMIT = 10_000
 
 
@@ -98,6 +100,8 @@ class StoredText:
     text: str
     start: float | None
     end: float | None
+    at: float | None = None
+    """A video keyframe's time (seconds); ``start``/``end`` are then its shot's span."""
 
 
 @dataclass

@@ -25,6 +25,8 @@ class TextRecord:
     start: float | None
     end: float | None
     content_hash: str
+    at: float | None = None
+    """A keyframe's time (seconds); ``start``/``end`` are then its shot's span."""
 
 
 _COLUMNS = (
@@ -37,6 +39,7 @@ _COLUMNS = (
     TextItemRow.start_s,
     TextItemRow.end_s,
     TextItemRow.content_hash,
+    TextItemRow.at_s,
 )
 
 
