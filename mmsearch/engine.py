@@ -19,6 +19,7 @@ from mmsearch.errors import (
     FolderNotFoundError,
     ModelMismatchError,
     NoIndexError,
+    NotIndexedError,
     UnreadableMediaError,
 )
 from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
@@ -41,6 +42,7 @@ from mmsearch.video.extract import video_settings
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber
+    from mmsearch.video.storyboard import Storyboard
 
 EncoderFactory = Callable[[str, str], Encoder]
 """``(model name, device) -> Encoder``; the default is the registry's, with ``Settings.precision``."""
@@ -373,6 +375,19 @@ class Engine:
             return load_image(str(path.expanduser()), self.settings.max_image_pixels)
         except UnreadableMediaError as exc:
             raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
+
+    def describe(self, path: str | os.PathLike[str]) -> Storyboard:
+        """The storyboard of an indexed video: its shots (times, keyframe times) and the transcript lines of each."""
+        from mmsearch.store.video import file_by_path, items_of_file
+        from mmsearch.video.storyboard import build_storyboard
+
+        resolved = str(Path(path).expanduser().resolve())
+        stored = file_by_path(self.store, resolved)
+        if stored is None:
+            raise NotIndexedError(f"not in the index: {resolved} (run `mmsearch ingest` on its folder)")
+        if stored.kind != "video":
+            raise NotIndexedError(f"not a video: {resolved} is indexed as {stored.kind}")
+        return build_storyboard(stored.path, items_of_file(self.store, stored.id))
 
     # -- maintenance ----------------------------------------------------------------------
     def status(self) -> StatusReport:

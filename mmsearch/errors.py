@@ -51,3 +51,7 @@ class IndexCorruptError(MmsearchError):
 
 class ManifestError(MmsearchError):
     """A caption manifest cannot be read or parsed; the message names the file and line."""
+
+
+class NotIndexedError(MmsearchError):
+    """A path that is not in the index (or not of the kind asked for, such as ``show`` of a non-video)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import MmsearchError
+from mmsearch.fragments import FragmentError, parse_fragment
 from mmsearch.metrics import query_metrics, summarise
 from mmsearch.search import Hit
 
@@ -23,7 +24,8 @@ class EvalFileError(MmsearchError):
 
 @dataclass(frozen=True)
 class EvalQuery:
-    """A query and the paths (or path stems, or file names) of the assets that answer it."""
+    """A query and the paths (or path stems, or file names) of the assets that answer it; a moment of a video or
+    recording is written as a media fragment, ``clip.mp4#t=12,19`` (see :mod:`mmsearch.fragments`)."""
 
     text: str
     relevant: tuple[str, ...]
@@ -66,18 +68,27 @@ def load_queries(path: str | os.PathLike[str]) -> list[EvalQuery]:
         relevant = tuple(cell for cell in cells[1:] if cell)
         if not cells[0] or not relevant:
             raise EvalFileError(f"{path} line {number}: expected a query and at least one relevant path, tab-separated")
+        for cell in relevant:
+            try:
+                parse_fragment(cell)
+            except FragmentError as exc:
+                raise EvalFileError(f"{path} line {number}: {exc}") from None
         queries.append(EvalQuery(cells[0], relevant))
     if not queries:
         raise EvalFileError(f"{path} holds no queries")
     return queries
 
 
-def matched_key(path: str, relevant: Sequence[str]) -> str:
-    """The relevant entry a hit's path answers (exact path, path suffix, file name or stem), else the path."""
+def matched_key(path: str, relevant: Sequence[str], start: float | None = None, end: float | None = None) -> str:
+    """The relevant entry a hit answers (exact path, path suffix, file name or stem; for a moment entry,
+    ``clip.mp4#t=12,19``, the hit's span must also overlap it), else the hit's path."""
     name = os.path.basename(path)
     stem = os.path.splitext(name)[0]
     for entry in relevant:
-        if path == entry or path.endswith("/" + entry.lstrip("/")) or entry in (name, stem):
+        fragment = parse_fragment(entry)
+        target = fragment.target
+        same_file = path == target or path.endswith("/" + target.lstrip("/")) or target in (name, stem)
+        if same_file and fragment.overlaps(start, end):
             return entry
     return path
 
@@ -95,7 +106,7 @@ def evaluate(search: SearchFn, queries: Sequence[EvalQuery], modes: Sequence[str
             started = time.perf_counter()
             hits = search(query.text, mode)
             latencies.append((time.perf_counter() - started) * 1000)
-            ranked = [matched_key(hit.path, query.relevant) for hit in hits]
+            ranked = [matched_key(hit.path, query.relevant, hit.start, hit.end) for hit in hits]
             per_query.append(query_metrics(ranked, query.relevant, ks=KS))
         means = summarise(per_query)
         metrics = {name: round(means[name], 4) for name in (*(f"recall@{n}" for n in KS), "mrr", "ndcg@10")}

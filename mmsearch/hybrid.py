@@ -23,15 +23,16 @@ from mmsearch.index.base import VectorIndex
 from mmsearch.search import Hit
 from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
 from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
-from mmsearch.textitems import CAPTION, TRANSCRIPT
+from mmsearch.textitems import CAPTION, FRAME, TRANSCRIPT
+from mmsearch.video.moment import best_moment
 
 MODES = ("dense", "keyword", "hybrid")
 DEFAULT_MODE = "hybrid"
 KEYWORD = "keyword"
 DEFAULT_FUSION = "zscore"
-DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, KEYWORD: 0.5}
+DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, FRAME: 1.0, KEYWORD: 0.5}
 """Tuned on the DEV mixed library (bench/hybrid.py; see bench/RESULTS.md)."""
-MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: 0.0}
+MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", FRAME: "mean", KEYWORD: 0.0}
 """Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a
 missing dense score means the asset has no such modality at all (a photo without captions, a recording
 without pixels): that is no evidence either way, so it counts as the retriever's average. A missing keyword
@@ -40,9 +41,24 @@ MIN_WINDOW = 100
 """Candidates asked of each retriever at first (at least 4 k); multiplied by 4 while filters leave too few."""
 DUPLICATE_COSINE = 0.95
 
-ASSET_KINDS = {"image": {IMAGE}, "audio": {"audio"}, "any": {IMAGE, "audio"}}
-DENSE_RETRIEVERS = {"image": (IMAGE, CAPTION), "audio": (TRANSCRIPT,), "any": (IMAGE, CAPTION, TRANSCRIPT)}
-KEYWORD_KINDS = {"image": (CAPTION, NAME), "audio": (TRANSCRIPT, NAME), "any": (CAPTION, TRANSCRIPT, NAME)}
+VIDEO = "video"
+ITEM_SEARCHES = (CAPTION, TRANSCRIPT, FRAME)
+"""Kinds searched item by item (one hit per caption, segment or keyframe)."""
+ASSET_KINDS = {"image": {IMAGE}, "audio": {"audio"}, VIDEO: {VIDEO}, "any": {IMAGE, "audio", VIDEO}}
+DENSE_RETRIEVERS = {
+    "image": (IMAGE, CAPTION),
+    "audio": (TRANSCRIPT,),
+    VIDEO: (FRAME, TRANSCRIPT),
+    "any": (IMAGE, CAPTION, TRANSCRIPT, FRAME),
+}
+KEYWORD_KINDS = {
+    "image": (CAPTION, NAME),
+    "audio": (TRANSCRIPT, NAME),
+    VIDEO: (TRANSCRIPT, NAME),
+    "any": (CAPTION, TRANSCRIPT, NAME),
+}
+COLLECTION_ASSETS = {IMAGE: {IMAGE}, CAPTION: {IMAGE}, TRANSCRIPT: {"audio", VIDEO}, FRAME: {VIDEO}}
+"""The kinds of asset each dense collection holds items of."""
 
 
 class SearchError(MmsearchError):
@@ -116,7 +132,7 @@ class HybridSearcher:
     def prefetch(self, keywords: str | None, k: int, kind: str, options: SearchOptions) -> None:
         """Run the keyword retrieval of the coming :meth:`search` now, which needs the words alone (the engine
         calls this before it encodes the query); that search reuses the result."""
-        if _keyword_used(keywords, options) and keywords is not None:
+        if _keyword_used(keywords, options) and keywords is not None and kind != FRAME:
             kinds = (kind,) if kind in (CAPTION, TRANSCRIPT) else KEYWORD_KINDS[kind]
             self._keyword_matches(keywords, kinds, max(MIN_WINDOW, 4 * k))
 
@@ -132,7 +148,7 @@ class HybridSearcher:
             self._prefetched.clear()
 
     def _search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
-        if kind in (CAPTION, TRANSCRIPT):
+        if kind in ITEM_SEARCHES:
             return self._search_items(query, k, kind, options)
         dense = dense_retrievers(kind, query, options) if self._dense(query, options) else []
         keyword = _keyword_used(query.keywords, options)
@@ -142,7 +158,7 @@ class HybridSearcher:
         window = max(MIN_WINDOW, 4 * k)
         while True:
             evidence, exhausted = self._gather(query, kind, dense, keyword, window)
-            if self._one_dense_source(evidence, options):
+            if self._one_dense_source(evidence, options, kind):
                 return self._rank_one_source(query, evidence, k, options)
             files = self.store.get_files(a for entries in evidence.scores.values() for a in entries)
             accepted = {a: f for a, f in files.items() if f.kind in ASSET_KINDS[kind] and options.filters.accepts(f)}
@@ -153,14 +169,20 @@ class HybridSearcher:
         return self._rank(evidence, accepted, k, options)
 
     @staticmethod
-    def _one_dense_source(evidence: _Evidence, options: SearchOptions) -> bool:
+    def _one_dense_source(evidence: _Evidence, options: SearchOptions, kind: str) -> bool:
         """Only one dense retriever found anything, and nothing filters: its own top k is the answer.
 
-        Each dense index holds one kind of asset, so there is nothing to fuse or filter: what it found is
-        re-scored exactly and cut to k (``diverse`` still takes the general path: it needs a wider pool).
+        When that index holds only assets of the kinds searched, there is nothing to fuse or filter: what it found
+        is re-scored exactly and cut to k (``diverse`` still takes the general path: it needs a wider pool).
         """
         sources = [name for name, entries in evidence.scores.items() if entries]
-        return len(sources) == 1 and sources[0] != KEYWORD and options.filters == Filters() and not options.diverse
+        return (
+            len(sources) == 1
+            and sources[0] != KEYWORD
+            and COLLECTION_ASSETS[sources[0]] <= ASSET_KINDS[kind]
+            and options.filters == Filters()
+            and not options.diverse
+        )
 
     def _rank_one_source(self, query: QuerySpec, evidence: _Evidence, k: int, options: SearchOptions) -> list[Hit]:
         """Keep the top ``k`` of what the one retriever found, by exact cosine: the index's own scores where they
@@ -275,20 +297,24 @@ class HybridSearcher:
         with_evidence: bool,
     ) -> list[Hit]:
         items = {a: _best_text_item(evidence, a) for a, _ in fused}
-        texts = self.store.get_texts(i for i in items.values() if i is not None)
+        frames = {a: evidence.scores.get(FRAME, {}).get(a, (0.0, None))[1] for a, _ in fused}
+        texts = self.store.get_texts(i for i in (*items.values(), *frames.values()) if i is not None)
         hits = []
         for rank, (asset, score) in enumerate(fused, 1):
             file = accepted[asset]
             text = texts.get(items[asset]) if items[asset] is not None else None
             match = _main_evidence(asset, evidence, reasons.get(asset), results)
             details = _evidence_dict(asset, evidence, reasons) if with_evidence else None
-            hits.append(_make_hit(rank, score, file, match, text, details))
+            hit = _make_hit(rank, score, file, match, text, details)
+            if file.kind == VIDEO:
+                hit = _with_moment(hit, match, texts.get(frames[asset]) if frames[asset] is not None else None, text)
+            hits.append(hit)
         return hits
 
     # -- item-level search (captions, transcript segments) ----------------------------------
     def _search_items(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         dense = self._dense(query, options) and options.weight(kind) > 0
-        keyword = _keyword_used(query.keywords, options)
+        keyword = kind != FRAME and _keyword_used(query.keywords, options)
         if not dense and not keyword:
             raise SearchError(_nothing_to_search(query, options))
         index = self.index_for(kind)
@@ -353,8 +379,8 @@ def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> lis
     the text retrievers are used as usual (image to transcript).
     """
     retrievers = [r for r in DENSE_RETRIEVERS[kind] if options.weight(r) > 0]
-    if query.image_only and IMAGE in retrievers:
-        retrievers = [r for r in retrievers if r == IMAGE or r in options.weights]
+    if query.image_only and (IMAGE in retrievers or FRAME in retrievers):  # pixels answer pixels
+        retrievers = [r for r in retrievers if r in (IMAGE, FRAME) or r in options.weights]
     return retrievers
 
 
@@ -420,8 +446,22 @@ def _make_hit(
 ) -> Hit:
     hit = Hit(rank, float(score), file.id, file.path, file.kind, file.width, file.height, match)
     if text is not None:
-        hit = replace(hit, text=text.text, start=text.start, end=text.end, item_id=text.id)
+        hit = replace(
+            hit, text=text.text or None, start=text.start, end=text.end, item_id=text.id, frame_time=text.at
+        )
     return replace(hit, evidence=details) if details is not None else hit
+
+
+def _with_moment(hit: Hit, match: str, frame: StoredText | None, segment: StoredText | None) -> Hit:
+    """A video hit with its best moment (:func:`mmsearch.video.moment.best_moment`)."""
+    if segment is not None and segment.kind != TRANSCRIPT:
+        segment = None
+    moment = best_moment(match, frame, segment)
+    if moment is None:
+        return hit
+    return replace(
+        hit, start=moment.start, end=moment.end, frame_time=moment.frame_time, text=moment.text, item_id=moment.item_id
+    )
 
 
 def _nothing_to_search(query: QuerySpec, options: SearchOptions) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SEARCH_KINDS = ("image", "caption", "transcript", "audio", "any")
+SEARCH_KINDS = ("image", "caption", "transcript", "audio", "any", "video", "frame")
 """What a query can look for: images by their pixels, captions, transcript segments, audio files
-(by their best segment), or any asset by its best evidence."""
+(by their best segment), any asset by its best evidence, videos (by their best moment: keyframe, transcript
+segment, words), or video keyframes one by one."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,13 @@ class Hit:
     item_id: int | None = None
     evidence: dict[str, Any] | None = None
     """With ``explain``: each retriever's raw score, rank, normalised score and contribution."""
+    frame_time: float | None = None
+    """Videos: the time (seconds) of the matching keyframe; ``start``/``end`` are then the moment's span."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.evidence is None:
             del data["evidence"]
+        if self.frame_time is None:
+            del data["frame_time"]
         return data

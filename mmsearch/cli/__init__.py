@@ -144,7 +144,8 @@ def ingest(
     as_json: bool,
     progress: bool | None,
 ) -> None:
-    """Embed every image and audio file under FOLDER, with captions and transcripts; re-runs redo only changes."""
+    """Embed every image, audio and video file under FOLDER, with captions, transcripts and video keyframes; re-runs
+    redo only changes."""
     from mmsearch.cli.output import emit_json, print_ingest_report
     from mmsearch.cli.progress import progress_bar
 
@@ -328,6 +329,22 @@ def status(ctx: click.Context, as_json: bool) -> None:
         emit_json(report.to_dict())
     else:
         print_status(report)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the storyboard as JSON.")
+@click.pass_context
+def show(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Show the storyboard of an indexed video: its shots, keyframe times and what is said in each."""
+    from mmsearch.cli.output import emit_json, print_storyboard
+
+    with open_engine(ctx) as engine:
+        board = engine.describe(path)
+    if as_json:
+        emit_json(board.to_dict())
+    else:
+        print_storyboard(board)
 
 
 @cli.command()

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # type names only: a query answered by the service imports no
     from mmsearch.ingest.report import IngestReport
     from mmsearch.search import Hit
     from mmsearch.status import StatusReport
+    from mmsearch.video.storyboard import Storyboard
 
 
 def emit_json(data: Any) -> None:
@@ -36,7 +37,7 @@ def print_hits(hits: Sequence[Hit], query: str, explain: bool = False) -> None:
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("path", overflow="fold")
-    with_text = any(hit.text is not None for hit in hits)
+    with_text = any(hit.text is not None or hit.start is not None for hit in hits)
     if with_text:
         table.add_column("match")
         table.add_column("text", overflow="fold")
@@ -81,7 +82,8 @@ def _match(hit: Hit) -> str:
     if hit.start is None:
         return hit.match
     end = f"{hit.end:.1f}" if hit.end is not None else "?"
-    return f"{hit.match} {hit.start:.1f}-{end} s"
+    frame = f" (frame {hit.frame_time:.1f} s)" if hit.frame_time is not None else ""
+    return f"{hit.match} {hit.start:.1f}-{end} s{frame}"
 
 
 def print_paths(hits: Sequence[Hit]) -> None:
@@ -100,6 +102,11 @@ def print_ingest_report(report: IngestReport) -> None:
     texts = _text_changes(report)
     if texts:
         click.echo(f"  texts: {texts}")
+    if report.videos:
+        click.echo(
+            f"  video: {report.videos} videos, {report.video_s:.0f} s, {report.keyframes} keyframes, "
+            f"{report.video_s_per_s:.1f} video seconds per second"
+        )
     if report.precision:
         towers = ", ".join(f"{tower} {entry['dtype']}" for tower, entry in report.precision.items())
         click.echo(f"  precision: {towers}")
@@ -164,3 +171,24 @@ def _size(value: int | None, what: str = "") -> str:
             return f", {text}" + (f" {what}" if what else "")
         value /= 1024
     return ""
+
+
+def print_storyboard(board: Storyboard) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{board.path}: {len(board.shots)} shots, {board.duration:.1f} s", title_justify="left")
+    for column in ("shot", "time", "keyframes", "said"):
+        table.add_column(column, overflow="fold", justify="right" if column == "shot" else "left")
+    for number, shot in enumerate(board.shots, 1):
+        frames = ", ".join(f"{t:.1f}" for t in shot.frames)
+        said = " / ".join(line.text for line in shot.lines)
+        table.add_row(str(number), f"{_clock(shot.start)}-{_clock(shot.end)}", frames, said)
+    _console().print(table)
+    for line in board.lines:
+        when = f"{_clock(line.start)} " if line.start is not None else ""
+        click.echo(f"  {when}{line.text}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"

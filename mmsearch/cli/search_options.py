@@ -17,10 +17,11 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.option(
             "--kind",
-            type=click.Choice(["image", "caption", "transcript", "audio", "any"]),
+            type=click.Choice(["image", "caption", "transcript", "audio", "video", "frame", "any"]),
             default="image",
             show_default=True,
-            help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+            help="What to find: images, captions, transcript segments (with times), audio files, videos (by their "
+            "best moment), video keyframes, or any asset.",
         ),
         click.option(
             "--fusion",
@@ -32,7 +33,7 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "weights",
             multiple=True,
             metavar="NAME=W",
-            help="Retriever weight, repeatable: image, caption, transcript, keyword (0 drops it).",
+            help="Retriever weight, repeatable: image, caption, transcript, frame, keyword (0 drops it).",
         ),
         click.option("--path", "path_filter", help="Only paths under this prefix, or matching this glob."),
         click.option("--ext", "extensions", multiple=True, help="Only these extensions (repeatable; jpg, mp3...)."),
