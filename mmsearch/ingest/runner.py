@@ -131,6 +131,7 @@ class IngestRun:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
         try:
             self.report.skipped += len(plan.unchanged)
+            self.videos.remember(plan.deleted)
             self._remove(plan.deleted)
             images = [file for file in plan.to_check if file.kind == IMAGE]
             sounds = [file for file in plan.to_check if file.kind == AUDIO]

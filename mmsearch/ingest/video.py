@@ -79,6 +79,16 @@ class VideoStep:
     ) -> None:
         self.store, self.models, self.writer, self.report = store, models, writer, report
         self.settings, self.transcriber, self.fail, self.progress = settings, transcriber, fail, progress
+        self._departed: dict[str, dict[str, list[TextRecord]]] = {}
+
+    def remember(self, deleted: list[KnownFile]) -> None:
+        """Keep the items of videos about to be removed (gone from disk), so that a video renamed in the same
+        run takes them over (call before the removal)."""
+        for file in deleted:
+            if file.kind == VIDEO and file.content_hash not in self._departed:
+                groups = items_of_content(self.store, file.content_hash, VIDEO)
+                if groups:
+                    self._departed[file.content_hash] = groups
 
     def run(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[ScannedFile]:
         """Ingest new and changed videos; return the unchanged ones whose sidecars changed (to re-sync)."""
@@ -127,7 +137,9 @@ class VideoStep:
         to_extract: list[_Fresh] = []
         changes: list[AssetChange] = []
         for entry in fresh:
-            groups = items_of_content(self.store, entry.probe.content_hash, VIDEO)
+            groups = self._departed.get(entry.probe.content_hash) or items_of_content(
+                self.store, entry.probe.content_hash, VIDEO
+            )
             if groups is None or FRAMES_GROUP not in groups:
                 to_extract.append(entry)
                 continue

@@ -30,7 +30,8 @@ class SelectionSettings:
     blank_std: float = 4.0
     """Luma standard deviation below which a frame is blank (one flat colour)."""
     blur_ratio: float = 0.25
-    """A frame sharper than this fraction of the video's recent median sharpness is not blurred."""
+    """A frame less sharp than this fraction of the recent frames' sharpness (90th percentile of the last 64
+    analysed frames, so a blurry stretch does not become the norm) is blurred."""
     min_window: float = 1.0
     """A shot's last window shorter than this (seconds) gets no frame of its own, unless it is the shot's only one."""
     picture_rate: float = 2.0
@@ -114,7 +115,7 @@ class KeyframeSelector:
                 skipped = int((time - window.end) // self.interval)  # windows without any frame
                 start = window.end + skipped * self.interval
             self._window = window = _Window(start, start + self.interval, self._shot_start)
-        reference = float(np.median(self._sharpness)) if self._sharpness else 0.0
+        reference = float(np.percentile(self._sharpness, 90)) if self._sharpness else 0.0
         self._sharpness.append(stats.sharpness)
         reason = rejection(stats, reference, self.settings)
         if reason is not None:
