@@ -101,7 +101,10 @@ def test_rotate_for_display_is_counter_clockwise() -> None:
 def test_subtitle_stream_is_read_as_timed_text(tmp_path: Path) -> None:
     path = write_video(tmp_path / "s.mkv", [3.0, 3.0], srt=SRT)
     segments = subtitle_stream_segments(str(path))
-    assert [(s.start, s.end, s.text) for s in segments] == [(0.5, 2.6, "the red scene is here"), (3.2, 5.4, "the blue scene is here")]
+    assert [(s.start, s.end, s.text) for s in segments] == [
+        (0.5, 2.6, "the red scene is here"),
+        (3.2, 5.4, "the blue scene is here"),
+    ]
     assert subtitle_stream_segments(str(write_video(tmp_path / "plain.mkv", [1.0]))) == []
     assert ass_dialogue_text(b"{\\an8}two\\Nlines") == "two lines"
 
@@ -133,7 +136,10 @@ def test_ingest_search_and_storyboard(engine, tmp_path: Path) -> None:
 
     board = engine.describe(folder / "clip.mkv")
     assert [(s.start, s.end) for s in board.shots] == [(0.0, 3.0), (3.0, 6.0)]
-    assert [[line.text for line in s.lines] for s in board.shots] == [["the red scene is here"], ["the blue scene is here"]]
+    assert [[line.text for line in s.lines] for s in board.shots] == [
+        ["the red scene is here"],
+        ["the blue scene is here"],
+    ]
     from mmsearch.errors import NotIndexedError
 
     with pytest.raises(NotIndexedError):
@@ -148,7 +154,9 @@ def test_resync_rename_and_change(engine, tmp_path: Path) -> None:
     assert first.videos == 1 and first.texts_added.get("transcript", 0) == 0  # no audio: no transcript, no error
     assert not first.failed
 
-    (folder / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:03,000\nhello from the harbour tour\n", encoding="utf-8")
+    (folder / "talk.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:03,000\nhello from the harbour tour\n", encoding="utf-8"
+    )
     second = engine.ingest(folder)
     assert second.resynced == 1 and second.videos == 0  # the sidecar re-read, no decoding
     assert engine.search("hello from the harbour tour", kind="transcript", k=1)[0].text == "hello from the harbour tour"
