@@ -131,3 +131,49 @@ def build_library(
         build_slideshow(folder / f"show{n:02d}.mp4", photos[n * per_video : (n + 1) * per_video], voices)
         for n in range(videos)
     ]
+
+
+SYNTHETIC_FPS = 8
+SIZE = (96, 64)
+
+
+def _scene(number: int, t: int) -> np.ndarray:
+    """A smooth, slowly moving pattern, distinct per scene; scene 0 has a bright top-left corner marker."""
+    y, x = np.mgrid[0 : SIZE[1], 0 : SIZE[0]]
+    freq = 0.08 + 0.07 * number
+    grey = 127 + 110 * np.sin(freq * x + 0.05 * t) * np.cos((0.05 + 0.03 * number) * y)
+    rgb = np.stack([grey, np.roll(grey, 7 * number, axis=1), 255 - grey], axis=-1).astype(np.uint8)
+    rgb[:8, :8] = 255
+    return rgb
+
+
+def write_video(path: Path, shots: list[float], rotation: int = 0, srt: str | None = None) -> Path:
+    """Shots of the given lengths (seconds), H.264, no audio; an .srt text muxed in as a subtitle stream."""
+    subtitles = None
+    if srt is not None:
+        source = path.with_suffix(".in.srt")
+        source.write_text(srt, encoding="utf-8")
+        subtitles = av.open(str(source))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=SYNTHETIC_FPS)
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        sub_stream = out.add_stream_from_template(subtitles.streams.subtitles[0]) if subtitles else None
+        index = 0
+        for number, length in enumerate(shots):
+            for t in range(round(length * SYNTHETIC_FPS)):
+                frame = av.VideoFrame.from_ndarray(_scene(number, t), format="rgb24")
+                frame.pts = index
+                index += 1
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if subtitles is not None:
+            for packet in subtitles.demux(subtitles.streams.subtitles[0]):
+                if packet.dts is not None:
+                    packet.stream = sub_stream
+                    out.mux(packet)
+    if subtitles is not None:
+        subtitles.close()
+        path.with_suffix(".in.srt").unlink()
+    return path
