@@ -14,6 +14,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from mmsearch.evaluation import EvalQuery
+from tests.mixed_library import read_captions
+
 SAMPLE_RATE = 16_000
 LEAD_IN = 0.3
 """Seconds of silence at the start of each slot before its caption is said."""
@@ -177,3 +180,42 @@ def write_video(path: Path, shots: list[float], rotation: int = 0, srt: str | No
         subtitles.close()
         path.with_suffix(".in.srt").unlink()
     return path
+
+
+MARGIN = 0.5
+"""Seconds trimmed from each end of a slot in the ground truth, so a moment that only grazes a neighbouring slot
+(a cut detected a frame late, a speech segment ending just after the cut) does not count."""
+
+
+def moment_queries(dev: Path, shows: list[Slideshow], captions: range = range(1, 5)) -> list[EvalQuery]:
+    """Captions ``captions`` of every photo (caption 0 is the one spoken), each answered by its slot."""
+    by_image = read_captions(dev)
+    queries = []
+    for show in shows:
+        for slot in show.slots:
+            fragment = f"{show.path.name}#t={slot.start + MARGIN:.3f},{slot.end - MARGIN:.3f}"
+            queries.extend(EvalQuery(by_image[slot.photo][n], (fragment,)) for n in captions)
+    return queries
+
+
+def image_queries(dev: Path, shows: list[Slideshow]) -> list[tuple[Path, str]]:
+    """(photo, its slot as a fragment) for every photo of every show."""
+    return [
+        (dev / "images" / slot.photo, f"{show.path.name}#t={slot.start + MARGIN:.3f},{slot.end - MARGIN:.3f}")
+        for show in shows
+        for slot in show.slots
+    ]
+
+
+def cut_precision_recall(found: list[float], truth: list[float], tolerance: float) -> tuple[float, float]:
+    """Precision and recall of detected cut times against the true ones (each true cut matched at most once)."""
+    unmatched = list(truth)
+    hits = 0
+    for time in found:
+        near = [t for t in unmatched if abs(t - time) <= tolerance]
+        if near:
+            unmatched.remove(near[0])
+            hits += 1
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(truth) if truth else 1.0
+    return precision, recall
