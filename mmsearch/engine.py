@@ -395,7 +395,10 @@ class Engine:
         active = self.store.active_model()
         paths = {}
         if active is not None:
+            has_frames = bool(self.store.counts()["texts_by_kind"].get("frame"))
             for collection in COLLECTIONS:
+                if collection == "frame" and not has_frames:  # a library without videos shows no keyframe index
+                    continue
                 paths[collection] = index_path(
                     self.settings.index_dir, self.settings.database_url, active[1], collection
                 )

@@ -305,7 +305,10 @@ class MetadataStore:
                     result.removed_texts.setdefault(kind, []).append(item_id)
                 session.execute(delete(TextItemRow).where(TextItemRow.file_id.in_(chunk)))
                 session.execute(delete(MediaFile).where(MediaFile.id.in_(chunk)))
-            result.generations = _bump_generations(session, set(COLLECTIONS))
+            # Keyframes (``frame``) change only when a video's items went with it.
+            result.generations = _bump_generations(
+                session, {c for c in COLLECTIONS if c != "frame"} | set(result.removed_texts)
+            )
         return result
 
     def collect_garbage(self, model_id: int) -> int:

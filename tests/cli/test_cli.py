@@ -158,7 +158,7 @@ def test_failed_files_are_listed_on_stderr(run, photo_dir: Path) -> None:
         ["query", "x", "--text", "y"],
         ["query", "x", "--json", "--paths"],
         ["query", "x", "--weight", "image"],
-        ["query", "x", "--kind", "video"],
+        ["query", "x", "--kind", "document"],
     ],
 )
 def test_usage_errors_exit_2(run, args: list[str]) -> None:

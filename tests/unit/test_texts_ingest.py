@@ -288,4 +288,4 @@ def test_indexes_rebuild_from_the_database(tmp_path: Path, library: Path, speech
 
 def test_unknown_kind_is_refused(text_engine: Engine) -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
-        text_engine.search("x", kind="video")
+        text_engine.search("x", kind="document")
