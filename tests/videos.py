@@ -150,8 +150,16 @@ def _scene(number: int, t: int) -> np.ndarray:
     return rgb
 
 
-def write_video(path: Path, shots: list[float], rotation: int = 0, srt: str | None = None) -> Path:
-    """Shots of the given lengths (seconds), H.264, no audio; an .srt text muxed in as a subtitle stream."""
+def write_video(
+    path: Path,
+    shots: list[float],
+    rotation: int = 0,
+    srt: str | None = None,
+    pix_fmt: str = "yuv420p",
+    jitter: bool = False,
+) -> Path:
+    """Shots of the given lengths (seconds), H.264, no audio; an .srt text muxed in as a subtitle stream;
+    ``pix_fmt`` ``yuv420p10le`` for 10-bit; ``jitter``: variable frame rate (frame durations of 1/16 to 3/16 s)."""
     subtitles = None
     if srt is not None:
         source = path.with_suffix(".in.srt")
@@ -159,17 +167,25 @@ def write_video(path: Path, shots: list[float], rotation: int = 0, srt: str | No
         subtitles = av.open(str(source))
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=SYNTHETIC_FPS)
-        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
+        if jitter:
+            stream.codec_context.time_base = Fraction(1, 16)
         if rotation:
             stream.set_display_rotation(rotation)
         sub_stream = out.add_stream_from_template(subtitles.streams.subtitles[0]) if subtitles else None
-        index = 0
+        index, at = 0, 0
         for number, length in enumerate(shots):
+            end = at + round(length * 16) if jitter else 0
             for t in range(round(length * SYNTHETIC_FPS)):
-                frame = av.VideoFrame.from_ndarray(_scene(number, t), format="rgb24")
-                frame.pts = index
+                if jitter and at >= end:
+                    break
+                frame = av.VideoFrame.from_ndarray(_scene(number, t), format="rgb24").reformat(format=pix_fmt)
+                frame.pts = at if jitter else index
                 index += 1
+                at += 1 + t % 3 if jitter else 0
                 out.mux(stream.encode(frame))
+            if jitter:
+                at = end
         out.mux(stream.encode(None))
         if subtitles is not None:
             for packet in subtitles.demux(subtitles.streams.subtitles[0]):

@@ -127,3 +127,37 @@ def test_resync_rename_and_change(engine, tmp_path: Path) -> None:
     assert fourth.updated == 1 and fourth.videos == 1
     assert len(engine.describe(folder / "renamed.mp4").shots) == 3
     assert engine.ingest(folder).skipped == 1
+
+
+def test_bad_videos_are_per_file_errors(tmp_path: Path) -> None:
+    from mmsearch.errors import UnreadableMediaError
+    from mmsearch.video.extract import ExtractSettings
+
+    good = write_video(tmp_path / "good.mp4", [2.0, 2.0])
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    audio_only = tmp_path / "audio.mp4"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    cases = {
+        truncated: "cannot read video",
+        audio_only: "no video stream",
+        tmp_path / "missing.mp4": "cannot read video",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(UnreadableMediaError, match=reason):
+            extract_keyframes(str(path))
+    with pytest.raises(UnreadableMediaError, match="over the limit"):
+        extract_keyframes(str(good), ExtractSettings(max_pixels=1000))
+
+
+def test_ten_bit_and_variable_frame_rate_videos(tmp_path: Path) -> None:
+    ten_bit = extract_keyframes(str(write_video(tmp_path / "ten.mp4", [2.0, 2.0], pix_fmt="yuv420p10le")))
+    assert ten_bit.cuts == [2.0] and len(ten_bit.keyframes) == 2
+    vfr = extract_keyframes(str(write_video(tmp_path / "vfr.mkv", [3.0, 3.0, 3.0], jitter=True)))
+    assert [round(c, 2) for c in vfr.cuts] == [3.0, 6.0]
+    assert sorted({(k.shot_start, k.shot_end) for k in vfr.keyframes})[0][0] == 0.0
