@@ -24,7 +24,7 @@ from mmsearch.search import Hit
 from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
 from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
 from mmsearch.textitems import CAPTION, FRAME, TRANSCRIPT
-from mmsearch.video.moment import best_moment
+from mmsearch.video.moment import best_moment, fused_moment
 
 MODES = ("dense", "keyword", "hybrid")
 DEFAULT_MODE = "hybrid"
@@ -105,6 +105,8 @@ class _Evidence:
     """Per retriever: asset id -> (score, best item id or None)."""
 
     scores: dict[str, dict[int, tuple[float, int | None]]] = field(default_factory=dict)
+    moments: dict[int, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    """Videos: every keyframe's and segment's exact score, per retriever (to find the best moment)."""
 
     def ranked(self) -> dict[str, Ranked]:
         return {
@@ -250,6 +252,10 @@ class HybridSearcher:
                     scores = np.stack([vectors[item] for item in present]) @ query.vector
                     best = int(np.argmax(scores))
                     exact.scores[retriever][asset] = (float(scores[best]), present[best])
+                    if accepted[asset].kind == VIDEO:
+                        exact.moments.setdefault(asset, {})[retriever] = list(
+                            zip(present, scores.tolist(), strict=True)
+                        )
         if KEYWORD in evidence.scores:
             exact.scores[KEYWORD] = {a: e for a, e in evidence.scores[KEYWORD].items() if a in accepted}
         return exact
@@ -277,7 +283,7 @@ class HybridSearcher:
             fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
         fused = fused[:k]
         reasons = explain(results, fused, weights, options.fusion, missing=MISSING) if len(results) > 1 else {}
-        return self._asset_hits(fused, evidence, accepted, reasons, results, options.explain)
+        return self._asset_hits(fused, evidence, accepted, reasons, results, options)
 
     def _asset_vectors(self, evidence: _Evidence, assets: list[int]) -> dict[int, np.ndarray]:
         """Each asset's vector for diversity: its image vector, else its best text item's."""
@@ -294,19 +300,22 @@ class HybridSearcher:
         accepted: Mapping[int, StoredFile],
         reasons: Mapping[int, Any],
         results: Mapping[str, Ranked],
-        with_evidence: bool,
+        options: SearchOptions,
     ) -> list[Hit]:
         items = {a: _best_text_item(evidence, a) for a, _ in fused}
         frames = {a: evidence.scores.get(FRAME, {}).get(a, (0.0, None))[1] for a, _ in fused}
-        texts = self.store.get_texts(i for i in (*items.values(), *frames.values()) if i is not None)
+        every = [i for a, _ in fused for scored in evidence.moments.get(a, {}).values() for i, _ in scored]
+        texts = self.store.get_texts(i for i in (*items.values(), *frames.values(), *every) if i is not None)
         hits = []
         for rank, (asset, score) in enumerate(fused, 1):
             file = accepted[asset]
             text = texts.get(items[asset]) if items[asset] is not None else None
             match = _main_evidence(asset, evidence, reasons.get(asset), results)
-            details = _evidence_dict(asset, evidence, reasons) if with_evidence else None
+            details = _evidence_dict(asset, evidence, reasons) if options.explain else None
             hit = _make_hit(rank, score, file, match, text, details)
-            if file.kind == VIDEO:
+            if file.kind == VIDEO and asset in evidence.moments:
+                hit = _with_fused_moment(hit, evidence.moments[asset], texts, options)
+            elif file.kind == VIDEO:
                 hit = _with_moment(hit, match, texts.get(frames[asset]) if frames[asset] is not None else None, text)
             hits.append(hit)
         return hits
@@ -446,10 +455,22 @@ def _make_hit(
 ) -> Hit:
     hit = Hit(rank, float(score), file.id, file.path, file.kind, file.width, file.height, match)
     if text is not None:
-        hit = replace(
-            hit, text=text.text or None, start=text.start, end=text.end, item_id=text.id, frame_time=text.at
-        )
+        hit = replace(hit, text=text.text or None, start=text.start, end=text.end, item_id=text.id, frame_time=text.at)
     return replace(hit, evidence=details) if details is not None else hit
+
+
+def _with_fused_moment(
+    hit: Hit, scored: Mapping[str, list[tuple[int, float]]], texts: Mapping[int, StoredText], options: SearchOptions
+) -> Hit:
+    """A video hit with the moment its keyframes and segments agree on (:func:`mmsearch.video.moment.fused_moment`)."""
+    frames = [(texts[i], s) for i, s in scored.get(FRAME, []) if i in texts]
+    segments = [(texts[i], s) for i, s in scored.get(TRANSCRIPT, []) if i in texts]
+    moment = fused_moment(frames, segments, options.weight(FRAME), options.weight(TRANSCRIPT))
+    if moment is None:
+        return hit
+    return replace(
+        hit, start=moment.start, end=moment.end, frame_time=moment.frame_time, text=moment.text, item_id=moment.item_id
+    )
 
 
 def _with_moment(hit: Hit, match: str, frame: StoredText | None, segment: StoredText | None) -> Hit:

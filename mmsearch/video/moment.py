@@ -4,6 +4,7 @@ evidence added where the two agree in time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,3 +51,60 @@ def overlaps(item: TimedItem, start: float | None, end: float | None) -> bool:
     item_end = item.end if item.end is not None else item.start
     end = end if end is not None else start
     return item.start <= end and start <= item_end
+
+
+def fused_moment(
+    frames: Sequence[tuple[TimedItem, float]],
+    segments: Sequence[tuple[TimedItem, float]],
+    frame_weight: float = 1.0,
+    speech_weight: float = 1.0,
+) -> Moment | None:
+    """The best moment of one video from every keyframe's and transcript segment's cosine with the query.
+
+    Each kind of evidence is calibrated within the video (z-scores of its items' cosines), so what counts is how
+    much an item stands out from the rest of its video. With keyframes (and a frame weight above 0) the candidates
+    are the shots: each scores its best keyframe plus the best segment said during it (most of the segment inside
+    the shot), weighted; the moment is the shot's span, its best keyframe's time and that segment's text. Without
+    keyframes the best segment is the moment. None when there is no evidence.
+    """
+    frame_z = _zscores([score for _, score in frames])
+    segment_z = _zscores([score for _, score in segments])
+    if frames and frame_weight > 0:
+        shots: dict[tuple[float | None, float | None], list[tuple[TimedItem, float]]] = {}
+        for (item, _), z in zip(frames, frame_z, strict=True):
+            shots.setdefault((item.start, item.end), []).append((item, z))
+        best: tuple[float, Moment] | None = None
+        for (start, end), members in shots.items():
+            frame, z = max(members, key=lambda entry: entry[1])
+            said = [(s, sz) for (s, _), sz in zip(segments, segment_z, strict=True) if _mostly_inside(s, start, end)]
+            segment, speech = max(said, key=lambda entry: entry[1]) if said else (None, 0.0)
+            score = frame_weight * z + speech_weight * speech
+            if best is None or score > best[0]:
+                best = (score, Moment(start, end, frame.at, segment.text if segment else None, frame.id))
+        return best[1] if best else None
+    if not segments or speech_weight <= 0:
+        return None
+    segment, _ = max(zip((s for s, _ in segments), segment_z, strict=True), key=lambda entry: entry[1])
+    inside = [
+        (f, z) for (f, _), z in zip(frames, frame_z, strict=True) if f.at is not None and overlaps(segment, f.at, f.at)
+    ]
+    at = max(inside, key=lambda entry: entry[1])[0].at if inside else None
+    return Moment(segment.start, segment.end, at, segment.text, segment.id)
+
+
+def _zscores(values: Sequence[float]) -> list[float]:
+    if len(values) < 2:
+        return [0.0] * len(values)
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    return [(v - mean) / spread if spread > 1e-9 else 0.0 for v in values]
+
+
+def _mostly_inside(item: TimedItem, start: float | None, end: float | None) -> bool:
+    """Whether at least half of ``item``'s span (or its start, when it has no end) lies in [start, end]."""
+    if item.start is None or start is None or end is None:
+        return False
+    if item.end is None or item.end <= item.start:
+        return start <= item.start <= end
+    inside = min(item.end, end) - max(item.start, start)
+    return inside >= 0.5 * (item.end - item.start)

@@ -67,10 +67,11 @@ def test_moments_from_frames_speech_and_both(library) -> None:
     speech = _recall(engine, queries, SPEECH_ONLY)
     hybrid = _recall(engine, queries, {})
     print(f"moment R@1/R@5 frames {frames}, speech {speech}, hybrid {hybrid}")
-    # Measured: frames 0.62 / 0.76, speech 0.83 / 0.93, hybrid 0.73 / 0.84 (R@1 / R@5); chance ~0.03 / 0.1.
+    # Measured: frames 0.62 / 0.76, speech 0.83 / 0.93, hybrid 0.83 / 0.93 (R@1 / R@5); chance ~0.03 / 0.1.
     assert frames["recall@1"] >= 0.35 and frames["recall@5"] >= 0.5
     assert speech["recall@1"] >= 0.5 and speech["recall@5"] >= 0.7
-    assert hybrid["recall@1"] >= 0.45 and hybrid["recall@5"] >= 0.6
+    assert hybrid["recall@1"] >= 0.5 and hybrid["recall@5"] >= 0.7
+    assert hybrid["recall@1"] >= frames["recall@1"]  # speech and frames together never lose to frames alone here
 
 
 def test_a_photo_finds_its_moment(library) -> None:

@@ -100,3 +100,26 @@ def test_storyboard_groups_frames_by_shot_and_lines_by_time() -> None:
     assert [[line.text for line in s.lines] for s in board.shots] == [["hello"], ["a dog"]]
     assert [line.text for line in board.lines] == ["after the end"]
     assert board.to_dict()["duration"] == 20.0
+
+
+def test_fused_moment_prefers_the_shot_where_frame_and_speech_agree() -> None:
+    from mmsearch.video.moment import fused_moment
+
+    shots = [(0.0, 5.0), (5.0, 10.0), (10.0, 15.0)]
+    frames = [
+        (_item(n + 1, "frame", a, b, at=a + 2), s)
+        for n, ((a, b), s) in enumerate(zip(shots, [0.30, 0.29, 0.10], strict=True))
+    ]
+    segments = [
+        (_item(11, "transcript", 0.5, 4.5, text="first"), 0.2),
+        (_item(12, "transcript", 5.5, 9.5, text="second"), 0.9),
+        (_item(13, "transcript", 10.5, 14.5, text="third"), 0.1),
+    ]
+    both = fused_moment(frames, segments)
+    assert (both.start, both.end, both.frame_time, both.text, both.item_id) == (5.0, 10.0, 7.0, "second", 2)
+    frames_only = fused_moment(frames, segments, speech_weight=0.0)
+    assert (frames_only.start, frames_only.text) == (0.0, "first")
+    speech_only = fused_moment(frames, segments, frame_weight=0.0)
+    assert (speech_only.start, speech_only.end, speech_only.frame_time) == (5.5, 9.5, 7.0)
+    assert fused_moment([], [], 1.0, 1.0) is None
+    assert fused_moment([], segments, 1.0, 0.0) is None
