@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from mmsearch.ingest.report import ProgressFn
 
-_LABELS = {"hashing": "checking files", "embedding": "embedding images"}
+_LABELS = {"hashing": "checking files", "embedding": "embedding images", "video": "video keyframes and speech"}
 
 
 @contextlib.contextmanager
