@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmsearch.errors import MmsearchError
+from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.ingest.audio import TranscriberFactory, hash_file
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.pipeline import batched, map_ahead
@@ -174,8 +174,8 @@ class VideoStep:
                 entry = outcome.item
                 done += 1
                 self.progress("video", done, len(fresh))
-                if outcome.error is not None:
-                    self.fail(entry.file.path, outcome.error, known)
+                if outcome.error is not None or outcome.value is None:
+                    self.fail(entry.file.path, outcome.error or UnreadableMediaError("nothing decoded"), known)
                     continue
                 change = self._change(entry, outcome.value, encoder, known)
                 if change is not None:

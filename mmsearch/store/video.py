@@ -41,7 +41,7 @@ def items_of_content(store: MetadataStore, content_hash: str, kind: str) -> dict
         )
         groups: dict[str, list[TextRecord]] = {}
         for row in rows:
-            record = TextRecord(*row)
+            record = TextRecord(*tuple(row))
             groups.setdefault(record.group_key, []).append(record)
         return groups
 

@@ -3,6 +3,7 @@ keyframes converted once, at the size the image encoder needs, with the stream's
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started:
         if detector.push(frame.time, gray) and frame.time > 0:
             cuts.append(frame.time)
             selector.cut(frame.time)
-        selector.offer(frame.time, frame_stats(gray), lambda f=frame, r=rotation or 0: _picture(f, r, settings))
+        selector.offer(frame.time, frame_stats(gray), functools.partial(_picture, frame, rotation or 0, settings))
     if decoded == 0:
         raise UnreadableMediaError("no decodable video frame (truncated file or unsupported codec)")
     end = max(info.duration, last_time)

@@ -53,13 +53,13 @@ def build_storyboard(path: str, items: Sequence[KindedItem]) -> Storyboard:
     shots: dict[tuple[float, float], Shot] = {}
     for item in sorted((i for i in items if i.kind == FRAME), key=lambda i: (i.start or 0.0, i.at or 0.0)):
         start, end = item.start or 0.0, item.end or 0.0
-        shot = shots.setdefault((start, end), Shot(start, end))
+        frames = shots.setdefault((start, end), Shot(start, end)).frames
         if item.at is not None:
-            shot.frames.append(item.at)
+            frames.append(item.at)
     board = Storyboard(path, sorted(shots.values(), key=lambda s: s.start))
     for item in sorted((i for i in items if i.kind == TRANSCRIPT), key=lambda i: (i.start is None, i.start or 0.0)):
         line = Line(item.start, item.end, item.text)
-        shot = _shot_at(board.shots, _middle(line)) if line.start is not None else None
+        shot: Shot | None = _shot_at(board.shots, _middle(line)) if line.start is not None else None
         (shot.lines if shot is not None else board.lines).append(line)
     return board
 
