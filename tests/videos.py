@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mmsearch.evaluation import EvalQuery
 from tests.mixed_library import read_captions
@@ -56,10 +56,9 @@ def read_audio(path: Path) -> np.ndarray:
 
 
 def fit(photo: Path, size: tuple[int, int]) -> np.ndarray:
-    """The photo scaled to fit ``size`` on a dark grey background (letterboxed), RGB uint8."""
+    """The photo scaled (up or down) to fit ``size`` on a dark grey background (letterboxed), RGB uint8."""
     with Image.open(photo) as image:
-        image = image.convert("RGB")
-        image.thumbnail(size)
+        image = ImageOps.contain(image.convert("RGB"), size)
         canvas = Image.new("RGB", size, (40, 40, 40))
         canvas.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
         return np.asarray(canvas)

@@ -80,6 +80,10 @@ def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started:
     stream.thread_type = "AUTO"
     if settings.threads:
         stream.codec_context.thread_count = settings.threads
+    # One scaler per output kept for the whole video: building one per frame (``frame.reformat``) costs ~10x more.
+    from av.video.reformatter import VideoReformatter
+
+    gray_scaler, picture_scaler = VideoReformatter(), VideoReformatter()
     detector = CutDetector(settings.cuts)
     selector = KeyframeSelector(settings.selection, info.duration)
     step = 1.0 / settings.analysis_fps
@@ -94,11 +98,15 @@ def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started:
         last_analysed = last_time = frame.time
         if rotation is None:
             rotation = normalise_rotation(frame.rotation)
-        gray = frame.reformat(width=gray_size[0], height=gray_size[1], format="gray").to_ndarray()
+        gray = gray_scaler.reformat(
+            frame, width=gray_size[0], height=gray_size[1], format="gray", interpolation="AREA"
+        ).to_ndarray()
         if detector.push(frame.time, gray) and frame.time > 0:
             cuts.append(frame.time)
             selector.cut(frame.time)
-        selector.offer(frame.time, frame_stats(gray), functools.partial(_picture, frame, rotation or 0, settings))
+        selector.offer(
+            frame.time, frame_stats(gray), functools.partial(_picture, picture_scaler, frame, rotation or 0, settings)
+        )
     if decoded == 0:
         raise UnreadableMediaError("no decodable video frame (truncated file or unsupported codec)")
     end = max(info.duration, last_time)
@@ -106,12 +114,12 @@ def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started:
     return VideoFrames(info, rotation or 0, cuts, keyframes, selector.rejected, decoded, time.perf_counter() - started)
 
 
-def _picture(frame: Any, rotation: int, settings: ExtractSettings) -> Image.Image:
+def _picture(scaler: Any, frame: Any, rotation: int, settings: ExtractSettings) -> Image.Image:
     """The frame as an RGB picture with its shorter side ``picture_side`` (never enlarged), rotated for display."""
     width, height = frame.width, frame.height
     scale = min(1.0, settings.picture_side / min(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    image = frame.reformat(width=size[0], height=size[1], format="rgb24").to_image()
+    image = scaler.reformat(frame, width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_image()
     return rotate_for_display(image, rotation)
 
 

@@ -44,7 +44,7 @@ def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class CutSettings:
-    threshold: float = 20.0
+    threshold: float = 12.0
     """Minimum mean absolute luma difference (0-255) for a cut."""
     ratio: float = 3.0
     """A cut's difference must also exceed this many times the recent median difference."""
