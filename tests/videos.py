@@ -72,6 +72,7 @@ def build_slideshow(
     fps: int = 8,
     min_slot: float = 3.0,
     rotation: int = 0,
+    b_frames: int = 0,
 ) -> Slideshow:
     """Write an H.264 (+ AAC when ``speech`` is given) slideshow; slots are whole frames long."""
     voices = {p.name: read_audio(speech[p.name]) for p in photos} if speech is not None else {}
@@ -85,7 +86,7 @@ def build_slideshow(
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        video.options = {"preset": "ultrafast", "g": str(4 * fps)}
+        video.options = {"preset": "veryfast" if b_frames else "ultrafast", "g": str(4 * fps), "bf": str(b_frames)}
         if rotation:
             video.set_display_rotation(rotation)
         audio = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if voices else None
@@ -156,6 +157,7 @@ def write_video(
     srt: str | None = None,
     pix_fmt: str = "yuv420p",
     jitter: bool = False,
+    b_frames: int = 0,
 ) -> Path:
     """Shots of the given lengths (seconds), H.264, no audio; an .srt text muxed in as a subtitle stream;
     ``pix_fmt`` ``yuv420p10le`` for 10-bit; ``jitter``: variable frame rate (frame durations of 1/16 to 3/16 s)."""
@@ -167,6 +169,7 @@ def write_video(
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=SYNTHETIC_FPS)
         stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
+        stream.options = {"preset": "veryfast", "bf": str(b_frames)} if b_frames else {"preset": "ultrafast"}
         if jitter:
             stream.codec_context.time_base = Fraction(1, 16)
         if rotation:

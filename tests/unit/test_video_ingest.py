@@ -165,3 +165,14 @@ def test_ten_bit_and_variable_frame_rate_videos(tmp_path: Path) -> None:
     vfr = extract_keyframes(str(write_video(tmp_path / "vfr.mkv", [3.0, 3.0, 3.0], jitter=True)))
     assert [round(c, 2) for c in vfr.cuts] == [3.0, 6.0]
     assert sorted({(k.shot_start, k.shot_end) for k in vfr.keyframes})[0][0] == 0.0
+
+
+def test_b_frames_are_skipped_and_cuts_still_found(tmp_path: Path) -> None:
+    from mmsearch.video.extract import ExtractSettings
+
+    path = str(write_video(tmp_path / "b.mp4", [3.0, 3.0, 3.0], b_frames=3))
+    skipping = extract_keyframes(path)
+    full = extract_keyframes(path, ExtractSettings(skip_nonref=False))
+    assert full.decoded == 72 and skipping.decoded < 0.75 * full.decoded
+    assert full.cuts == [3.0, 6.0]
+    assert all(abs(a - b) <= 3 / 8 for a, b in zip(skipping.cuts, full.cuts, strict=True))
