@@ -18,7 +18,7 @@ __all__ = ["Engine", "Hit", "IngestReport", "MmsearchError", "__version__"]
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
     from mmsearch.ingest.report import IngestReport
-    from mmsearch.search import Hit
+    from mmsearch.search.hits import Hit
 
 
 def __getattr__(name: str) -> Any:
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return Engine
     if name == "Hit":
-        from mmsearch.search import Hit
+        from mmsearch.search.hits import Hit
 
         return Hit
     if name == "IngestReport":

@@ -22,18 +22,18 @@ from mmsearch.errors import (
     UnreadableMediaError,
 )
 from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
-from mmsearch.fusion import CUTOFF_METHODS, FUSION_METHODS
-from mmsearch.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
+from mmsearch.imageio import load_image
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.cache import IndexCache, index_path
-from mmsearch.ingest.imageio import load_image
 from mmsearch.ingest.plan import plan_ingest
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
-from mmsearch.query_cache import QueryVectorCache
-from mmsearch.querylang import Term, combine, is_plain, parse_query
-from mmsearch.search import SEARCH_KINDS, Hit
+from mmsearch.search.fusion import CUTOFF_METHODS, FUSION_METHODS
+from mmsearch.search.hits import SEARCH_KINDS, Hit
+from mmsearch.search.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
+from mmsearch.search.query_cache import QueryVectorCache
+from mmsearch.search.querylang import Term, combine, is_plain, parse_query
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
 from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore

@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
     from mmsearch.evaluation import EvalReport
     from mmsearch.ingest.report import IngestReport
-    from mmsearch.search import Hit
+    from mmsearch.search.hits import Hit
     from mmsearch.status import StatusReport
 
 

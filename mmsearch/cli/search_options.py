@@ -57,7 +57,7 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def engine_options(params: dict[str, Any]) -> dict[str, Any]:
     """Turn the parsed CLI options into ``Engine.search`` keywords (filters built, weights parsed)."""
-    from mmsearch.filters import Filters
+    from mmsearch.search.filters import Filters
 
     extensions = tuple(
         part.strip().lower().lstrip(".") for value in params.pop("extensions", ()) for part in value.split(",")

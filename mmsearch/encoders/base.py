@@ -54,7 +54,7 @@ class Encoder(Protocol):
     ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
     encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
     An encoder may also have ``min_decode_size`` (width, height): JPEGs are then
-    decoded at a reduced scale, never below it (``mmsearch.ingest.imageio``); and
+    decoded at a reduced scale, never below it (``mmsearch.imageio``); and
     ``parallel_batches(requested)``, a context manager yielding how many
     ``encode_prepared`` calls may run at once (threads) for the best throughput.
     """

@@ -22,9 +22,9 @@ from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
+from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
-from mmsearch.ingest.imageio import decode_image, hash_bytes
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn

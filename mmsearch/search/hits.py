@@ -18,7 +18,7 @@ class Hit:
     ``transcript`` or ``keyword``; ``text``, ``start`` and ``end`` (seconds) describe the matching caption or
     segment, and ``item_id`` is its id. Scores are cosine similarities when one retriever answered (an image
     query, dense search without captions) and fused, calibrated scores when several did (see
-    :mod:`mmsearch.hybrid`); either way higher is better.
+    :mod:`mmsearch.search.hybrid`); either way higher is better.
     """
 
     rank: int

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mmsearch.search import Hit
+from mmsearch.search.hits import Hit
 from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_request
 
 TIMEOUT_S = 60.0

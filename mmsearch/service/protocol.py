@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import ConfigError, MmsearchError
-from mmsearch.search import Hit
+from mmsearch.search.hits import Hit
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
@@ -97,7 +97,7 @@ def search_request(
 
 def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, int, str, dict[str, Any]]:
     """``(text, image, k, kind, options)`` of a request, ready for ``Engine.search``; raises ConfigError."""
-    from mmsearch.filters import Filters
+    from mmsearch.search.filters import Filters
 
     try:
         options = dict(request.get("options") or {})

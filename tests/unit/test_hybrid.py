@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsearch import Engine
-from mmsearch.hybrid import MIN_WINDOW, Filters, HybridSearcher, QuerySpec, SearchError, SearchOptions
+from mmsearch.search.hybrid import MIN_WINDOW, Filters, HybridSearcher, QuerySpec, SearchError, SearchOptions
 from mmsearch.store.keyword import keyword_search, query_tokens
 from tests.conftest import make_image
 
@@ -276,7 +276,7 @@ def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
 
 def test_the_keyword_retrieval_runs_once_per_search(engine: Engine, monkeypatch) -> None:
     """The engine runs it before encoding the query (prefetch); the search then reuses it."""
-    import mmsearch.hybrid as hybrid
+    import mmsearch.search.hybrid as hybrid
 
     calls = []
     original = hybrid.keyword_search

@@ -11,7 +11,7 @@ from PIL import Image
 from mmsearch import Engine
 from mmsearch.encoders.fake import FakeEncoder
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, UnreadableMediaError
-from mmsearch.ingest.imageio import load_image
+from mmsearch.imageio import load_image
 from mmsearch.ingest.runner import read_probe
 from tests.conftest import make_image
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from mmsearch import Engine
 from mmsearch.cli import cli
-from mmsearch.filters import Filters
-from mmsearch.search import Hit
+from mmsearch.search.filters import Filters
+from mmsearch.search.hits import Hit
 from mmsearch.service.client import find_service, remote_search
 from mmsearch.service.protocol import (
     SERVICE_FILE,
