@@ -29,14 +29,14 @@ from mmsearch.ingest.plan import plan_ingest
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
-from mmsearch.search.fusion import CUTOFF_METHODS, FUSION_METHODS
-from mmsearch.search.hits import SEARCH_KINDS, Hit
+from mmsearch.kinds import COLLECTIONS, CUTOFF_METHODS, FUSION_METHODS, IMAGE, SEARCH_KINDS
+from mmsearch.search.hits import Hit
 from mmsearch.search.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
 from mmsearch.search.query_cache import QueryVectorCache
 from mmsearch.search.querylang import Term, combine, is_plain, parse_query
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
+from mmsearch.store.repository import MetadataStore
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber

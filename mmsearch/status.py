@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from mmsearch.config import Settings
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
 from mmsearch.store.repository import MetadataStore

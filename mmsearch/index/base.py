@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
+from mmsearch.identity import ModelIdentity
 
 
 class VectorIndex(Protocol):

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.policy import build_index, maintain
-from mmsearch.store.repository import IMAGE, MetadataStore
+from mmsearch.kinds import IMAGE
+from mmsearch.store.repository import MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
 

@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
+from mmsearch.identity import ModelIdentity
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")

@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.encoders.base import ModelIdentity
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.faiss_index import FLAT_KIND
 from mmsearch.index.hnsw_index import COMPACT_FRACTION, HNSW_KIND, HnswIndex

@@ -10,7 +10,8 @@ from mmsearch.audio.subtitles import read_transcript_sidecar, source_of
 from mmsearch.audio.transcribe import Transcriber
 from mmsearch.errors import ConfigError, UnreadableMediaError
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.textitems import TRANSCRIPT, TextItem
+from mmsearch.kinds import TRANSCRIPT
+from mmsearch.textitems import TextItem
 
 TranscriberFactory = Callable[[], Transcriber]
 

@@ -10,11 +10,12 @@ import numpy as np
 from mmsearch.encoders.base import Encoder
 from mmsearch.index.cache import IndexCache
 from mmsearch.ingest.report import IngestReport
-from mmsearch.ingest.scanner import IMAGE, ScannedFile
+from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import to_records
+from mmsearch.kinds import IMAGE, TEXT_KINDS
 from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
 from mmsearch.store.text_items import TextRecord
-from mmsearch.textitems import TEXT_KINDS, TextItem
+from mmsearch.textitems import TextItem
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
-from mmsearch.ingest.scanner import AUDIO, IMAGE, ScannedFile
+from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
+from mmsearch.kinds import AUDIO, IMAGE
 from mmsearch.store.repository import KnownFile, MetadataStore
 from mmsearch.textitems import TextItem
 

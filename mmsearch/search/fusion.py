@@ -24,22 +24,20 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from mmsearch.errors import MmsearchError
+from mmsearch.kinds import CUTOFF_METHODS, FUSION_METHODS, NORMALISATIONS
 
 Ranked = list[tuple[int, float]]
 """``(asset_id, score)`` pairs, best first."""
 
-NORMALISATIONS = ("zscore", "minmax")
 MISSING_RULES = ("min", "mean")
-Missing = "float | str | None"
+Missing: TypeAlias = "float | str | None"
 """How weighted fusion fills a retriever's value for an asset it did not return: a number, ``"min"``
 (the default: its lowest normalised value) or ``"mean"`` (neutral: its average normalised value)."""
-FUSION_METHODS = ("rrf", *NORMALISATIONS)
-CUTOFF_METHODS = ("gap", "zscore")
 _COSINE_SLACK = 1e-9  # float rounding of a cosine between identical unit vectors
 
 

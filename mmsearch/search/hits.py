@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SEARCH_KINDS = ("image", "caption", "transcript", "audio", "any")
-"""What a query can look for: images by their pixels, captions, transcript segments, audio files
-(by their best segment), or any asset by its best evidence."""
+from mmsearch.kinds import IMAGE
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Hit:
     kind: str
     width: int | None
     height: int | None
-    match: str = "image"
+    match: str = IMAGE
     text: str | None = None
     start: float | None = None
     end: float | None = None

@@ -18,12 +18,12 @@ import numpy as np
 
 from mmsearch.errors import MmsearchError
 from mmsearch.index.base import VectorIndex
+from mmsearch.kinds import CAPTION, IMAGE, TRANSCRIPT
 from mmsearch.search.filters import Filters
 from mmsearch.search.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
 from mmsearch.search.hits import Hit
 from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
-from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
-from mmsearch.textitems import CAPTION, TRANSCRIPT
+from mmsearch.store.repository import MetadataStore, StoredFile, StoredText
 
 MODES = ("dense", "keyword", "hybrid")
 DEFAULT_MODE = "hybrid"

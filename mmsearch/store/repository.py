@@ -15,8 +15,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
+from mmsearch.identity import ModelIdentity
+from mmsearch.kinds import COLLECTIONS, IMAGE
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
 from mmsearch.store.reads import DriverReads
 from mmsearch.store.text_items import TextRecord, replace_text_groups
@@ -50,9 +51,6 @@ _CACHED_QUERIES = "SELECT text_hash, vector FROM query_cache WHERE model_id = ? 
 
 ACTIVE_MODEL_KEY = "active_model_id"
 GENERATION_KEY = "index_generation"
-IMAGE = "image"
-COLLECTIONS = ("image", "caption", "transcript")
-"""The vector indexes: image vectors keyed by file id, caption and transcript vectors keyed by text item id."""
 QUERY_CACHE_LIMIT = 10_000
 
 
