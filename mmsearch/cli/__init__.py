@@ -340,11 +340,11 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     with open_engine(ctx) as engine:
         result = engine.reindex()
     if as_json:
-        emit_json(result)
+        emit_json(result.to_dict())
     else:
-        for collection, entry in result["indexes"].items():
-            click.echo(f"rebuilt {collection} index {entry['path']}: {entry['vectors']} vectors")
-        click.echo(f"model {result['model']}, {result['vectors']} vectors in {result['elapsed_s']:.2f} s")
+        for collection, entry in result.indexes.items():
+            click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
+        click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -45,6 +46,31 @@ class Encoder(Protocol):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes in the text tower, special tokens included."""
         ...
+
+
+class EncoderBase:
+    """The defaults of :class:`Encoder`'s optional capabilities; every encoder derives from it."""
+
+    device: str = "cpu"
+
+    @property
+    def min_decode_size(self) -> tuple[int, int] | None:
+        """None: images are decoded at full size."""
+        return None
+
+    @property
+    def precision(self) -> dict[str, dict[str, Any]]:
+        """Nothing to report: the encoder has no precision choice."""
+        return {}
+
+    @property
+    def text_tower(self) -> Any:
+        """None: no text tower to export."""
+        return None
+
+    def parallel_batches(self, requested: int = 0) -> AbstractContextManager[int]:
+        """One batch at a time unless more are asked for."""
+        return nullcontext(max(1, requested))
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

@@ -126,9 +126,9 @@ class IndexCache:
         index = self._index
         if index is None:
             return False
-        tombstones = getattr(index, "tombstones", 0)
+        tombstones = index.tombstones
         self._index = maintain(index, self.hnsw_threshold)
-        return self._index is not index or getattr(index, "tombstones", 0) != tombstones
+        return self._index is not index or index.tombstones != tombstones
 
     def save(self) -> None:
         """Write the index atomically, stamped with the generation it reflects."""

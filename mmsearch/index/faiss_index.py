@@ -24,6 +24,7 @@ import numpy as np
 
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
 from mmsearch.identity import ModelIdentity
+from mmsearch.index.base import IndexBase
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")
@@ -31,7 +32,7 @@ FLAT_KIND = "faiss-flat-ip"
 VECTOR_CHUNK = 65536  # rows per chunk when copying every vector out of an index
 
 
-class FaissIndex:
+class FaissIndex(IndexBase):
     """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
 
     kind = FLAT_KIND

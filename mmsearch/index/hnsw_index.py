@@ -25,6 +25,7 @@ import numpy as np
 
 from mmsearch.errors import IndexCorruptError
 from mmsearch.identity import ModelIdentity
+from mmsearch.index.base import IndexBase
 from mmsearch.index.faiss_index import (
     VECTOR_CHUNK,
     check_vectors,
@@ -52,7 +53,7 @@ _OVERFETCH_MARGIN = 8
 _EMPTY_SCORE = np.float32(-np.finfo(np.float32).max)  # what FAISS reports for an empty slot
 
 
-class HnswIndex:
+class HnswIndex(IndexBase):
     """An HNSW inner-product index keyed by database ids, with tombstones for removals."""
 
     kind = HNSW_KIND

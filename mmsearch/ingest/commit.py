@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +13,7 @@ from mmsearch.ingest.report import IngestReport
 from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import to_records
 from mmsearch.kinds import IMAGE, TEXT_KINDS
+from mmsearch.models import Models
 from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
 from mmsearch.store.text_items import TextRecord
 from mmsearch.textitems import TextItem
@@ -43,21 +44,15 @@ class AssetChange:
 class ModelSession:
     """The model side of an ingest, resolved lazily: nothing is loaded unless something must be embedded."""
 
-    def __init__(
-        self,
-        model_id: int | None,
-        index_factory: Callable[[int, str], IndexCache],
-        encoder_factory: Callable[[], tuple[int, Encoder]],
-    ) -> None:
-        self.model_id = model_id
-        self._index_factory = index_factory
-        self._encoder_factory = encoder_factory
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        self.model_id = models.active_id()
         self._indexes: dict[str, IndexCache] = {}
         self._encoder: Encoder | None = None
 
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self.model_id, self._encoder = self._encoder_factory()
+            self.model_id, self._encoder = self.models.adopt_encoder()
         return self._encoder
 
     def ensure_model(self) -> int:
@@ -70,7 +65,7 @@ class ModelSession:
     def index(self, collection: str = IMAGE) -> IndexCache:
         """The collection's index, loaded (or rebuilt) before the first change is written."""
         if collection not in self._indexes:
-            cache = self._index_factory(self.ensure_model(), collection)
+            cache = self.models.active_index_cache(self.ensure_model(), collection)
             cache.get()
             self._indexes[collection] = cache
         return self._indexes[collection]

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.imageio import decode_image, hash_bytes
-from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
+from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
@@ -76,9 +76,8 @@ def read_probe(path: str) -> Probe:
 
 
 def parallel_batches(encoder: Encoder, requested: int = 0) -> AbstractContextManager[int]:
-    """The encoder's :meth:`parallel_batches` where it has one; else one batch at a time."""
-    parallel = getattr(encoder, "parallel_batches", None)
-    return parallel(requested) if parallel is not None else nullcontext(max(1, requested))
+    """The encoder's :meth:`parallel_batches` (one batch at a time unless it says otherwise)."""
+    return encoder.parallel_batches(requested)
 
 
 def _file_signature(path: str) -> str:
@@ -108,7 +107,7 @@ class IngestRun:
         options: IngestOptions,
         report: IngestReport,
         progress: ProgressFn | None = None,
-        transcriber: TranscriberFactory | None = None,
+        transcriber: TranscriberSource | None = None,
         manifests: Sequence[CaptionManifest] = (),
     ) -> None:
         self.store = store
@@ -220,7 +219,7 @@ class IngestRun:
         if not files:
             return
         encoder = self.models.encoder()
-        device = str(getattr(encoder, "device", "cpu"))
+        device = str(encoder.device)
         size = self.options.batch_size or default_batch_size(device)
         workers = self.options.workers or default_workers(device)
         self.report.batch_size, self.report.workers = size, workers
@@ -279,7 +278,7 @@ class IngestRun:
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = _read(file.path)
-        image, (width, height) = decode_image(data, self.options.max_pixels, getattr(encoder, "min_decode_size", None))
+        image, (width, height) = decode_image(data, self.options.max_pixels, encoder.min_decode_size)
         with Image.open(io.BytesIO(data)) as header:
             embedded = tuple(embedded_captions(header))
             taken = taken_at(header)

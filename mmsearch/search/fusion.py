@@ -352,7 +352,7 @@ def _contributions(
     if method == "rrf" and not (math.isfinite(c) and c >= 0):
         raise FusionError(f"c must be a finite number >= 0, not {c}")
     for value in missing.values() if isinstance(missing, Mapping) else [missing]:
-        if value is not None and value not in MISSING_RULES and not (_is_number(value) and math.isfinite(value)):
+        if value is not None and value not in MISSING_RULES and not (_is_number(value) and math.isfinite(float(value))):
             raise FusionError(f"missing must be a finite number, 'min' or 'mean', not {value!r}")
     parts = _Parts({}, {}, {})
     for name, ranked in results.items():
