@@ -112,7 +112,7 @@ def clean_errors() -> Iterator[None]:
         yield
     except MmsearchError as exc:
         error = click.ClickException(str(exc))
-        error.exit_code = exc.exit_code
+        error.exit_code = exc.exit_code  # type: ignore[misc]  # click types it a ClassVar; main() reads the instance's
         raise error from exc
 
 
@@ -370,4 +370,4 @@ def _collect_again() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

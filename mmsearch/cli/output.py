@@ -155,7 +155,7 @@ def _count(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 or noun == "audio" else f"{count} {noun}s"
 
 
-def _size(value: int | None, what: str = "") -> str:
+def _size(value: float | None, what: str = "") -> str:
     if value is None:
         return ""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

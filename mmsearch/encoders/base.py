@@ -19,13 +19,26 @@ class Encoder(Protocol):
     ``prepare_image`` runs in decoder worker threads (resize, crop, ...);
     ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
     encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
-    An encoder may also have ``min_decode_size`` (width, height): JPEGs are then
-    decoded at a reduced scale, never below it (``mmsearch.imageio``); and
-    ``parallel_batches(requested)``, a context manager yielding how many
-    ``encode_prepared`` calls may run at once (threads) for the best throughput.
+    The optional capabilities have defaults in :class:`EncoderBase`: ``min_decode_size`` (width, height):
+    JPEGs are then decoded at a reduced scale, never below it (``mmsearch.imageio``);
+    ``parallel_batches(requested)``, a context manager yielding how many ``encode_prepared`` calls may run at
+    once (threads) for the best throughput; ``precision``, what each tower ran in; ``text_tower``, what an
+    ONNX export of the text tower reads (``mmsearch.encoders.onnx_export``); ``device``.
     """
 
     identity: ModelIdentity
+    device: str
+
+    @property
+    def min_decode_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def precision(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def text_tower(self) -> Any: ...
+
+    def parallel_batches(self, requested: int = 0) -> AbstractContextManager[int]: ...
 
     @property
     def dim(self) -> int: ...

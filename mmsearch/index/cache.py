@@ -116,7 +116,7 @@ class IndexCache:
         index = self.get()
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
-        if add_ids is not None and len(add_ids):
+        if add_ids is not None and add_vectors is not None and len(add_ids):
             index.add(np.asarray(add_ids, dtype=np.int64), add_vectors)
         self._maintain()
         self.generation = generation

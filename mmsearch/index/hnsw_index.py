@@ -70,7 +70,7 @@ class HnswIndex(IndexBase):
 
         self.identity = identity
         self.m, self.ef_construction, self.ef_search = int(m), int(ef_construction), int(ef_search)
-        self._faiss = faiss
+        self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
         self._index = self._new_graph()
         self._labels = np.empty(0, dtype=np.int64)  # graph position -> id, -1 for a tombstone
         self._positions: dict[int, int] = {}  # live id -> graph position
@@ -196,7 +196,7 @@ class HnswIndex(IndexBase):
         header = index_header(self.kind, self.identity, len(self), {**extra, "hnsw": params})
 
         def payload(handle: BinaryIO) -> None:
-            handle.write(memoryview(self._labels.astype("<i8", copy=False)))
+            handle.write(self._labels.astype("<i8", copy=False).data)
             write_faiss(self._index, handle)
 
         write_index_file(path, header, payload)

@@ -98,7 +98,9 @@ class BatchWriter:
         if records_by_path:
             for kind in TEXT_KINDS:
                 self.models.index(kind)
-        new_vectors = {c.probe.content_hash: c.vector for c in image_changes if c.vector_is_new}
+        new_vectors = {
+            c.probe.content_hash: c.vector for c in image_changes if c.vector_is_new and c.vector is not None
+        }
         new_vectors.update(text_vectors)
         written = self.store.write_assets(
             model_id,
@@ -112,7 +114,7 @@ class BatchWriter:
             self.models.index(IMAGE).apply(
                 written.generations[IMAGE],
                 np.array([ids_by_path[c.file.path] for c in image_changes], dtype=np.int64),
-                np.stack([c.vector for c in image_changes]),
+                np.stack([c.vector for c in image_changes if c.vector is not None]),
             )
         self._mirror_texts(model_id, written, text_vectors)
         self._count(changes, known)

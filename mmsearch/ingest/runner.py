@@ -176,7 +176,7 @@ class IngestRun:
         outcomes = map_ahead(lambda f: read_probe(f.path), files, workers, 4 * workers)
         for done, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
-                probed.append((outcome.item, outcome.value))
+                probed.append((outcome.item, outcome.result))
             else:
                 self._fail(outcome.item.path, outcome.error, known)
             self.progress("hashing", done, len(files))
@@ -237,7 +237,7 @@ class IngestRun:
                 ready = []
                 for outcome in batch:
                     if outcome.error is None:
-                        ready.append((outcome.item, outcome.value))
+                        ready.append((outcome.item, outcome.result))
                     else:
                         self._fail(outcome.item.path, outcome.error, known)
                 if ready:

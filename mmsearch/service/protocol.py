@@ -112,8 +112,9 @@ def filters_to_json(filters: Filters) -> dict[str, Any]:
 
 def filters_from_json(data: dict[str, Any]) -> Filters:
     """:class:`Filters` from :func:`filters_to_json`'s output; a field left out (or null) keeps its default."""
-    given = {f.name: data[f.name] for f in fields(Filters) if data.get(f.name) is not None}
-    return Filters(**{name: tuple(v) if isinstance(v, list) else v for name, v in given.items()})
+    given: dict[str, Any] = {f.name: data[f.name] for f in fields(Filters) if data.get(f.name) is not None}
+    values: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in given.items()}
+    return Filters(**values)
 
 
 def _plain(value: Any) -> Any:

@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -209,7 +209,7 @@ class MetadataStore:
             MediaFile.taken_at,
         ).where(MediaFile.path.startswith(prefix, autoescape=True))
         with self.session() as session:
-            return {row.path: KnownFile(*row) for row in session.execute(query)}
+            return {row.path: KnownFile(*tuple(row)) for row in session.execute(query)}
 
     def hashes_with_vectors(self, model_id: int, hashes: Iterable[str]) -> set[str]:
         """Which of ``hashes`` already have a vector under the model."""
@@ -314,7 +314,7 @@ class MetadataStore:
                     Embedding.content_hash.not_in(used_by_texts),
                 )
             )
-            return int(result.rowcount or 0)
+            return int(cast("CursorResult[Any]", result).rowcount or 0)
 
     def get_files(self, ids: Iterable[int]) -> dict[int, StoredFile]:
         """Files by id (ids that no longer exist are left out)."""
@@ -456,7 +456,7 @@ class MetadataStore:
             }
             for text, vector in vectors.items()
         ]
-        table = QueryCacheEntry.__table__
+        table: Any = QueryCacheEntry.__table__
         newest = select(func.max(table.c.id)).scalar_subquery()
         try:
             with self.engine.begin() as connection:
@@ -469,14 +469,16 @@ class MetadataStore:
 
 def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # other databases: a duplicate raises IntegrityError, which the caller ignores
-        from sqlalchemy import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return insert(table)
-    return insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing()
+    from sqlalchemy import insert  # other databases: a duplicate raises IntegrityError, which the caller ignores
+
+    return insert(table)
 
 
 def _identity(record: ModelRecord) -> ModelIdentity:
