@@ -14,7 +14,8 @@ from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import to_records
 from mmsearch.kinds import IMAGE, TEXT_KINDS
 from mmsearch.models import Models
-from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
+from mmsearch.store.records import FileRecord, KnownFile
+from mmsearch.store.repository import MetadataStore
 from mmsearch.store.text_items import TextRecord
 from mmsearch.textitems import TextItem
 

@@ -32,7 +32,8 @@ from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
 from mmsearch.kinds import AUDIO, IMAGE
-from mmsearch.store.repository import KnownFile, MetadataStore
+from mmsearch.store.records import KnownFile
+from mmsearch.store.repository import MetadataStore
 from mmsearch.textitems import TextItem
 
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]

@@ -14,7 +14,7 @@ from mmsearch.search.fusion import Ranked
 from mmsearch.search.hits import Hit
 from mmsearch.search.query import QuerySpec
 from mmsearch.store.keyword import KeywordMatch
-from mmsearch.store.repository import StoredFile, StoredText
+from mmsearch.store.records import StoredFile, StoredText
 
 Scores = dict[int, tuple[float, int | None]]
 """Asset id -> (score, best item id or None)."""

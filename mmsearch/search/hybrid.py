@@ -33,7 +33,8 @@ from mmsearch.search.hits import Hit
 from mmsearch.search.options import SearchError, SearchOptions
 from mmsearch.search.query import QuerySpec
 from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
-from mmsearch.store.repository import MetadataStore, StoredFile, StoredText
+from mmsearch.store.records import StoredFile, StoredText
+from mmsearch.store.repository import MetadataStore
 
 MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: 0.0}
 """Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a

@@ -1,0 +1,14 @@
+"""The metadata database: the source of truth for files, models, texts and vectors.
+
+:class:`MetadataStore` is one object with two sides, each in its own module: reads
+(:mod:`mmsearch.store.lookups`) and writes (:mod:`mmsearch.store.writes`); the values they exchange are in
+:mod:`mmsearch.store.records`.
+"""
+
+from __future__ import annotations
+
+from mmsearch.store.writes import StoreWrites
+
+
+class MetadataStore(StoreWrites):
+    """The database of files, models and vectors: the source of truth. One short transaction per call."""
