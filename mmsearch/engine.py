@@ -125,10 +125,7 @@ class Engine:
         from mmsearch.captions.manifest import load_manifest
 
         started = time.perf_counter()
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
-        root = root.resolve()
+        root = _existing_folder(folder)
         model_name = self.models.model_name()
         manifests = [load_manifest(path, base=str(root)) for path in captions]
         scan = scan_folder(root)
@@ -140,12 +137,11 @@ class Engine:
             )
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
-        models = ModelSession(self.models)
-        settings = self.settings
-        options = IngestOptions(
-            settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams
+        given = self.settings
+        options = IngestOptions(given.batch_size, given.workers, given.max_image_pixels, given.encode_streams)
+        run = IngestRun(
+            self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
         )
-        run = IngestRun(self.store, models, options, report, progress, self.models.speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)
         report.elapsed_s = time.perf_counter() - started
         encoder = self.models.loaded_encoder
@@ -257,3 +253,11 @@ class Engine:
             cache = self.models.index_cache(model_id, identity, collection)
             rebuilt[collection] = IndexRebuilt(len(cache.rebuild()), str(cache.path))
         return ReindexReport(identity.spec, rebuilt, round(time.perf_counter() - started, 3))
+
+
+def _existing_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder``, resolved; FolderNotFoundError where it is missing or not a folder."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
+    return root.resolve()
