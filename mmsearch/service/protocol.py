@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.kinds import IMAGE
 from mmsearch.search.filters import Filters
 from mmsearch.search.hits import Hit
 
@@ -99,7 +100,7 @@ def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, i
         if filters is not None:
             options["filters"] = filters_from_json(filters)
         text, image = request.get("text"), request.get("image")
-        k, kind = int(request.get("k", 10)), str(request.get("kind", "image"))
+        k, kind = int(request.get("k", 10)), str(request.get("kind", IMAGE))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"malformed search request: {exc}") from exc
     return text, image, k, kind, options

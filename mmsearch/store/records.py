@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmsearch.kinds import IMAGE
+
 
 @dataclass(frozen=True)
 class KnownFile:
@@ -17,7 +19,7 @@ class KnownFile:
     size: int
     mtime_ns: int
     content_hash: str
-    kind: str = "image"
+    kind: str = IMAGE
     sidecar_sig: str | None = None
     width: int | None = None
     height: int | None = None
