@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,7 @@ class Engine:
         """
         if isinstance(queries, (str, os.PathLike)):
             queries = load_queries(queries)
-        target = Target(max(k, 10), kind)
+        target = replace(Target(k, kind), k=max(k, 10))  # checked as given; every query fetches at least 10
         per_mode = {mode: SearchOptions.from_keywords({**options, "mode": mode}) for mode in modes}
         model_id, identity = self.models.active()
         parsed = {query.text: Query.parse(query.text) for query in queries}

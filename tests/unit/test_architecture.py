@@ -113,3 +113,10 @@ def test_reindex_returns_a_typed_report(engine: Engine, photo_dir: Path) -> None
     assert isinstance(report, mmsearch.ReindexReport)
     assert report.vectors == report.indexes["image"].vectors == 6
     assert report.to_dict()["indexes"]["image"] == {"vectors": 6, "path": report.path}
+
+
+def test_evaluate_checks_its_arguments_before_any_work(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        engine.evaluate([EvalQuery("a red square", ("a.jpg",))], k=0)  # nothing indexed yet: checked first
+    with pytest.raises(ValueError, match="mode must be one of"):
+        engine.evaluate([EvalQuery("a red square", ("a.jpg",))], modes=("dense", "fuzzy"))
