@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CAPTION = "caption"
-TRANSCRIPT = "transcript"
-TEXT_KINDS = (CAPTION, TRANSCRIPT)
-FRAME = "frame"
-"""A keyframe of a video: an item embedded with the image tower, with its time and its shot's span."""
-ITEM_KINDS = (CAPTION, TRANSCRIPT, FRAME)
-"""Every kind of item stored in ``text_items``, each with its own vector collection keyed by item id."""
-
 
 @dataclass(frozen=True)
 class TextItem:

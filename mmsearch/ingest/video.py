@@ -12,16 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmsearch.errors import MmsearchError, UnreadableMediaError
-from mmsearch.ingest.audio import TranscriberFactory, hash_file
+from mmsearch.ingest.audio import TranscriberSource, hash_file
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.report import IngestReport, ProgressFn
-from mmsearch.ingest.scanner import VIDEO, ScannedFile
+from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import TRANSCRIPT_GROUP
-from mmsearch.store.repository import KnownFile, MetadataStore
+from mmsearch.kinds import FRAME, TRANSCRIPT, VIDEO
+from mmsearch.store.records import KnownFile
+from mmsearch.store.repository import MetadataStore
 from mmsearch.store.text_items import TextRecord
 from mmsearch.store.video import items_of_content
-from mmsearch.textitems import FRAME, TRANSCRIPT
 from mmsearch.video.extract import ExtractSettings, VideoFrames, extract_keyframes
 from mmsearch.video.probe import open_video, probe_container
 from mmsearch.video.speech import SPEECH_SOURCE, STREAM_SOURCE, video_transcript
@@ -73,7 +74,7 @@ class VideoStep:
         writer: BatchWriter,
         report: IngestReport,
         settings: ExtractSettings,
-        transcriber: TranscriberFactory | None,
+        transcriber: TranscriberSource | None,
         fail: FailFn,
         progress: ProgressFn,
     ) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mmsearch.store.models import MediaFile, TextItemRow
-from mmsearch.store.repository import MetadataStore, StoredFile, StoredText
+from mmsearch.store.records import StoredFile, StoredText
+from mmsearch.store.repository import MetadataStore
 from mmsearch.store.text_items import TextRecord
 
 _RECORD_COLUMNS = (

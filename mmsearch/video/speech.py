@@ -12,7 +12,8 @@ from mmsearch.audio.probe import describe_av_error, import_av
 from mmsearch.audio.subtitles import clean_cue_text, read_transcript_sidecar, source_of
 from mmsearch.audio.transcribe import EMPTY_AUDIO, NO_SPEECH, Transcriber
 from mmsearch.errors import ConfigError, UnreadableMediaError
-from mmsearch.textitems import TRANSCRIPT, Segment, TextItem
+from mmsearch.kinds import TRANSCRIPT
+from mmsearch.textitems import Segment, TextItem
 from mmsearch.video.probe import open_video
 
 STREAM_SOURCE = "stream"

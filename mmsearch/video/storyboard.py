@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mmsearch.video.moment import TimedItem
-
-FRAME = "frame"
-TRANSCRIPT = "transcript"
+from mmsearch.kinds import FRAME, TRANSCRIPT
+from mmsearch.store.records import StoredText
 
 
 @dataclass(frozen=True)
@@ -44,11 +42,7 @@ class Storyboard:
         return {"path": self.path, "duration": self.duration, **asdict(self)}
 
 
-class KindedItem(TimedItem):
-    kind: str
-
-
-def build_storyboard(path: str, items: Sequence[KindedItem]) -> Storyboard:
+def build_storyboard(path: str, items: Sequence[StoredText]) -> Storyboard:
     """Group keyframes by shot (their shared span) and give each transcript line to the shot holding its middle."""
     shots: dict[tuple[float, float], Shot] = {}
     for item in sorted((i for i in items if i.kind == FRAME), key=lambda i: (i.start or 0.0, i.at or 0.0)):

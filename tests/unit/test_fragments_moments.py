@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from mmsearch.evaluation import evaluate, matched_key
 from mmsearch.fragments import Fragment, FragmentError, parse_fragment
-from mmsearch.search import Hit
-from mmsearch.store.repository import StoredText
-from mmsearch.video.moment import best_moment
+from mmsearch.search.hits import Hit
+from mmsearch.search.moments import best_moment
+from mmsearch.store.records import StoredText
 from mmsearch.video.storyboard import build_storyboard
 
 
@@ -103,7 +103,7 @@ def test_storyboard_groups_frames_by_shot_and_lines_by_time() -> None:
 
 
 def test_fused_moment_prefers_the_shot_where_frame_and_speech_agree() -> None:
-    from mmsearch.video.moment import fused_moment
+    from mmsearch.search.moments import fused_moment
 
     shots = [(0.0, 5.0), (5.0, 10.0), (10.0, 15.0)]
     frames = [

@@ -86,7 +86,7 @@ def test_ingest_search_and_storyboard(engine, tmp_path: Path) -> None:
     frames = engine.search("anything", kind="frame", k=50)
     assert {h.path for h in frames} == {str(folder / "clip.mkv"), str(folder / "silent.mp4")}
     assert all(h.start <= h.frame_time <= h.end for h in frames)
-    from mmsearch.filters import Filters
+    from mmsearch.search.filters import Filters
 
     only_mp4 = engine.search("the red scene is here", kind="video", k=5, filters=Filters(ext=("mp4",)))
     assert [Path(h.path).name for h in only_mp4] == ["silent.mp4"]

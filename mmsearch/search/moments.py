@@ -4,21 +4,12 @@ evidence added where the two agree in time."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-FRAME = "frame"
-
-
-class TimedItem(Protocol):
-    """What a moment is made of: a stored keyframe or transcript segment (``mmsearch.store`` ``StoredText``)."""
-
-    id: int
-    text: str
-    start: float | None
-    end: float | None
-    at: float | None
+from mmsearch.kinds import FRAME, TRANSCRIPT
+from mmsearch.search.hits import Hit
+from mmsearch.store.records import StoredText
 
 
 @dataclass(frozen=True)
@@ -30,7 +21,7 @@ class Moment:
     item_id: int
 
 
-def best_moment(main: str, frame: TimedItem | None, segment: TimedItem | None) -> Moment | None:
+def best_moment(main: str, frame: StoredText | None, segment: StoredText | None) -> Moment | None:
     """The moment of a video hit whose score came mostly from ``main`` (a retriever name): the keyframe's shot
     when ``main`` is ``frame`` or there is no segment, else the segment. None when there is neither."""
     if frame is not None and (segment is None or main == FRAME):
@@ -44,7 +35,7 @@ def best_moment(main: str, frame: TimedItem | None, segment: TimedItem | None) -
     return Moment(segment.start, segment.end, at, segment.text, segment.id)
 
 
-def overlaps(item: TimedItem, start: float | None, end: float | None) -> bool:
+def overlaps(item: StoredText, start: float | None, end: float | None) -> bool:
     """Whether ``item``'s span meets [start, end] (an unknown end counts as the start: a point)."""
     if item.start is None or start is None:
         return False
@@ -54,8 +45,8 @@ def overlaps(item: TimedItem, start: float | None, end: float | None) -> bool:
 
 
 def fused_moment(
-    frames: Sequence[tuple[TimedItem, float]],
-    segments: Sequence[tuple[TimedItem, float]],
+    frames: Sequence[tuple[StoredText, float]],
+    segments: Sequence[tuple[StoredText, float]],
     frame_weight: float = 1.0,
     speech_weight: float = 1.0,
 ) -> Moment | None:
@@ -70,7 +61,7 @@ def fused_moment(
     frame_z = _zscores([score for _, score in frames])
     segment_z = _zscores([score for _, score in segments])
     if frames and frame_weight > 0:
-        shots: dict[tuple[float | None, float | None], list[tuple[TimedItem, float]]] = {}
+        shots: dict[tuple[float | None, float | None], list[tuple[StoredText, float]]] = {}
         for (item, _), z in zip(frames, frame_z, strict=True):
             shots.setdefault((item.start, item.end), []).append((item, z))
         best: tuple[float, Moment] | None = None
@@ -100,7 +91,7 @@ def _zscores(values: Sequence[float]) -> list[float]:
     return [(v - mean) / spread if spread > 1e-9 else 0.0 for v in values]
 
 
-def _mostly_inside(item: TimedItem, start: float | None, end: float | None) -> bool:
+def _mostly_inside(item: StoredText, start: float | None, end: float | None) -> bool:
     """Whether at least half of ``item``'s span (or its start, when it has no end) lies in [start, end]."""
     if item.start is None or start is None or end is None:
         return False
@@ -108,3 +99,24 @@ def _mostly_inside(item: TimedItem, start: float | None, end: float | None) -> b
         return start <= item.start <= end
     inside = min(item.end, end) - max(item.start, start)
     return inside >= 0.5 * (item.end - item.start)
+
+
+def with_moment(hit: Hit, moment: Moment | None) -> Hit:
+    """``hit`` pointing at ``moment`` (its span, keyframe time, words and item); unchanged when there is none."""
+    if moment is None:
+        return hit
+    return replace(
+        hit, start=moment.start, end=moment.end, frame_time=moment.frame_time, text=moment.text, item_id=moment.item_id
+    )
+
+
+def scored_moment(
+    scored: Mapping[str, list[tuple[int, float]]],
+    items: Mapping[int, StoredText],
+    frame_weight: float,
+    speech_weight: float,
+) -> Moment | None:
+    """:func:`fused_moment` from every keyframe's and segment's score (item id -> score, per retriever)."""
+    frames = [(items[i], s) for i, s in scored.get(FRAME, []) if i in items]
+    segments = [(items[i], s) for i, s in scored.get(TRANSCRIPT, []) if i in items]
+    return fused_moment(frames, segments, frame_weight, speech_weight)
