@@ -1,6 +1,7 @@
-"""The moment a video hit points at: from its best keyframe (the shot's span and the frame's time) or its best
-transcript segment (the segment's span and words), whichever evidence carried the hit, with the other kind of
-evidence added where the two agree in time."""
+"""The moment a video hit points at: a shot (its span, its best keyframe's time, the words said in it) or a
+transcript segment. :func:`fused_moment` chooses among every keyframe and segment of the video scored against the
+query (the general search path); :func:`best_moment` from the best keyframe and best segment alone (the one-index
+fast path, keyword-only searches), whichever evidence carried the hit."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from mmsearch.store.records import StoredText
 
 @dataclass(frozen=True)
 class Moment:
+    """Where in a video: ``start``/``end`` seconds, the keyframe's time, the words said then, the item it came from."""
+
     start: float | None
     end: float | None
     frame_time: float | None
