@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.errors import MmsearchError
 
-__version__ = "0.1.0"
 __all__ = ["Engine", "Hit", "IngestReport", "MmsearchError", "__version__"]
 
 if TYPE_CHECKING:
@@ -23,6 +22,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that `import mmsearch` (and `mmsearch --help`) stays light.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("mmsearch")  # the one version: pyproject.toml's, as installed
     if name == "Engine":
         from mmsearch.engine import Engine
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from mmsearch.errors import ConfigError, MissingDependencyError
+from mmsearch.hints import install_hint
 
 
 def connect(url: str) -> SqlEngine:
@@ -32,7 +33,7 @@ def connect(url: str) -> SqlEngine:
         engine = create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(
-            f"no driver for {parsed.drivername}: pip install 'mmsearch[postgres]' ({exc})"
+            f"no driver for {parsed.drivername}: {install_hint('postgres')} ({exc})"
         ) from exc
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas(wal=not in_memory))
