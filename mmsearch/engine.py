@@ -35,7 +35,7 @@ from mmsearch.query_cache import QueryVectorCache
 from mmsearch.querylang import Term, combine, is_plain, parse_query
 from mmsearch.search import SEARCH_KINDS, Hit
 from mmsearch.status import StatusReport, build_status
-from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
 
 if TYPE_CHECKING:
@@ -87,13 +87,18 @@ class Engine:
         db_url: str | None = None,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = _default_transcriber,
+        create: bool = True,
         **options: Any,
     ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
 
-        ``options`` are further settings (``batch_size``, ``workers``, ``speech_model``, ...).
+        ``create=False`` opens an existing database only: where there is none, :class:`NoIndexError` is raised and
+        nothing is created (for commands that only read, like ``status``). ``options`` are further settings
+        (``batch_size``, ``workers``, ``speech_model``, ...).
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
+        if not create and not database_exists(settings.database_url):
+            raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
         engine = connect(settings.database_url)
         upgrade_to_head(engine)
         return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)

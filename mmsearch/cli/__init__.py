@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch import __version__
-from mmsearch.cli.search_options import MODE_CHOICES, engine_options, search_options
+from mmsearch.cli.logs import configure_logging, log_level
+from mmsearch.cli.search_options import MODE_CHOICES, apply_search_defaults, engine_options, search_options
 from mmsearch.errors import MmsearchError
 
 if TYPE_CHECKING:
@@ -56,7 +56,14 @@ if TYPE_CHECKING:
     envvar="MMSEARCH_DB_URL",
     help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
 )
-@click.version_option(__version__, prog_name="mmsearch")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more on stderr: -v what mmsearch does (with `serve`, every request), -vv debugging detail.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(None, "-V", "--version", package_name="mmsearch", prog_name="mmsearch")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -65,18 +72,22 @@ def cli(
     device: str | None,
     precision: str | None,
     db_url: str | None,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
+    configure_logging(log_level(verbose, quiet))
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
 
 
 @contextmanager
-def open_engine(ctx: click.Context) -> Iterator[Engine]:
-    """Open the engine from the global options; library errors become clean messages."""
+def open_engine(ctx: click.Context, create: bool = True) -> Iterator[Engine]:
+    """Open the engine from the global options; library errors become clean messages. Commands that only read
+    pass ``create=False``: no database is created as a side effect (a missing one is "nothing indexed")."""
     with library_errors():
         from mmsearch.engine import Engine
 
-        with Engine.open(**ctx.obj) as engine:
+        with Engine.open(**ctx.obj, create=create) as engine:
             _collect_again()
             yield engine
 
@@ -167,13 +178,14 @@ def ingest(
     type=click.File("r", encoding="utf-8"),
     help="One text query per line ('-' for stdin); prints one JSON line per query.",
 )
-@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
+@click.option(
+    "-k", "--top", "k", type=click.IntRange(min=1), help="How many results. Default: 10, or `k` in config.toml."
+)
 @click.option(
     "--mode",
     type=click.Choice(MODE_CHOICES),
-    default="hybrid",
-    show_default=True,
-    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
+    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only. "
+    "Default: hybrid, or `mode` in config.toml.",
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
@@ -211,11 +223,14 @@ def query(
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
     if as_json and paths:
         raise click.UsageError("--json and --paths do not go together")
+    settings = _settings(ctx)
+    k = k or settings.k
+    apply_search_defaults(options, settings)
     kind = options["kind"]
     search = engine_options(options)
     if from_file is not None:
         queries = [line.strip() for line in from_file if line.strip()]
-        with open_engine(ctx) as engine:
+        with open_engine(ctx, create=False) as engine:
             results = engine.search_many(queries, k=k, **search)
         for query_text, hits in zip(queries, results, strict=True):
             if paths:
@@ -225,7 +240,7 @@ def query(
         return
     hits = None if no_service else _served_search(ctx, text, image, k, search)
     if hits is None:
-        with open_engine(ctx) as engine:
+        with open_engine(ctx, create=False) as engine:
             hits = engine.search(text, image=image, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
@@ -237,15 +252,22 @@ def query(
         print_hits(hits, label, explain=search.get("explain", False))
 
 
+def _settings(ctx: click.Context) -> Any:
+    """The resolved settings of the global options (config files and environment included)."""
+    from mmsearch.config import resolve_settings
+
+    with clean_errors():
+        return resolve_settings(**ctx.obj)
+
+
 def _served_search(
     ctx: click.Context, text: str | None, image: Path | None, k: int, search: dict[str, Any]
 ) -> list[Any] | None:
     """The hits of the running query service of this home and database, or None (no service: search here)."""
-    from mmsearch.config import resolve_settings
     from mmsearch.service.client import find_service, remote_search
 
+    settings = _settings(ctx)
     with clean_errors():
-        settings = resolve_settings(**ctx.obj)
         info = find_service(settings.home, settings.database_url)
         if info is None:
             return None
@@ -306,8 +328,9 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
     from mmsearch.cli.output import emit_json, print_eval_report
 
+    apply_search_defaults(options, _settings(ctx))
     search = engine_options(options)
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.evaluate(queries, modes=modes or tuple(MODE_CHOICES), k=k, **search)
     if as_json:
         emit_json(report.to_dict())
@@ -322,7 +345,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Show what is indexed: model, counts, index type and sizes."""
     from mmsearch.cli.output import emit_json, print_status
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.status()
     if as_json:
         emit_json(report.to_dict())
@@ -337,7 +360,7 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     """Rebuild the vector index from the vectors stored in the database."""
     from mmsearch.cli.output import emit_json
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         result = engine.reindex()
     if as_json:
         emit_json(result)
