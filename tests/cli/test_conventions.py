@@ -195,3 +195,15 @@ def test_bash_completion_script() -> None:
     result = CliRunner().invoke(cli, [], prog_name="mmsearch", env={"_MMSEARCH_COMPLETE": "bash_source"})
     assert result.exit_code == 0
     assert "_mmsearch_completion" in result.output and "complete " in result.output
+
+
+def test_the_library_opens_without_creating(tmp_path: Path) -> None:
+    from mmsearch.errors import NoIndexError
+
+    with pytest.raises(NoIndexError, match="nothing is indexed"):
+        Engine.open(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+    with Engine.open(tmp_path / "made", model="fake:16"):
+        pass
+    with Engine.open(tmp_path / "made", create=False) as engine:  # an existing database opens as before
+        assert engine.status().to_dict()["vectors"] == 0
