@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.encoders import Encoder, EncoderFactory
-from mmsearch.errors import EmptyFolderError, FolderNotFoundError
+from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError
 from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.cache import index_path
@@ -29,7 +29,7 @@ from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.status import StatusReport, build_status
-from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.repository import MetadataStore
 
 if TYPE_CHECKING:
@@ -65,13 +65,18 @@ class Engine:
         db_url: str | None = None,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
+        create: bool = True,
         **options: Any,
     ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
 
-        ``options`` are further settings (``batch_size``, ``workers``, ``speech_model``, ...).
+        ``create=False`` opens an existing database only: where there is none, :class:`NoIndexError` is raised and
+        nothing is created (for commands that only read, like ``status``). ``options`` are further settings
+        (``batch_size``, ``workers``, ``speech_model``, ...).
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
+        if not create and not database_exists(settings.database_url):
+            raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
         engine = connect(settings.database_url)
         upgrade_to_head(engine)
         return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)

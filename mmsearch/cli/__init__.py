@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch import __version__
-from mmsearch.cli.search_options import engine_options, search_options
+from mmsearch.cli.logs import configure_logging, log_level
+from mmsearch.cli.search_options import apply_search_defaults, engine_options, search_options
 from mmsearch.errors import MmsearchError
 from mmsearch.kinds import DEFAULT_MODE, MODES
 
@@ -58,7 +58,14 @@ if TYPE_CHECKING:
     envvar="MMSEARCH_DB_URL",
     help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
 )
-@click.version_option(__version__, prog_name="mmsearch")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more on stderr: -v what mmsearch does (with `serve`, every request), -vv debugging detail.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(None, "-V", "--version", package_name="mmsearch", prog_name="mmsearch")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -67,18 +74,22 @@ def cli(
     device: str | None,
     precision: str | None,
     db_url: str | None,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
+    configure_logging(log_level(verbose, quiet))
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
 
 
 @contextmanager
-def open_engine(ctx: click.Context) -> Iterator[Engine]:
-    """Open the engine from the global options; library errors become clean messages."""
+def open_engine(ctx: click.Context, create: bool = True) -> Iterator[Engine]:
+    """Open the engine from the global options; library errors become clean messages. Commands that only read
+    pass ``create=False``: no database is created as a side effect (a missing one is "nothing indexed")."""
     with library_errors():
         from mmsearch.engine import Engine
 
-        with Engine.open(**ctx.obj) as engine:
+        with Engine.open(**ctx.obj, create=create) as engine:
             _collect_again()
             yield engine
 
@@ -86,11 +97,12 @@ def open_engine(ctx: click.Context) -> Iterator[Engine]:
 @contextmanager
 def open_searcher(ctx: click.Context, service: bool) -> Iterator[Searcher]:
     """The searcher of the global options: the home's running query service, else the engine
-    (:func:`mmsearch.searcher.open_searcher` picks); library errors become clean messages."""
+    (:func:`mmsearch.searcher.open_searcher` picks; it only reads: no database is created); library errors
+    become clean messages."""
     with library_errors():
         from mmsearch.searcher import open_searcher
 
-        with open_searcher(**ctx.obj, service=service) as searcher:
+        with open_searcher(**ctx.obj, service=service, create=False) as searcher:
             _collect_again()
             yield searcher
 
@@ -180,13 +192,14 @@ def ingest(
     type=click.File("r", encoding="utf-8"),
     help="One text query per line ('-' for stdin); prints one JSON line per query.",
 )
-@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
+@click.option(
+    "-k", "--top", "k", type=click.IntRange(min=1), help="How many results. Default: 10, or `k` in config.toml."
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
-    default=DEFAULT_MODE,
-    show_default=True,
-    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
+    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only. "
+    f"Default: {DEFAULT_MODE}, or `mode` in config.toml.",
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
@@ -224,11 +237,14 @@ def query(
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
     if as_json and paths:
         raise click.UsageError("--json and --paths do not go together")
+    settings = _settings(ctx)
+    k = k or settings.k
+    apply_search_defaults(options, settings)
     kind = options["kind"]
     search = engine_options(options)
     if from_file is not None:
         queries = [line.strip() for line in from_file if line.strip()]
-        with open_engine(ctx) as engine:
+        with open_engine(ctx, create=False) as engine:
             results = engine.search_many(queries, k=k, **search)
         for query_text, hits in zip(queries, results, strict=True):
             if paths:
@@ -246,6 +262,14 @@ def query(
         print_paths(hits)
     else:
         print_hits(hits, label, explain=search.get("explain", False))
+
+
+def _settings(ctx: click.Context) -> Any:
+    """The resolved settings of the global options (config files and environment included)."""
+    from mmsearch.config import resolve_settings
+
+    with clean_errors():
+        return resolve_settings(**ctx.obj)
 
 
 @cli.command()
@@ -300,8 +324,9 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
     from mmsearch.cli.output import emit_json, print_eval_report
 
+    apply_search_defaults(options, _settings(ctx))
     search = engine_options(options)
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:
         emit_json(report.to_dict())
@@ -316,7 +341,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Show what is indexed: model, counts, index type and sizes."""
     from mmsearch.cli.output import emit_json, print_status
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.status()
     if as_json:
         emit_json(report.to_dict())
@@ -331,7 +356,7 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     """Rebuild the vector index from the vectors stored in the database."""
     from mmsearch.cli.output import emit_json
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         result = engine.reindex()
     if as_json:
         emit_json(result.to_dict())

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from mmsearch.errors import ConfigError, MissingDependencyError
+from mmsearch.hints import install_hint
 
 
 def connect(url: str) -> SqlEngine:
@@ -31,9 +32,7 @@ def connect(url: str) -> SqlEngine:
     try:
         engine = create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
-        raise MissingDependencyError(
-            f"no driver for {parsed.drivername}: pip install 'mmsearch[postgres]' ({exc})"
-        ) from exc
+        raise MissingDependencyError(f"no driver for {parsed.drivername}: {install_hint('postgres')} ({exc})") from exc
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas(wal=not in_memory))
     return engine
@@ -94,6 +93,21 @@ def script_head() -> str | None:
 
 _REVISION = re.compile(r"^revision(?::[^=\n]*)? = [\"']([^\"']+)[\"']\s*$", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision(?::[^=\n]*)? = (None|[\"'][^\"']+[\"'])\s*$", re.MULTILINE)
+
+
+def database_exists(url: str) -> bool:
+    """Whether the database at ``url`` exists with mmsearch's schema; creates nothing (no file, no folder)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database not in (None, "", ":memory:") and Path(parsed.database).is_file()
+    engine = connect(url)
+    try:
+        return _current_revision(engine) is not None
+    finally:
+        engine.dispose()
 
 
 def _current_revision(engine: SqlEngine) -> str | None:
