@@ -42,7 +42,7 @@ class ScannedFile:
         if not self.sidecars:
             return None
         text = "\n".join(f"{s.path}\0{s.size}\0{s.mtime_ns}" for s in self.sidecars)
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
 @dataclass

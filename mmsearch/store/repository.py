@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
+from mmsearch.pathnames import from_stored
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
 from mmsearch.store.reads import DriverReads
 from mmsearch.store.text_items import TextRecord, replace_text_groups
@@ -322,7 +323,8 @@ class MetadataStore:
         """Files by id (ids that no longer exist are left out)."""
         out: dict[int, StoredFile] = {}
         for chunk in _chunks([int(i) for i in ids], 500):
-            out.update({row[0]: StoredFile(*row) for row in self.reads.rows(_FILES_BY_ID, [chunk])})
+            for row in self.reads.rows(_FILES_BY_ID, [chunk]):  # plain SQL: the path is in its stored form
+                out[row[0]] = StoredFile(row[0], from_stored(row[1]), *row[2:])
         return out
 
     def image_vectors_of(self, model_id: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
