@@ -28,7 +28,7 @@ from mmsearch.index.base import VectorIndex
 from mmsearch.index.cache import IndexCache, index_path
 from mmsearch.ingest.imageio import load_image
 from mmsearch.ingest.plan import plan_ingest
-from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
+from mmsearch.ingest.report import IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
 from mmsearch.query_cache import QueryVectorCache
@@ -212,7 +212,8 @@ class Engine:
                 "wav, mp3, flac, m4a, ogg, opus audio)"
             )
         report = IngestReport(folder=str(root), model=model_name)
-        report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
+        report.failed.extend(scan.errors)
+        report.ignored.extend(scan.ignored)
         active = self.store.active_model()
         models = ModelSession(
             active[0] if active else None,

@@ -132,6 +132,9 @@ def clean_errors() -> Iterator[None]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="List every file passed over (with its reason) and decoder warnings."
+)
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -143,6 +146,7 @@ def ingest(
     speech_model: str | None,
     as_json: bool,
     progress: bool | None,
+    verbose: bool,
 ) -> None:
     """Embed every image and audio file under FOLDER, with captions and transcripts; re-runs redo only changes."""
     from mmsearch.cli.output import emit_json, print_ingest_report
@@ -154,7 +158,7 @@ def ingest(
     if as_json:
         emit_json(report.to_dict())
     else:
-        print_ingest_report(report)
+        print_ingest_report(report, verbose)
 
 
 @cli.command()

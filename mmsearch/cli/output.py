@@ -93,7 +93,7 @@ def print_paths(hits: Sequence[Hit]) -> None:
         click.echo(os.fsencode(hit.path) + b"\n", nl=False)
 
 
-def print_ingest_report(report: IngestReport) -> None:
+def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     click.echo(
         f"ingested {report.folder} with {report.model}: "
         f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -110,7 +110,18 @@ def print_ingest_report(report: IngestReport) -> None:
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     for failure in report.failed:
-        click.echo(f"  failed: {display(failure.path)}: {failure.reason}", err=True)
+        click.echo(f"  failed: {display(failure.path)}: {failure.reason} [{failure.code}]", err=True)
+    ignored = report.ignored_by_reason()
+    if ignored:
+        counts = ", ".join(f"{count} {code}" for code, count in ignored.items())
+        click.echo(f"  not indexed: {counts}" + ("" if verbose else " (-v lists them)"))
+    if verbose:
+        for item in report.ignored:
+            click.echo(f"  skipped: {display(item.path)}: {item.detail} [{item.code}]")
+        for warning in report.file_warnings:
+            click.echo(f"  decoder warning: {display(warning.path)}: {warning.message}", err=True)
+    elif report.file_warnings:
+        click.echo(f"  {len(report.file_warnings)} decoder warnings (-v shows them)", err=True)
 
 
 def _text_changes(report: IngestReport) -> str:
