@@ -11,7 +11,7 @@ from mmsearch.audio.subtitles import read_transcript_sidecar, source_of
 from mmsearch.audio.transcribe import Transcriber
 from mmsearch.errors import ConfigError, MissingDependencyError, UnreadableMediaError
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.reasons import EMPTY_FILE, UNREADABLE, VANISHED
+from mmsearch.reasons import BAD_SIDECAR, EMPTY_FILE, UNREADABLE, VANISHED
 from mmsearch.textitems import TRANSCRIPT, TextItem
 
 TranscriberFactory = Callable[[], Transcriber]
@@ -50,7 +50,10 @@ def read_transcript(file: ScannedFile, transcriber: TranscriberFactory | None) -
         duration = _checked_duration(file.path)
         path = file.sidecars[0].path
         source = source_of(path)
-        segments = read_transcript_sidecar(path)
+        try:
+            segments = read_transcript_sidecar(path)
+        except UnreadableMediaError as exc:
+            raise UnreadableMediaError(str(exc), BAD_SIDECAR) from exc
         items = [TextItem(TRANSCRIPT, source, s.text, path, s.start, s.end) for s in segments]
         return TranscriptResult(items, transcribed=False, duration=duration)
     if transcriber is None:

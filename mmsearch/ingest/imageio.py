@@ -90,7 +90,7 @@ def decode_image(
         except UnidentifiedImageError:
             raise UnreadableMediaError("not an image Pillow can read") from None
         except Image.DecompressionBombError as exc:
-            raise UnreadableMediaError(f"decompression bomb: {exc}") from exc
+            raise UnreadableMediaError(f"decompression bomb: {exc}", TOO_MANY_PIXELS) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise UnreadableMediaError(f"cannot decode image: {exc}") from exc
 

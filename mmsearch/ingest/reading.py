@@ -11,7 +11,7 @@ from mmsearch.errors import UnreadableMediaError
 from mmsearch.ingest.audio import hash_file
 from mmsearch.ingest.commit import Probe
 from mmsearch.ingest.taken import taken_at
-from mmsearch.reasons import EMPTY_FILE, FILE_TOO_LARGE, UNREADABLE, VANISHED
+from mmsearch.reasons import EMPTY_FILE, FILE_TOO_LARGE, TOO_MANY_PIXELS, UNREADABLE, VANISHED
 
 MAX_IMAGE_FILE_BYTES = 512 << 20
 """Image files over 512 MiB are refused (``file-too-large``) before they are read."""
@@ -29,6 +29,8 @@ def read_probe(path: str) -> Probe:
         raise UnreadableMediaError("cannot read file: it is gone (deleted during the run?)", VANISHED) from None
     except UnidentifiedImageError:
         raise UnreadableMediaError("not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableMediaError(f"decompression bomb: {exc}", TOO_MANY_PIXELS) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
     return Probe(content_hash, width, height, embedded, taken)
