@@ -368,7 +368,7 @@ class Engine:
         try:
             return load_image(str(path.expanduser()), self.settings.max_image_pixels)
         except UnreadableMediaError as exc:
-            raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
+            raise UnreadableMediaError(f"cannot read query image {path}: {exc}", exc.reason) from exc
 
     # -- maintenance ----------------------------------------------------------------------
     def status(self) -> StatusReport:

@@ -83,8 +83,8 @@ def decode_image(
             image.load()
             if image.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES:
                 width, height = height, width
-            image = ImageOps.exif_transpose(image) or image
-            return image.convert("RGB"), (width, height)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
+            return (image if image.mode == "RGB" else image.convert("RGB")), (width, height)
         except UnreadableMediaError:
             raise
         except UnidentifiedImageError:
