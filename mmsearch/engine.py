@@ -17,7 +17,7 @@ from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.cache import index_path
 from mmsearch.ingest.plan import plan_ingest
-from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
+from mmsearch.ingest.report import IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
 from mmsearch.ingest.scanner import scan_folder
 from mmsearch.kinds import COLLECTIONS, IMAGE, MODES
@@ -142,7 +142,8 @@ class Engine:
                 "wav, mp3, flac, m4a, ogg, opus audio)"
             )
         report = IngestReport(folder=str(root), model=model_name)
-        report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
+        report.failed.extend(scan.errors)
+        report.ignored.extend(scan.ignored)
         given = self.settings
         options = IngestOptions(given.batch_size, given.workers, given.max_image_pixels, given.encode_streams)
         run = IngestRun(

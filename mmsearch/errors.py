@@ -6,6 +6,8 @@ clean messages and non-zero exit codes.
 
 from __future__ import annotations
 
+from mmsearch.reasons import DECODE_ERROR
+
 
 class MmsearchError(Exception):
     """Base class of every error mmsearch raises on purpose."""
@@ -42,7 +44,14 @@ class ModelMismatchError(MmsearchError):
 
 
 class UnreadableMediaError(MmsearchError):
-    """A media file (for example a query image) cannot be read or decoded."""
+    """A media file (for example a query image) cannot be read or decoded.
+
+    ``reason`` is its class in ingest reports, one of :data:`mmsearch.reasons.FAIL_REASONS`.
+    """
+
+    def __init__(self, message: str, reason: str = DECODE_ERROR) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class IndexCorruptError(MmsearchError):

@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     "-v",
     "--verbose",
     count=True,
-    help="Say more on stderr: -v what mmsearch does (with `serve`, every request), -vv debugging detail.",
+    help="Say more: -v what mmsearch does (with `ingest`, every file passed over and decoder warnings; with "
+    "`serve`, every request), -vv debugging detail.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.version_option(None, "-V", "--version", package_name="mmsearch", prog_name="mmsearch")
@@ -79,7 +80,17 @@ def cli(
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
     configure_logging(log_level(verbose, quiet))
+    ctx.meta[VERBOSITY] = -1 if quiet else verbose
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
+
+
+VERBOSITY = "mmsearch.verbosity"
+"""Key of the global -v count in ``ctx.meta`` (shared by every command's context): -1 with -q, else 0, 1, 2..."""
+
+
+def verbosity(ctx: click.Context) -> int:
+    """How much the global options asked to be told: -1 (-q), 0 (default), 1 (-v), 2 (-vv) and more."""
+    return int(ctx.meta.get(VERBOSITY, 0))
 
 
 @contextmanager
@@ -179,7 +190,7 @@ def ingest(
     if as_json:
         emit_json(report.to_dict())
     else:
-        print_ingest_report(report)
+        print_ingest_report(report, verbose=verbosity(ctx) > 0)
 
 
 @cli.command()
