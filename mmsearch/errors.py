@@ -51,3 +51,7 @@ class IndexCorruptError(MmsearchError):
 
 class ManifestError(MmsearchError):
     """A caption manifest cannot be read or parsed; the message names the file and line."""
+
+
+class LockBusyError(MmsearchError):
+    """Another process holds the home's writer lock (an ingest or reindex is running) and waiting was declined."""

@@ -12,9 +12,11 @@ from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
 from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.policy import build_index, maintain
+from mmsearch.store.integrity import collection_size
 from mmsearch.store.repository import IMAGE, MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
+REBUILD_TRIES = 3
 
 
 def index_path(index_dir: Path, database_url: str, identity: ModelIdentity, collection: str = IMAGE) -> Path:
@@ -58,10 +60,18 @@ class IndexCache:
         """The kind of the index in memory; None before it is loaded."""
         return self._index.kind if self._index is not None else None
 
-    def get(self) -> VectorIndex:
-        """The index, loaded from disk or rebuilt from the database if missing or stale."""
+    def get(self, verify: bool = False) -> VectorIndex:
+        """The index, loaded from disk or rebuilt from the database if missing or stale.
+
+        ``verify`` (what a writer asks) also rebuilds a loaded file whose size is not the database's, which
+        repairs a file stamped current by a version that could stamp a generation it did not reflect.
+        """
         if self._index is None:
             loaded = self._load_fresh()  # an empty index is falsy: test for None, not truth
+            if loaded is not None and verify and len(loaded) != collection_size(
+                self.store, self.model_id, self.collection
+            ):
+                loaded = None
             if loaded is None:
                 return self.rebuild()
             self._index = loaded
@@ -92,10 +102,18 @@ class IndexCache:
         return index
 
     def rebuild(self) -> VectorIndex:
-        """Build the index from the vectors stored in the database and save it."""
-        generation = self.store.generation(self.collection)
-        chunks = self.store.iter_vectors(self.model_id, self.collection)
-        index = build_index(self.identity, chunks, self.hnsw_threshold)
+        """Build the index from the vectors stored in the database and save it.
+
+        The generation is read before and after the vectors: if another process wrote in between, the build
+        is done again (a few times), and otherwise stamped with the older generation, so that it is rebuilt
+        again on next use rather than claimed current.
+        """
+        for _ in range(REBUILD_TRIES):
+            generation = self.store.generation(self.collection)
+            chunks = self.store.iter_vectors(self.model_id, self.collection)
+            index = build_index(self.identity, chunks, self.hnsw_threshold)
+            if self.store.generation(self.collection) == generation:
+                break
         self._index, self.generation = index, generation
         self.save()
         return index
@@ -110,9 +128,15 @@ class IndexCache:
         """Mirror a committed database change; ``generation`` is the database's after it.
 
         Changes are made in place; then the index is converted if the collection crossed the threshold,
-        or compacted if removals left too many tombstones.
+        or compacted if removals left too many tombstones. Each write bumps the generation by one, so a
+        ``generation`` past the next one means another process wrote in between: the index is rebuilt from
+        the database (which holds both changes) instead of being stamped with a generation it does not
+        reflect. (A change the index already holds, when it was loaded after the write, applies harmlessly.)
         """
         index = self.get()
+        if generation > self.generation + 1:
+            self.rebuild()
+            return
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
         if add_ids is not None and len(add_ids):
