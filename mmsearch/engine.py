@@ -26,6 +26,7 @@ from mmsearch.fusion import CUTOFF_METHODS, FUSION_METHODS
 from mmsearch.hybrid import MODES, HybridSearcher, QuerySpec, SearchOptions
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.cache import IndexCache, index_path
+from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
 from mmsearch.ingest.imageio import load_image
 from mmsearch.ingest.plan import plan_ingest
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
@@ -36,6 +37,8 @@ from mmsearch.querylang import Term, combine, is_plain, parse_query
 from mmsearch.search import SEARCH_KINDS, Hit
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.failures import FailureMemory
+from mmsearch.store.lock import WaitFn, database_lock
 from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
 
 if TYPE_CHECKING:
@@ -189,12 +192,28 @@ class Engine:
         progress: ProgressFn | None = None,
         *,
         captions: Sequence[str | os.PathLike[str]] = (),
+        retry_failed: bool = False,
+        wait: bool = True,
+        on_wait: WaitFn | None = None,
     ) -> IngestReport:
         """Index every image and audio file under ``folder`` with their captions and transcripts.
 
         New and changed files are embedded, deleted ones removed, files whose sidecars changed have their
         texts read again. ``captions`` names caption manifests (tsv, csv, jsonl, json/COCO) to apply.
+        Files that failed before and have not changed are skipped unless ``retry_failed``.
+        One ingest or reindex writes to a database at a time (``mmsearch.store.lock``): another one waits
+        (``on_wait`` is told why, once), or with ``wait=False`` raises :class:`LockBusyError`.
         """
+        with database_lock(self.store.engine, purpose="ingest", wait=wait, on_wait=on_wait):
+            return self._ingest(folder, progress, captions, retry_failed)
+
+    def _ingest(
+        self,
+        folder: str | os.PathLike[str],
+        progress: ProgressFn | None,
+        captions: Sequence[str | os.PathLike[str]],
+        retry_failed: bool,
+    ) -> IngestReport:
         from mmsearch.captions.manifest import load_manifest
 
         started = time.perf_counter()
@@ -224,7 +243,11 @@ class Engine:
             settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams
         )
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
-        run.execute(plan_ingest(scan.files, known), known, scan.files)
+        memory = FailureMemory(self.store)
+        held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
+        report.failed_before = len(held.held)
+        run.execute(held.plan, known, scan.files)
+        update_failures(memory, held, scan.files, report)
         report.elapsed_s = time.perf_counter() - started
         if self._encoder is not None:
             report.precision = dict(getattr(self._encoder, "precision", None) or {})
@@ -381,8 +404,14 @@ class Engine:
                 )
         return build_status(self.settings, self.store, active[1] if active else None, paths)
 
-    def reindex(self) -> dict[str, Any]:
-        """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""
+    def reindex(self, *, wait: bool = True, on_wait: WaitFn | None = None) -> dict[str, Any]:
+        """Rebuild every vector index (image, caption, transcript) from the vectors in the database.
+
+        Takes the writer lock as :meth:`ingest` does (``wait``, ``on_wait``)."""
+        with database_lock(self.store.engine, purpose="reindex", wait=wait, on_wait=on_wait):
+            return self._reindex()
+
+    def _reindex(self) -> dict[str, Any]:
         model_id, identity = self._active()
         started = time.perf_counter()
         rebuilt = {}

@@ -55,3 +55,5 @@ class ManifestError(MmsearchError):
 
 class LockBusyError(MmsearchError):
     """Another process holds the home's writer lock (an ingest or reindex is running) and waiting was declined."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

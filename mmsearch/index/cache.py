@@ -68,8 +68,10 @@ class IndexCache:
         """
         if self._index is None:
             loaded = self._load_fresh()  # an empty index is falsy: test for None, not truth
-            if loaded is not None and verify and len(loaded) != collection_size(
-                self.store, self.model_id, self.collection
+            if (
+                loaded is not None
+                and verify
+                and len(loaded) != collection_size(self.store, self.model_id, self.collection)
             ):
                 loaded = None
             if loaded is None:

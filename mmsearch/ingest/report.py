@@ -41,6 +41,8 @@ class IngestReport:
     texts_added: dict[str, int] = field(default_factory=dict)
     texts_removed: dict[str, int] = field(default_factory=dict)
     failed: list[FailedFile] = field(default_factory=list)
+    failed_before: int = 0
+    """Files skipped because they failed in an earlier run and have not changed (``retry_failed`` retries them)."""
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     embed_s: float = 0.0
