@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmsearch.check import IntegrityReport, check_integrity
 from mmsearch.config import DEFAULT_MODEL, Settings, resolve_settings
 from mmsearch.encoders import Encoder, ModelIdentity, canonical_model_name, create_encoder
 from mmsearch.errors import (
@@ -233,6 +234,9 @@ class Engine:
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
         active = self.store.active_model()
+        if active is not None:  # an index file a former version stamped current while it was not
+            for collection in COLLECTIONS:
+                self._index_cache(active[0], active[1], collection).repair_if_miscounted()
         models = ModelSession(
             active[0] if active else None,
             index_factory=lambda model_id, collection: self._index_cache(model_id, self._active()[1], collection),
@@ -403,6 +407,10 @@ class Engine:
                     self.settings.index_dir, self.settings.database_url, active[1], collection
                 )
         return build_status(self.settings, self.store, active[1] if active else None, paths)
+
+    def check(self) -> IntegrityReport:
+        """Files ↔ vectors ↔ index files: what drifted (see :mod:`mmsearch.check`); loads no model."""
+        return check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
 
     def reindex(self, *, wait: bool = True, on_wait: WaitFn | None = None) -> dict[str, Any]:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database.

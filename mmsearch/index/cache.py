@@ -11,6 +11,7 @@ from mmsearch.config import DEFAULT_HNSW_THRESHOLD
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
 from mmsearch.index import VectorIndex, load_index
+from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import build_index, maintain
 from mmsearch.store.integrity import collection_size
 from mmsearch.store.repository import IMAGE, MetadataStore
@@ -60,20 +61,10 @@ class IndexCache:
         """The kind of the index in memory; None before it is loaded."""
         return self._index.kind if self._index is not None else None
 
-    def get(self, verify: bool = False) -> VectorIndex:
-        """The index, loaded from disk or rebuilt from the database if missing or stale.
-
-        ``verify`` (what a writer asks) also rebuilds a loaded file whose size is not the database's, which
-        repairs a file stamped current by a version that could stamp a generation it did not reflect.
-        """
+    def get(self) -> VectorIndex:
+        """The index, loaded from disk or rebuilt from the database if missing or stale."""
         if self._index is None:
             loaded = self._load_fresh()  # an empty index is falsy: test for None, not truth
-            if (
-                loaded is not None
-                and verify
-                and len(loaded) != collection_size(self.store, self.model_id, self.collection)
-            ):
-                loaded = None
             if loaded is None:
                 return self.rebuild()
             self._index = loaded
@@ -88,6 +79,25 @@ class IndexCache:
         if self._index is not None and latest != self.generation:
             self._index = None
         return self.get()
+
+    def repair_if_miscounted(self) -> bool:
+        """Rebuild a saved file that claims the database's generation but holds another number of vectors
+        (written by a version that could stamp a generation it did not reflect); True when it was rebuilt.
+
+        Reads only the file's header and counts the rows (what every ingest can afford)."""
+        if not self.path.is_file():
+            return False
+        try:
+            header = read_header(self.path)
+        except IndexCorruptError:
+            return False  # rebuilt when next loaded
+        if header.get("generation") != self.store.generation(self.collection):
+            return False  # stale: rebuilt when next loaded
+        if header.get("count") == collection_size(self.store, self.model_id, self.collection):
+            return False
+        self._index = None
+        self.rebuild()
+        return True
 
     def _load_fresh(self) -> VectorIndex | None:
         if not self.path.is_file():

@@ -70,7 +70,7 @@ class ModelSession:
         """The collection's index, loaded (or rebuilt) before the first change is written."""
         if collection not in self._indexes:
             cache = self._index_factory(self.ensure_model(), collection)
-            cache.get(verify=True)
+            cache.get()
             self._indexes[collection] = cache
         return self._indexes[collection]
 
