@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mmsearch import Engine
-from mmsearch.check import IntegrityReport
+from mmsearch.check import IntegrityReport, check_integrity
 from tests.conftest import make_image
 
 MODEL = "fake:16"
@@ -36,7 +36,7 @@ def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, s
 
 def integrity(home: Path) -> IntegrityReport:
     with Engine.open(home, model=MODEL) as engine:
-        return engine.check()
+        return check_integrity(engine.store, engine.settings.index_dir, engine.settings.database_url)
 
 
 def stored_image_paths(home: Path) -> list[str]:
