@@ -251,7 +251,7 @@ class Engine:
         held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
         report.failed_before = len(held.held)
         run.execute(held.plan, known, scan.files)
-        update_failures(memory, held, scan.files, report)
+        update_failures(memory, held, scan.files, report, run.unreadable)
         report.elapsed_s = time.perf_counter() - started
         if self._encoder is not None:
             report.precision = dict(getattr(self._encoder, "precision", None) or {})

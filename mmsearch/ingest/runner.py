@@ -119,6 +119,8 @@ class IngestRun:
         self.manifests = manifests
         self.writer = BatchWriter(store, models, report)
         self._failed_known: list[KnownFile] = []
+        self.unreadable: set[str] = set()
+        """Paths that failed because of their own content (see ``mmsearch.ingest.failure_memory``)."""
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
@@ -156,6 +158,8 @@ class IngestRun:
         """Report a bad file; a known file that no longer reads must not keep answering queries."""
         reason = str(error) if isinstance(error, MmsearchError) else f"{type(error).__name__}: {error}"
         self.report.failed.append(FailedFile(path, reason))
+        if isinstance(error, UnreadableMediaError):  # the file's own fault, not the set-up's: worth remembering
+            self.unreadable.add(path)
         if path in known:
             self._failed_known.append(known[path])
 

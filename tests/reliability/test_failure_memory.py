@@ -119,3 +119,48 @@ def test_cli_retry_flag_and_status_listing(tmp_path: Path, folder: Path) -> None
     listed = json.loads(run("status", "--json").stdout)
     assert listed["failed_files"] == 1
     assert [entry["path"] for entry in listed["failures"]] == [str(folder / "broken.jpg")]
+
+
+def test_only_failures_of_the_files_own_content_are_remembered(tmp_path: Path) -> None:
+    """An audio file that fails for want of a speech model is not the file's fault: tried again next run."""
+    from mmsearch.errors import MissingDependencyError
+
+    def no_speech(spec: str, device: str):
+        raise MissingDependencyError("no speech-to-text here")
+
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    (folder / "talk.wav").write_bytes(b"RIFF....WAVEfmt ")
+    with Engine.open(tmp_path / "home", model=MODEL, transcriber_factory=no_speech) as engine:
+        assert [failure.path for failure in engine.ingest(folder).failed] == [str(folder / "talk.wav")]
+        again = engine.ingest(folder)
+        assert len(again.failed) == 1 and again.failed_before == 0
+        assert engine.status().failed_files == 0
+
+
+def test_a_file_that_could_not_be_read_is_tried_each_run(
+    engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No hash was taken (permissions, say: a chmod leaves the mtime alone), so it is not held back."""
+    from mmsearch.errors import UnreadableMediaError
+    from mmsearch.ingest import failure_memory
+
+    locked = str(folder / "img00002.png")
+    read, hash_file = runner._read, failure_memory.hash_file
+
+    def refuse(original):
+        def call(path: str, *args):
+            if path == locked:
+                raise UnreadableMediaError("cannot read file: Permission denied")
+            return original(path, *args)
+
+        return call
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "_read", refuse(read))
+        patch.setattr(failure_memory, "hash_file", refuse(hash_file))
+        assert locked in [failure.path for failure in engine.ingest(folder).failed]
+    hashes = {failure["path"]: failure["content_hash"] for failure in engine.status().failures}
+    assert hashes[locked] is None and hashes[str(folder / "broken.jpg")]
+    report = engine.ingest(folder)  # readable again, same size and mtime
+    assert report.added == 1 and report.failed == [] and engine.status().failed_files == 1  # broken.jpg
