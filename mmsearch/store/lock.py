@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import text
 
-from mmsearch.errors import LockBusyError
+from mmsearch.errors import LockBusyError, LockError
 
 WRITER = "writer"
 MIGRATE = "migrate"
@@ -64,8 +64,11 @@ def _holder_text(info: dict[str, Any] | None) -> str:
 # -- SQLite: a file lock -----------------------------------------------------------------
 @contextmanager
 def _file_lock(path: Path, purpose: str, wait: bool, on_wait: WaitFn | None) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
     try:
         if not _try_lock(fd):
             message = _holder_text(_read_holder(fd))

@@ -172,3 +172,14 @@ def test_a_fresh_home_opened_by_several_processes_at_once_gets_one_schema(tmp_pa
         assert engine.status().files_by_kind == {}
         with pytest.raises(NoIndexError):
             engine.search("x")
+
+
+def test_a_lock_file_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> None:
+    from mmsearch.errors import LockError
+
+    home = tmp_path / "home"
+    Engine.open(home, model=MODEL).close()
+    (home / "mmsearch.db.writer.lock").mkdir()  # a folder where the lock file should be
+    make_folder(tmp_path / "a", 2)
+    with Engine.open(home, model=MODEL) as engine, pytest.raises(LockError, match="cannot open the lock file"):
+        engine.ingest(tmp_path / "a")
