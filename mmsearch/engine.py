@@ -234,9 +234,9 @@ class Engine:
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
         active = self.store.active_model()
-        if active is not None:  # an index file a former version stamped current while it was not
+        if active is not None:  # index files a crash left stale, or a former version stamped current wrongly
             for collection in COLLECTIONS:
-                self._index_cache(active[0], active[1], collection).repair_if_miscounted()
+                self._index_cache(active[0], active[1], collection).repair()
         models = ModelSession(
             active[0] if active else None,
             index_factory=lambda model_id, collection: self._index_cache(model_id, self._active()[1], collection),

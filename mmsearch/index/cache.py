@@ -80,9 +80,11 @@ class IndexCache:
             self._index = None
         return self.get()
 
-    def repair_if_miscounted(self) -> bool:
-        """Rebuild a saved file that claims the database's generation but holds another number of vectors
-        (written by a version that could stamp a generation it did not reflect); True when it was rebuilt.
+    def repair(self) -> bool:
+        """Rebuild a saved file that is stale (an interrupted writer left it behind its database) or that claims
+        the database's generation but holds another number of vectors (written by a version that could stamp a
+        generation it did not reflect); True when it was rebuilt. A missing or unreadable file is left to be
+        built on first use.
 
         Reads only the file's header and counts the rows (what every ingest can afford)."""
         if not self.path.is_file():
@@ -90,10 +92,9 @@ class IndexCache:
         try:
             header = read_header(self.path)
         except IndexCorruptError:
-            return False  # rebuilt when next loaded
-        if header.get("generation") != self.store.generation(self.collection):
-            return False  # stale: rebuilt when next loaded
-        if header.get("count") == collection_size(self.store, self.model_id, self.collection):
+            return False
+        current = header.get("generation") == self.store.generation(self.collection)
+        if current and header.get("count") == collection_size(self.store, self.model_id, self.collection):
             return False
         self._index = None
         self.rebuild()

@@ -167,3 +167,23 @@ def test_kill_9_during_reindex_then_a_query_and_a_reingest_leave_the_index_whole
     print(f"reindex crash trials: {tally}, ingests killed beside them: {ingests_killed}")
     assert tally.trials == TRIALS
     assert tally.killed_running >= 1
+
+
+def test_a_stale_index_left_by_a_killed_writer_is_rebuilt_by_a_no_change_ingest(tmp_path: Path) -> None:
+    """A writer killed after its last commit but before saving leaves the index file behind the database; the
+    next ingest repairs it even with nothing to do (found by the crash trials with MMSEARCH_CRASH_SEED=2026)."""
+    home = tmp_path / "home"
+    make_folder(tmp_path / "a", 20)
+    make_folder(tmp_path / "b", 10, first_seed=500)
+    with Engine.open(home, model=MODEL) as engine:
+        engine.ingest(tmp_path / "a")
+        path = engine._index_cache(*engine._active(), "image").path
+    saved = path.read_bytes()
+    with Engine.open(home, model=MODEL) as engine:
+        engine.ingest(tmp_path / "b")
+    path.write_bytes(saved)  # as if killed before the save
+    stale = integrity(home).collections["image"]
+    assert (stale.index, stale.database, stale.claims_current) == (20, 30, False)
+    with Engine.open(home) as engine:
+        assert engine.ingest(tmp_path / "a").skipped == 20
+    assert_index_equals_database(integrity(home))
