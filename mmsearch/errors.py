@@ -60,3 +60,13 @@ class IndexCorruptError(MmsearchError):
 
 class ManifestError(MmsearchError):
     """A caption manifest cannot be read or parsed; the message names the file and line."""
+
+
+class LockError(MmsearchError):
+    """The home's lock cannot be taken (its lock file cannot be created, say)."""
+
+
+class LockBusyError(LockError):
+    """Another process holds the home's writer lock (an ingest or reindex is running) and waiting was declined."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

@@ -166,6 +166,12 @@ def clean_errors() -> Iterator[None]:
     help="faster-whisper model for audio without .srt/.vtt/.txt: a size name (tiny.en, base, small, ...) or a "
     "local CTranslate2 folder. Default: small. Env: MMSEARCH_SPEECH_MODEL.",
 )
+@click.option("--retry-failed", is_flag=True, help="Retry files that failed before even if they have not changed.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    help="When another ingest or reindex is writing to this home: wait for it (default, with a message), or fail.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
@@ -177,6 +183,8 @@ def ingest(
     encode_streams: int | None,
     manifests: tuple[Path, ...],
     speech_model: str | None,
+    retry_failed: bool,
+    wait: bool,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -186,7 +194,9 @@ def ingest(
 
     ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
-        report = engine.ingest(folder, progress=callback, captions=manifests)
+        report = engine.ingest(
+            folder, progress=callback, captions=manifests, retry_failed=retry_failed, wait=wait, on_wait=_say_waiting
+        )
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -361,20 +371,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--wait/--no-wait", default=True, help="When an ingest is writing to this home: wait (default) or fail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def reindex(ctx: click.Context, as_json: bool) -> None:
+def reindex(ctx: click.Context, wait: bool, as_json: bool) -> None:
     """Rebuild the vector index from the vectors stored in the database."""
     from mmsearch.cli.output import emit_json
 
     with open_engine(ctx, create=False) as engine:
-        result = engine.reindex()
+        result = engine.reindex(wait=wait, on_wait=_say_waiting)
     if as_json:
         emit_json(result.to_dict())
     else:
         for collection, entry in result.indexes.items():
             click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
         click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
+
+
+def _say_waiting(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def main() -> None:

@@ -101,6 +101,8 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
         f"in {report.elapsed_s:.1f} s ({report.embedded} embedded, {report.images_per_s:.1f} images/s"
         f"{f', {report.reused} reused' if report.reused else ''})"
     )
+    if report.failed_before:
+        click.echo(f"  {report.failed_before} files skipped: they failed before and have not changed (--retry-failed)")
     texts = _text_changes(report)
     if texts:
         click.echo(f"  texts: {texts}")
@@ -150,6 +152,11 @@ def print_status(status: StatusReport) -> None:
     texts = ", ".join(_count(count, kind) for kind, count in sorted(status.texts_by_kind.items())) or "none"
     lines.append(f"texts:     {texts}")
     lines.append(f"vectors:   {status.vectors} stored")
+    if status.failed_files:
+        lines.append(
+            f"failed:    {status.failed_files} files failed and are skipped until they change "
+            "(listed by --json; ingest --retry-failed retries them)"
+        )
     lines.append(
         f"indexes:   exact (flat) below {status.hnsw_threshold} vectors per collection, HNSW from "
         f"{status.hnsw_threshold} (back to flat below {status.hnsw_shrink_below}); setting hnsw_threshold"

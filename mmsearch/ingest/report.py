@@ -88,7 +88,9 @@ class IngestReport:
     ignored: list[IgnoredFile] = field(default_factory=list)
     """Files passed over on purpose, with their reason class (counted per class in ``ignored_by_reason``)."""
     file_warnings: list[FileWarning] = field(default_factory=list)
-    """Decoder warnings, per file (shown with ``ingest -v``; never printed while decoding)."""
+    """Decoder warnings, per file (shown by ``mmsearch -v ingest``; never printed while decoding)."""
+    failed_before: int = 0
+    """Files skipped because they failed in an earlier run and have not changed (``retry_failed`` retries them)."""
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     embed_s: float = 0.0

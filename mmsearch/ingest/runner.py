@@ -20,7 +20,7 @@ from mmsearch.captions.manifest import CaptionManifest
 from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import MmsearchError
+from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
@@ -95,6 +95,8 @@ class IngestRun:
         self._failed_known: list[KnownFile] = []
         self._warned: dict[str, dict[str, None]] = {}
         """Decoder warnings per file path (an ordered set of messages), filled by the decoding threads."""
+        self.unreadable: set[str] = set()
+        """Paths that failed because of their own content (see ``mmsearch.ingest.failure_memory``)."""
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
         """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure.
@@ -142,6 +144,8 @@ class IngestRun:
         """Report a bad file; a known file that no longer reads must not keep answering queries."""
         reason = str(error) if isinstance(error, MmsearchError) else f"{type(error).__name__}: {error}"
         self.report.failed.append(FailedFile(path, reason, reason_class(error)))
+        if isinstance(error, UnreadableMediaError):  # the file's own fault, not the set-up's: worth remembering
+            self.unreadable.add(path)
         if path in known:
             self._failed_known.append(known[path])
 

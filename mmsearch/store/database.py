@@ -14,6 +14,7 @@ from sqlalchemy.pool import StaticPool
 
 from mmsearch.errors import ConfigError, MissingDependencyError
 from mmsearch.hints import install_hint
+from mmsearch.store.lock import MIGRATE, database_lock
 
 
 def connect(url: str) -> SqlEngine:
@@ -124,6 +125,8 @@ def upgrade_to_head(engine: SqlEngine) -> None:
     """Bring the schema to the newest migration; a no-op when it is already there.
 
     The usual case (already at the head) is checked without Alembic, which keeps it off the query path.
+    Otherwise the migrations run under the database's migration lock (a file lock beside a SQLite file, an
+    advisory lock on PostgreSQL), so processes opening a fresh home at once create the schema once.
     """
     head = script_head()
     if head is not None and _current_revision(engine) == head:
@@ -134,7 +137,7 @@ def upgrade_to_head(engine: SqlEngine) -> None:
 
     config = alembic_config(engine)
     head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.begin() as connection:
+    with database_lock(engine, MIGRATE, purpose="schema upgrade"), engine.begin() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:
             return

@@ -54,8 +54,11 @@ def test_every_hostile_input_gets_its_outcome_through_the_library(tmp_path: Path
         assert str(lib / "bad_exif.jpg") in warned
         assert capfd.readouterr().err == ""  # decoder warnings are in the report, not on stderr
 
-        again = engine.ingest(lib)  # a re-run: the same outcomes, nothing re-indexed, nothing lost
-        assert again.added == again.updated == again.removed == 0
+        held = engine.ingest(lib)  # a plain re-run: files that failed on their content are remembered, not read
+        assert held.added == held.updated == held.removed == 0
+        assert 0 < held.failed_before <= engine.status().failed_files
+        again = engine.ingest(lib, retry_failed=True)  # retried: the same outcomes, nothing re-indexed, nothing lost
+        assert again.added == again.updated == again.removed == 0 and again.failed_before == 0
         assert set(engine.store.files_under(str(lib))) == indexed
         # The image of a bad caption sidecar is indexed and unchanged, so its sidecar is not read again.
         rerun = [case for case in cases if not case.path.endswith(".txt")]
