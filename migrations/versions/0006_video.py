@@ -1,11 +1,10 @@
 """video: keyframes are items of their video, with the frame's time (text_items.at_s)
 
 Revision ID: 0006_video
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-06 04:00:00
 
-Written beside 0005 (remembered failures, another branch): at merge time ``down_revision`` becomes that
-revision's id, so the chain stays linear.
+Written beside 0005 (remembered failures) on another branch, and re-chained after it when both met on main.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_video"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

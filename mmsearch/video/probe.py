@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from mmsearch.audio.probe import describe_av_error, import_av
 from mmsearch.errors import UnreadableMediaError
+from mmsearch.reasons import EMPTY_FILE
 
 MAX_VIDEO_PIXELS = 8192 * 8192
 """Frames larger than this are refused (a decompression bomb, or nothing a phone records)."""
@@ -33,6 +35,8 @@ def open_video(path: str) -> Any:
     """A PyAV input container, or UnreadableMediaError with a one-line reason."""
     av = import_av()
     try:
+        if os.path.getsize(path) == 0:
+            raise UnreadableMediaError("empty file", EMPTY_FILE)
         return av.open(path, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise UnreadableMediaError(f"cannot read video: {describe_av_error(exc)}") from exc
