@@ -45,7 +45,7 @@ def imports_of(folder: str) -> dict[str, set[str]]:
         ("index", ("mmsearch.encoders", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
         ("store", ("mmsearch.encoders", "mmsearch.index", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
         ("imageio.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
-        ("imageformats.py", ("mmsearch.",)),
+        ("imageformats.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
         ("kinds.py", ("mmsearch.",)),
         ("identity.py", ("mmsearch.",)),
     ],
