@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmsearch.assets import Asset, AssetText
 from mmsearch.config import DEFAULT_MODEL, Settings, resolve_settings
 from mmsearch.encoders import Encoder, ModelIdentity, canonical_model_name, create_encoder
 from mmsearch.errors import (
@@ -380,6 +381,23 @@ class Engine:
                     self.settings.index_dir, self.settings.database_url, active[1], collection
                 )
         return build_status(self.settings, self.store, active[1] if active else None, paths)
+
+    def asset(self, asset_id: int) -> Asset | None:
+        """An indexed file by its id, with its captions and transcript segments; None when there is no such asset."""
+        file = self.store.get_files([asset_id]).get(asset_id)
+        if file is None:
+            return None
+        texts = [
+            AssetText(t.id, t.kind, t.source, t.text, t.start, t.end)
+            for t in self.store.texts_of_files([asset_id]).get(asset_id, [])
+        ]
+        return Asset(
+            file.id, file.path, file.kind, file.width, file.height, file.size, file.mtime_ns, file.taken_at, texts
+        )
+
+    def existing_assets(self, ids: Sequence[int]) -> set[int]:
+        """Which of ``ids`` are indexed assets."""
+        return set(self.store.get_files(ids))
 
     def reindex(self) -> dict[str, Any]:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""
