@@ -41,7 +41,7 @@ Web = Annotated[WebService, Depends(web)]
 Params = Annotated[SearchParams, Depends(search_params)]
 
 
-@router.get("/search", response_model=SearchResult)
+@router.get("/search", response_model=SearchResult, response_model_exclude_unset=True)
 def search(service: Web, params: Params) -> dict[str, Any]:
     """Search by text (``q``), by an indexed asset (``like``: "more like this"), or both."""
     text, image = params.text, None
@@ -53,7 +53,7 @@ def search(service: Web, params: Params) -> dict[str, Any]:
     return _search(service, params, text, image, described)
 
 
-@router.post("/search/image", response_model=SearchResult)
+@router.post("/search/image", response_model=SearchResult, response_model_exclude_unset=True)
 def search_image(service: Web, params: Params, image: Annotated[UploadFile, File()]) -> dict[str, Any]:
     """Search by an uploaded image (multipart field ``image``), mixed with ``q`` when given."""
     data = image.file.read(service.limits.max_upload + 1)
