@@ -16,7 +16,13 @@ from starlette.responses import FileResponse
 from mmsearch.assets import Asset
 from mmsearch.errors import UnreadableMediaError
 
-_EXTRA_TYPES = {".wav": "audio/wav", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".flac": "audio/flac", ".webp": "image/webp"}
+_EXTRA_TYPES = {
+    ".wav": "audio/wav",
+    ".opus": "audio/ogg",
+    ".m4a": "audio/mp4",
+    ".flac": "audio/flac",
+    ".webp": "image/webp",
+}
 
 
 def open_regular(path: str) -> BinaryIO:

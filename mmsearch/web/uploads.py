@@ -35,7 +35,9 @@ def check_image(data: bytes, max_pixels: int) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height, kind = image.width, image.height, image.format or "image"
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError):
+    except Image.DecompressionBombError:
+        raise UploadError(f"the uploaded image has more pixels than the limit of {max_pixels:,}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise UploadError("the upload is not an image Pillow can read") from None
     if width < 1 or height < 1:
         raise UploadError("the uploaded image has no pixels")
