@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from mmsearch.web.server import WebServer
 from tests.conftest import make_image
 
 TRANSCRIPT = (
@@ -50,3 +55,21 @@ def build_library(folder: Path) -> Path:
     write_wav(folder / "talk.wav")
     (folder / "talk.srt").write_text(TRANSCRIPT)
     return folder
+
+
+@contextmanager
+def running(server: WebServer) -> Iterator[WebServer]:
+    """``server`` serving in a thread (announced in its home) until the block ends."""
+    server.start()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.02)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(15)
+        server.close()
