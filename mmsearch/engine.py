@@ -132,8 +132,9 @@ class Engine:
                 "Leave --model out to use the index's model, or pick another --home."
             )
 
-    def warm_up(self) -> bool:
-        """Load what text queries need now (the query text encoder and every index), not on the first query.
+    def warm_up(self, *, images: bool = False) -> bool:
+        """Load what text queries need now (the query text encoder and every index), not on the first query;
+        with ``images`` the image tower too (the whole model), for image queries.
 
         False when nothing is indexed yet (there is nothing to load; searches fail until an ingest).
         """
@@ -141,6 +142,8 @@ class Engine:
             return False
         model_id, identity = self._active()
         self._text_encoder(identity)
+        if images:
+            self._checked_encoder(identity)
         searcher = self._searcher(model_id, identity)
         for collection in COLLECTIONS:
             searcher.index_for(collection)

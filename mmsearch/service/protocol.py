@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.errors import MmsearchError
 from mmsearch.search import Hit
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
-PROTOCOL = 1
+PROTOCOL = 2
+"""2: the FastAPI app's ``/api/v1`` routes (1 was the http.server service's ``POST /search``)."""
+API = "/api/v1"
 TOKEN_HEADER = "X-Mmsearch-Token"
 
 
@@ -79,41 +81,33 @@ class ServiceInfo:
         return True
 
 
-def search_request(
-    text: str | None, image: str | None, k: int, kind: str, options: dict[str, Any], model: str | None = None
-) -> dict[str, Any]:
-    """A search as JSON: ``options`` are ``Engine.search`` keywords (``filters`` a :class:`Filters` or a dict)."""
-    encoded = {name: value for name, value in options.items() if value is not None}
-    filters = encoded.get("filters")
-    if filters is not None and not isinstance(filters, dict):
-        encoded["filters"] = {
-            "path": filters.path,
-            "ext": list(filters.ext),
-            "since": filters.since,
-            "until": filters.until,
-        }
-    return {"text": text, "image": image, "k": k, "kind": kind, "options": encoded, "model": model}
-
-
-def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, int, str, dict[str, Any]]:
-    """``(text, image, k, kind, options)`` of a request, ready for ``Engine.search``; raises ConfigError."""
-    from mmsearch.filters import Filters
-
-    try:
-        options = dict(request.get("options") or {})
-        filters = options.get("filters")
-        if filters is not None:
-            options["filters"] = Filters(
-                path=filters.get("path"),
-                ext=tuple(filters.get("ext") or ()),
-                since=filters.get("since"),
-                until=filters.get("until"),
-            )
-        text, image = request.get("text"), request.get("image")
-        k, kind = int(request.get("k", 10)), str(request.get("kind", "image"))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"malformed search request: {exc}") from exc
-    return text, image, k, kind, options
+def search_query(
+    text: str | None, k: int, kind: str, options: dict[str, Any], model: str | None = None
+) -> list[tuple[str, str]]:
+    """A search as the query parameters of ``GET /api/v1/search`` (and ``POST /api/v1/search/image``):
+    ``options`` are ``Engine.search`` keywords (``filters`` a :class:`Filters`, ``weights`` a dict)."""
+    params: list[tuple[str, str]] = [("k", str(k)), ("kind", kind)]
+    if text is not None:
+        params.append(("q", text))
+    if model:
+        params.append(("model", model))
+    for name, value in options.items():
+        if value is None or name == "filters":
+            continue
+        if name == "weights":
+            params += [("weight", f"{retriever}={weight!r}") for retriever, weight in value.items()]
+        elif isinstance(value, bool):
+            params.append((name, "true" if value else "false"))
+        else:
+            params.append((name, repr(value) if isinstance(value, float) else str(value)))
+    filters = options.get("filters")
+    if filters is not None:
+        if filters.path:
+            params.append(("path", filters.path))
+        params += [("ext", ext) for ext in filters.ext]
+        params += [(name, repr(float(when))) for name, when in (("since", filters.since), ("until", filters.until))
+                   if when is not None]
+    return params
 
 
 def hits_to_json(hits: list[Hit]) -> dict[str, Any]:
@@ -125,5 +119,3 @@ def hits_from_json(payload: dict[str, Any]) -> list[Hit]:
     return [Hit(**{key: value for key, value in hit.items() if key in names}) for hit in payload["hits"]]
 
 
-def error_to_json(error: BaseException) -> dict[str, Any]:
-    return {"error": str(error), "exit_code": int(getattr(error, "exit_code", 1))}

@@ -6,3 +6,18 @@ cookie, cross-site checks, body limits), :mod:`.thumbnails` and :mod:`.media` se
 :mod:`.jobs` runs ingests in the background, :mod:`.server` runs it all under uvicorn, and ``static/`` is the
 page (plain HTML, CSS and JavaScript, no build step).
 """
+
+from __future__ import annotations
+
+from mmsearch.errors import MissingDependencyError
+
+
+def require_server_extra() -> None:
+    """Raise MissingDependencyError unless FastAPI, uvicorn and python-multipart are installed."""
+    import importlib.util
+
+    missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"mmsearch serve needs {', '.join(missing)}: pip install 'mmsearch[server]'"
+        )

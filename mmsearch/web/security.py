@@ -21,7 +21,8 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-TOKEN_HEADER = "X-Mmsearch-Token"
+from mmsearch.service.protocol import TOKEN_HEADER
+
 REQUEST_HEADER = "X-Mmsearch-Request"
 """Sent by the page's own scripts with every state-changing request: a cross-site form cannot set a header."""
 SESSION_COOKIE = "mmsearch_session"
