@@ -346,15 +346,15 @@ class Engine:
         return np.stack([known[text] for text in texts])
 
     def _text_encoder(self, identity: ModelIdentity) -> Any:
-        """The loaded encoder if any; else the verified torch-free export of the index model's text tower
-        (``mmsearch.encoders.onnx_text``) when there is one; else the encoder, loaded now."""
-        if self._encoder is None:
-            if identity.fingerprint not in self._query_encoders:
-                from mmsearch.encoders.onnx_text import load_text_encoder
+        """The verified torch-free export of the index model's text tower (``mmsearch.encoders.onnx_text``) when
+        there is one, even when the whole model is loaded (a warm service answers a text query with the same
+        vector as a new process would); else the encoder, loaded now if need be."""
+        if identity.fingerprint not in self._query_encoders:
+            from mmsearch.encoders.onnx_text import load_text_encoder
 
-                self._query_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
-            if self._query_encoders[identity.fingerprint] is not None:
-                return self._query_encoders[identity.fingerprint]
+            self._query_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
+        if self._query_encoders[identity.fingerprint] is not None:
+            return self._query_encoders[identity.fingerprint]
         return self._checked_encoder(identity)
 
     def _checked_encoder(self, identity: ModelIdentity) -> Encoder:

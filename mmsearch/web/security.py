@@ -63,8 +63,9 @@ class Limits:
     body_timeout_s: float = 30.0
     engine_wait_s: float = 60.0
     """How long a request waits for the engine (busy with other searches) before it is answered 503."""
-    max_connections: int = 200
-    """Connections and requests in flight at once; more are answered 503 at once (uvicorn's limit)."""
+    max_connections: int = 1024
+    """Connections (idle ones too) and requests in flight at once; more are answered 503 at once (uvicorn's
+    limit). Connections are cheap (no thread each); searches queue for the engine, ``engine_wait_s`` at most."""
 
 
 class Auth:
