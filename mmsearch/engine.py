@@ -398,6 +398,14 @@ class Engine:
             file.id, file.path, file.kind, file.width, file.height, file.size, file.mtime_ns, file.taken_at, texts
         )
 
+    def assets_under(self, folder: str | os.PathLike[str]) -> list[Asset]:
+        """The indexed files under ``folder`` (without their texts), e.g. to make their thumbnails."""
+        root = str(Path(folder).expanduser().resolve())
+        return [
+            Asset(k.id, k.path, k.kind, k.width, k.height, k.size, k.mtime_ns, k.taken_at)
+            for k in self.store.files_under(root).values()
+        ]
+
     def existing_assets(self, ids: Sequence[int]) -> set[int]:
         """Which of ``ids`` are indexed assets."""
         return set(self.store.get_files(ids))

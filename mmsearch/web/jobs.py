@@ -7,6 +7,7 @@ stops the job at its next progress step; what was committed by then stays (a lat
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.errors import MmsearchError
+from mmsearch.assets import Asset
+from mmsearch.errors import MmsearchError, UnreadableMediaError
 
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
@@ -43,6 +45,7 @@ class Job:
     id: str
     folder: str
     captions: list[str]
+    thumbnails: bool = False
     state: str = "running"
     phase: str | None = None
     done: int = 0
@@ -54,27 +57,35 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("id", "folder", "state", "phase", "done", "total", "started", "finished", "report", "error")
+        names = ("id", "folder", "thumbnails", "state", "phase", "done", "total", "started", "finished", "report")
+        names += ("error",)
         return {name: getattr(self, name) for name in names}
 
 
 class IngestJobs:
-    """Runs ingest jobs with engines from ``open_engine``; ``after`` runs when one ends (e.g. thumbnail pruning)."""
+    """Runs ingest jobs with engines from ``open_engine``; ``after`` runs when one ends (e.g. thumbnail pruning);
+    ``thumbnail`` makes an image asset's thumbnail, for jobs asked to make them at ingest."""
 
-    def __init__(self, open_engine: Callable[[], Engine], after: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        open_engine: Callable[[], Engine],
+        after: Callable[[], None] = lambda: None,
+        thumbnail: Callable[[Asset], object] = lambda asset: None,
+    ) -> None:
         self._open_engine = open_engine
         self._after = after
+        self._thumbnail = thumbnail
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, folder: str, captions: Sequence[str] = ()) -> Job:
+    def start(self, folder: str, captions: Sequence[str] = (), thumbnails: bool = False) -> Job:
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise JobError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
         with self._lock:
             if any(job.state == "running" for job in self._jobs.values()):
                 raise JobConflict("an ingest job is already running; wait for it or cancel it")
-            job = Job(uuid.uuid4().hex[:12], str(root), list(captions))
+            job = Job(uuid.uuid4().hex[:12], str(root), list(captions), thumbnails)
             self._jobs[job.id] = job
             for old in [j for j in self._jobs.values() if j.state != "running"][:-KEEP]:
                 del self._jobs[old.id]
@@ -114,6 +125,8 @@ class IngestJobs:
         try:
             with self._open_engine() as engine:
                 report = engine.ingest(job.folder, progress, captions=job.captions)
+                if job.thumbnails:
+                    self._make_thumbnails(engine.assets_under(job.folder), progress)
             job.report = report.to_dict()
             job.state = "cancelled" if job.cancel.is_set() else "done"
         except JobCancelled:
@@ -125,3 +138,10 @@ class IngestJobs:
         finally:
             job.finished = time.time()
             self._after()
+
+    def _make_thumbnails(self, assets: list[Asset], progress: Callable[[str, int, int], None]) -> None:
+        images = [asset for asset in assets if asset.kind == "image"]
+        for done, asset in enumerate(images, 1):
+            with contextlib.suppress(UnreadableMediaError):  # refused again, with the reason, on request
+                self._thumbnail(asset)
+            progress("thumbnails", done, len(images))

@@ -99,7 +99,7 @@ def media(service: Web, asset_id: AssetId) -> FileResponse:
 @router.post("/ingest", response_model=JobModel, status_code=202)
 def start_ingest(service: Web, request: IngestRequest) -> dict[str, Any]:
     """Start ingesting a folder (on the service's machine) in the background."""
-    return finite(service.jobs.start(request.folder, request.captions).to_dict())
+    return finite(service.jobs.start(request.folder, request.captions, request.thumbnails).to_dict())
 
 
 @router.get("/ingest", response_model=list[JobModel])

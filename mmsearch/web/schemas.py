@@ -93,6 +93,8 @@ class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(min_length=1, max_length=4096)
     captions: list[str] = Field(default_factory=list, max_length=16)
+    thumbnails: bool = False
+    """Also make the grid thumbnails of the folder's images now (else each is made on its first request)."""
 
 
 JobState = Literal["running", "done", "failed", "cancelled"]
@@ -103,6 +105,7 @@ class JobModel(BaseModel):
 
     id: str
     folder: str
+    thumbnails: bool = False
     state: JobState
     phase: str | None = None
     done: int = 0

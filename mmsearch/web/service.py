@@ -52,7 +52,11 @@ class WebService:
         self.home = Path(engine.settings.home)
         self.uploads = self.home / UPLOADS
         self.thumbnails = Thumbnails(self.home, engine.settings.max_image_pixels)
-        self.jobs = IngestJobs(open_engine or self._open_like, after=self.prune_thumbnails)
+        self.jobs = IngestJobs(
+            open_engine or self._open_like,
+            after=self.prune_thumbnails,
+            thumbnail=lambda asset: self.thumbnails.get(asset, "grid"),
+        )
         self._lock = threading.Lock()
 
     def run(self, work: Callable[[Engine], T]) -> T:

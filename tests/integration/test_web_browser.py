@@ -40,6 +40,7 @@ def browser_or_skip():
     options.binary_location = binary
     for argument in ("--headless=new", "--disable-dev-shm-usage", "--window-size=1280,900", "--mute-audio"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if os.geteuid() == 0:
         options.add_argument("--no-sandbox")  # Chromium refuses to run as root inside its sandbox
     try:
@@ -261,3 +262,13 @@ def test_usable_at_360_pixels(page) -> None:
     assert width <= viewport  # nothing sticks out sideways
     assert page.find_element("id", "search-button").is_displayed()
     shot(page, "11-mobile")
+
+
+def test_the_page_breaks_no_content_security_rule(page) -> None:
+    _, caption = dev_caption(60)
+    search_for(page, caption)
+    page.find_element("css selector", "#results .card .details").click()
+    wait_for(page, lambda d: "Captions" in d.find_element("id", "lightbox").text)
+    messages = [entry["message"] for entry in page.get_log("browser")]
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused to" in m], messages
+    assert not [m for m in messages if "Uncaught" in m], messages

@@ -228,6 +228,19 @@ def test_ingest_job_reports_progress_and_per_file_errors(client: TestClient, tmp
     assert client.get("/api/v1/status").json()["files_by_kind"]["image"] == 10
 
 
+def test_an_ingest_job_can_make_the_thumbnails(client: TestClient, tmp_path: Path) -> None:
+    more = tmp_path / "more"
+    for seed in range(3):
+        make_image(more / f"pic{seed}.png", 40 + seed, (400, 300))
+    job = client.post("/api/v1/ingest", json={"folder": str(more), "thumbnails": True}).json()
+    done = client.app.state.web.jobs.wait(job["id"], 60)
+    assert (done.state, done.phase, done.done, done.total) == ("done", "thumbnails", 3, 3)
+    root = client.app.state.web.thumbnails.root
+    made = sorted(path.name.split("-")[0] for path in root.glob("*/*.jpg"))
+    assert made == ["grid", "grid", "grid"]
+    assert all(max(Image.open(path).size) == SIZES["grid"] for path in root.glob("*/*.jpg"))
+
+
 def test_ingest_job_refuses_a_missing_folder_and_unknown_jobs(client: TestClient, tmp_path: Path) -> None:
     missing = client.post("/api/v1/ingest", json={"folder": str(tmp_path / "nope")})
     assert missing.status_code == 400 and "folder not found" in missing.json()["error"]
