@@ -57,9 +57,19 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("id", "folder", "thumbnails", "state", "phase", "done", "total", "started", "finished", "report")
-        names += ("error",)
-        return {name: getattr(self, name) for name in names}
+        return {
+            "id": self.id,
+            "folder": self.folder,
+            "thumbnails": self.thumbnails,
+            "state": self.state,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "started": self.started,
+            "finished": self.finished,
+            "report": self.report,
+            "error": self.error,
+        }
 
 
 class IngestJobs:
@@ -69,7 +79,7 @@ class IngestJobs:
     def __init__(
         self,
         open_engine: Callable[[], Engine],
-        after: Callable[[], None] = lambda: None,
+        after: Callable[[], object] = lambda: None,
         thumbnail: Callable[[Asset], object] = lambda asset: None,
     ) -> None:
         self._open_engine = open_engine

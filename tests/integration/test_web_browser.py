@@ -245,6 +245,24 @@ def test_lightbox_explains_a_hit_and_keys_navigate(page) -> None:
     assert page.switch_to.active_element.get_attribute("data-index") == "2"
 
 
+def test_a_search_in_flight_shows_the_loading_state(page) -> None:
+    page.execute_cdp_cmd("Network.enable", {})
+    slow = {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1}
+    page.execute_cdp_cmd("Network.emulateNetworkConditions", slow)
+    try:
+        box = page.find_element("id", "q")
+        box.send_keys("a dog in the snow")
+        page.find_element("id", "search-button").click()
+        state = page.find_element("id", "state")
+        assert state.get_attribute("class") == "loading" and state.text == "Searching…"
+        assert page.find_element("id", "results").get_attribute("aria-busy") == "true"
+        shot(page, "12-loading")
+    finally:
+        fast = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        page.execute_cdp_cmd("Network.emulateNetworkConditions", fast)
+    assert settled(page).endswith("results")
+
+
 def test_errors_are_shown(page) -> None:
     search_for(page, '"unterminated')
     state = page.find_element("id", "state")

@@ -184,7 +184,8 @@ function card(hit, index) {
 }
 
 function playFrom(audio, seconds) {
-  const start = () => { audio.currentTime = seconds; return audio.play(); };
+  // play() rejects when a pause comes first (the user stopped it): nothing to report then
+  const start = () => { audio.currentTime = seconds; audio.play().catch(() => {}); };
   if (audio.readyState >= 1) { start(); return; }
   audio.preload = "metadata";
   audio.addEventListener("loadedmetadata", start, { once: true });
