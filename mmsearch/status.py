@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from mmsearch.config import Settings
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
+from mmsearch.kinds import IMAGE
 from mmsearch.store.repository import MetadataStore
 
 
@@ -72,7 +73,7 @@ def build_status(
         files_bytes=counts["files_bytes"],
         vectors=counts["vectors"],
         generation=generation,
-        index=indexes.get("image"),
+        index=indexes.get(IMAGE),
         indexes=indexes,
         hnsw_threshold=settings.hnsw_threshold,
         hnsw_shrink_below=math.ceil(SHRINK_FRACTION * settings.hnsw_threshold),

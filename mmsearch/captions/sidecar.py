@@ -10,7 +10,8 @@ from collections.abc import Collection, Set
 
 from mmsearch.captions.embedded import clean_caption
 from mmsearch.errors import UnreadableMediaError
-from mmsearch.textitems import CAPTION, TextItem
+from mmsearch.kinds import CAPTION
+from mmsearch.textitems import TextItem
 
 CAPTION_SIDECAR_SUFFIXES = (".txt", ".caption")
 MAX_SIDECAR_BYTES = 1024 * 1024

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mmsearch import __version__
-from mmsearch.cli.search_options import MODE_CHOICES, engine_options, search_options
+from mmsearch.cli.search_options import engine_options, search_options
 from mmsearch.errors import MmsearchError
+from mmsearch.kinds import DEFAULT_MODE, MODES
 
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
+    from mmsearch.searcher import Searcher
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,13 +84,24 @@ def open_engine(ctx: click.Context) -> Iterator[Engine]:
 
 
 @contextmanager
+def open_searcher(ctx: click.Context, service: bool) -> Iterator[Searcher]:
+    """The searcher of the global options: the home's running query service, else the engine
+    (:func:`mmsearch.searcher.open_searcher` picks); library errors become clean messages."""
+    with library_errors():
+        from mmsearch.searcher import open_searcher
+
+        with open_searcher(**ctx.obj, service=service) as searcher:
+            _collect_again()
+            yield searcher
+
+
+@contextmanager
 def library_errors() -> Iterator[None]:
     """Library errors become ``Error: ...`` and exit code 1. Pillow's bomb warnings are dropped:
     mmsearch applies its own pixel limit and reports each such file itself."""
-    from PIL import Image
-
     with warnings.catch_warnings(), clean_errors():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's DecompressionBombWarning, by its message: importing Pillow here would slow served queries
+        warnings.filterwarnings("ignore", r"Image size \(\d+ pixels\) exceeds limit", RuntimeWarning)
         yield
 
 
@@ -99,7 +112,7 @@ def clean_errors() -> Iterator[None]:
         yield
     except MmsearchError as exc:
         error = click.ClickException(str(exc))
-        error.exit_code = exc.exit_code
+        error.exit_code = exc.exit_code  # type: ignore[misc]  # click types it a ClassVar; main() reads the instance's
         raise error from exc
 
 
@@ -170,8 +183,8 @@ def ingest(
 @click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
 @click.option(
     "--mode",
-    type=click.Choice(MODE_CHOICES),
-    default="hybrid",
+    type=click.Choice(MODES),
+    default=DEFAULT_MODE,
     show_default=True,
     help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
 )
@@ -223,10 +236,8 @@ def query(
             else:
                 emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
         return
-    hits = None if no_service else _served_search(ctx, text, image, k, search)
-    if hits is None:
-        with open_engine(ctx) as engine:
-            hits = engine.search(text, image=image, k=k, **search)
+    with open_searcher(ctx, service=not no_service) as searcher:
+        hits = searcher.search(text, image=image, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
         described: Any = text if image is None else {"image": str(image), "text": text}
@@ -235,23 +246,6 @@ def query(
         print_paths(hits)
     else:
         print_hits(hits, label, explain=search.get("explain", False))
-
-
-def _served_search(
-    ctx: click.Context, text: str | None, image: Path | None, k: int, search: dict[str, Any]
-) -> list[Any] | None:
-    """The hits of the running query service of this home and database, or None (no service: search here)."""
-    from mmsearch.config import resolve_settings
-    from mmsearch.service.client import find_service, remote_search
-
-    with clean_errors():
-        settings = resolve_settings(**ctx.obj)
-        info = find_service(settings.home, settings.database_url)
-        if info is None:
-            return None
-        picture = str(image.expanduser().resolve()) if image is not None else None
-        options = {name: value for name, value in search.items() if name != "kind"}
-        return remote_search(info, text, picture, k, search["kind"], options, model=settings.model)
 
 
 @cli.command()
@@ -309,7 +303,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option(
     "--mode",
     "modes",
-    type=click.Choice(MODE_CHOICES),
+    type=click.Choice(MODES),
     multiple=True,
     help="Modes to compare (repeatable; default: all three).",
 )
@@ -324,7 +318,7 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
 
     search = engine_options(options)
     with open_engine(ctx) as engine:
-        report = engine.evaluate(queries, modes=modes or tuple(MODE_CHOICES), k=k, **search)
+        report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -356,11 +350,11 @@ def reindex(ctx: click.Context, as_json: bool) -> None:
     with open_engine(ctx) as engine:
         result = engine.reindex()
     if as_json:
-        emit_json(result)
+        emit_json(result.to_dict())
     else:
-        for collection, entry in result["indexes"].items():
-            click.echo(f"rebuilt {collection} index {entry['path']}: {entry['vectors']} vectors")
-        click.echo(f"model {result['model']}, {result['vectors']} vectors in {result['elapsed_s']:.2f} s")
+        for collection, entry in result.indexes.items():
+            click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
+        click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
 
 
 def main() -> None:
@@ -392,4 +386,4 @@ def _collect_again() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

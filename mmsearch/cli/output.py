@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
     from mmsearch.evaluation import EvalReport
     from mmsearch.ingest.report import IngestReport
-    from mmsearch.search import Hit
+    from mmsearch.search.hits import Hit
     from mmsearch.status import StatusReport
 
 
@@ -155,7 +155,7 @@ def _count(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 or noun == "audio" else f"{count} {noun}s"
 
 
-def _size(value: int | None, what: str = "") -> str:
+def _size(value: float | None, what: str = "") -> str:
     if value is None:
         return ""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
+from mmsearch.encoders.base import Encoder, ModelIdentity
 from mmsearch.encoders.onnx_text import (
     EXPORT_FORMAT,
     INPUT_NAME,
@@ -82,13 +82,13 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def ensure_text_export(encoder: Any, index_dir: Path) -> dict[str, Any] | None:
+def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | None:
     """Export ``encoder``'s text tower under ``index_dir`` unless already done (or tried with these versions).
 
     Returns the manifest (``status`` ``verified`` or ``failed``), or None when nothing applies (switched off,
     not an open_clip encoder, export packages missing, folder not writable). Never raises.
     """
-    tower = getattr(encoder, "text_tower", None)
+    tower = encoder.text_tower
     if not enabled() or tower is None:
         return None
     identity: ModelIdentity = encoder.identity

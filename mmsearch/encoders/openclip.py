@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import ModelIdentity, l2_normalise
+from mmsearch.encoders.base import EncoderBase, ModelIdentity, l2_normalise
 from mmsearch.encoders.precision import (
     PRECISIONS,
     PROBE_TEXTS,
@@ -85,7 +85,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(EncoderBase):
     """An open_clip model with unit-length float32 output.
 
     Precision (``precision``: ``auto``, ``fp32`` or ``bf16``): on CUDA, autocast (bf16 where supported, else

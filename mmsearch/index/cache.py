@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.policy import build_index, maintain
-from mmsearch.store.repository import IMAGE, MetadataStore
+from mmsearch.kinds import IMAGE
+from mmsearch.store.repository import MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
 
@@ -115,7 +116,7 @@ class IndexCache:
         index = self.get()
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
-        if add_ids is not None and len(add_ids):
+        if add_ids is not None and add_vectors is not None and len(add_ids):
             index.add(np.asarray(add_ids, dtype=np.int64), add_vectors)
         self._maintain()
         self.generation = generation
@@ -125,9 +126,9 @@ class IndexCache:
         index = self._index
         if index is None:
             return False
-        tombstones = getattr(index, "tombstones", 0)
+        tombstones = index.tombstones
         self._index = maintain(index, self.hnsw_threshold)
-        return self._index is not index or getattr(index, "tombstones", 0) != tombstones
+        return self._index is not index or index.tombstones != tombstones
 
     def save(self) -> None:
         """Write the index atomically, stamped with the generation it reflects."""

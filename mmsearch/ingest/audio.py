@@ -10,9 +10,11 @@ from mmsearch.audio.subtitles import read_transcript_sidecar, source_of
 from mmsearch.audio.transcribe import Transcriber
 from mmsearch.errors import ConfigError, UnreadableMediaError
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.textitems import TRANSCRIPT, TextItem
+from mmsearch.kinds import TRANSCRIPT
+from mmsearch.textitems import TextItem
 
-TranscriberFactory = Callable[[], Transcriber]
+TranscriberSource = Callable[[], Transcriber]
+"""The speech-to-text model, loaded when first called (``Models.speech_to_text``)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def hash_file(path: str, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_transcript(file: ScannedFile, transcriber: TranscriberFactory | None) -> TranscriptResult:
+def read_transcript(file: ScannedFile, transcriber: TranscriberSource | None) -> TranscriptResult:
     """The timed transcript segments of an audio file, from its sidecar or from speech-to-text."""
     if file.sidecars:
         path = file.sidecars[0].path

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +22,18 @@ from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
-from mmsearch.ingest.audio import TranscriberFactory, hash_file, read_transcript
+from mmsearch.imageio import decode_image, hash_bytes
+from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
-from mmsearch.ingest.imageio import decode_image, hash_bytes
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
-from mmsearch.ingest.scanner import AUDIO, IMAGE, ScannedFile
+from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
-from mmsearch.store.repository import KnownFile, MetadataStore
+from mmsearch.kinds import AUDIO, IMAGE
+from mmsearch.store.records import KnownFile
+from mmsearch.store.repository import MetadataStore
 from mmsearch.textitems import TextItem
 
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
@@ -75,9 +77,8 @@ def read_probe(path: str) -> Probe:
 
 
 def parallel_batches(encoder: Encoder, requested: int = 0) -> AbstractContextManager[int]:
-    """The encoder's :meth:`parallel_batches` where it has one; else one batch at a time."""
-    parallel = getattr(encoder, "parallel_batches", None)
-    return parallel(requested) if parallel is not None else nullcontext(max(1, requested))
+    """The encoder's :meth:`parallel_batches` (one batch at a time unless it says otherwise)."""
+    return encoder.parallel_batches(requested)
 
 
 def _file_signature(path: str) -> str:
@@ -107,7 +108,7 @@ class IngestRun:
         options: IngestOptions,
         report: IngestReport,
         progress: ProgressFn | None = None,
-        transcriber: TranscriberFactory | None = None,
+        transcriber: TranscriberSource | None = None,
         manifests: Sequence[CaptionManifest] = (),
     ) -> None:
         self.store = store
@@ -176,7 +177,7 @@ class IngestRun:
         outcomes = map_ahead(lambda f: read_probe(f.path), files, workers, 4 * workers)
         for done, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
-                probed.append((outcome.item, outcome.value))
+                probed.append((outcome.item, outcome.result))
             else:
                 self._fail(outcome.item.path, outcome.error, known)
             self.progress("hashing", done, len(files))
@@ -219,7 +220,7 @@ class IngestRun:
         if not files:
             return
         encoder = self.models.encoder()
-        device = str(getattr(encoder, "device", "cpu"))
+        device = str(encoder.device)
         size = self.options.batch_size or default_batch_size(device)
         workers = self.options.workers or default_workers(device)
         self.report.batch_size, self.report.workers = size, workers
@@ -237,7 +238,7 @@ class IngestRun:
                 ready = []
                 for outcome in batch:
                     if outcome.error is None:
-                        ready.append((outcome.item, outcome.value))
+                        ready.append((outcome.item, outcome.result))
                     else:
                         self._fail(outcome.item.path, outcome.error, known)
                 if ready:
@@ -278,7 +279,7 @@ class IngestRun:
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = _read(file.path)
-        image, (width, height) = decode_image(data, self.options.max_pixels, getattr(encoder, "min_decode_size", None))
+        image, (width, height) = decode_image(data, self.options.max_pixels, encoder.min_decode_size)
         with Image.open(io.BytesIO(data)) as header:
             embedded = tuple(embedded_captions(header))
             taken = taken_at(header)

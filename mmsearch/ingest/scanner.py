@@ -11,10 +11,9 @@ from pathlib import Path
 from mmsearch.audio.probe import AUDIO_EXTENSIONS
 from mmsearch.audio.subtitles import transcript_sidecar
 from mmsearch.captions.sidecar import caption_sidecars
+from mmsearch.kinds import AUDIO, IMAGE
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-IMAGE = "image"
-AUDIO = "audio"
 
 
 @dataclass(frozen=True)

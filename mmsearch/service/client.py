@@ -4,20 +4,29 @@ A text search is ``GET /api/v1/search?q=...``; an image search uploads the pictu
 /api/v1/search/image``, multipart): the service never opens a path it is sent. :func:`remote_search` answers None
 whenever no service can answer for this home and database (none running, a stale discovery file, another
 database, the service not reachable, the image not readable here): the caller then searches itself.
+:class:`RemoteSearcher` is the :class:`~mmsearch.searcher.Searcher` built on it (it does exactly that).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmsearch.search import Hit
+from mmsearch.kinds import IMAGE
+from mmsearch.search.hits import Hit
 from mmsearch.service.protocol import API, TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_query
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from mmsearch.searcher import Searcher
 
 TIMEOUT_S = 60.0
 """How long a search may take at most; a service that is gone refuses the connection at once."""
@@ -59,6 +68,46 @@ def remote_search(
     request.add_header(TOKEN_HEADER, info.token)
     payload = _send(request)
     return None if payload is None else hits_from_json(payload)
+
+
+class RemoteSearcher:
+    """Searches through a running service, with :meth:`Engine.search`'s signature; where the service does not
+    answer (stopped meanwhile), through ``local()``, a searcher in this process, opened then."""
+
+    def __init__(self, info: ServiceInfo, *, model: str | None = None, local: Callable[[], Searcher]) -> None:
+        self.info = info
+        self.model = model
+        self._open_local = local
+        self._local: Searcher | None = None
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | None = None,
+        k: int = 10,
+        kind: str = IMAGE,
+        **options: Any,
+    ) -> list[Hit]:
+        if self._local is None:
+            picture = str(Path(image).expanduser()) if image is not None else None  # read here, uploaded
+            hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
+            if hits is not None:
+                return hits
+            self._local = self._open_local()
+        return self._local.search(text, image=image, k=k, kind=kind, **options)
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+
+    def __enter__(self) -> RemoteSearcher:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:

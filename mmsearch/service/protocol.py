@@ -1,4 +1,4 @@
-"""What the query service and its clients exchange: search requests and results as JSON, and the discovery
+"""What the service and its clients exchange: searches as query parameters, results as JSON, and the discovery
 file a running service leaves in its home (address, access token, database).
 
 Kept free of torch, SQLAlchemy and the engine: the client side imports this and nothing heavy.
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import MmsearchError
-from mmsearch.search import Hit
+from mmsearch.search.hits import Hit
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 
 from mmsearch.errors import MmsearchError
-from mmsearch.filters import Filters
+from mmsearch.search.filters import Filters
 
 Kind = Literal["image", "caption", "transcript", "audio", "any"]
 Mode = Literal["hybrid", "dense", "keyword"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from mmsearch.querylang import parse_query
+from mmsearch.search.querylang import parse_query
 from mmsearch.web.media import media_response, open_regular
 from mmsearch.web.params import MAX_ID, ParameterError, SearchParams, search_params
 from mmsearch.web.schemas import (

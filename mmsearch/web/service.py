@@ -61,10 +61,13 @@ class WebService:
 
     def run(self, work: Callable[[Engine], T]) -> T:
         """``work(engine)`` once the engine is free (503 after ``engine_wait_s``)."""
+        return self._with_engine(work, count=True)
+
+    def _with_engine(self, work: Callable[[Engine], T], count: bool = False) -> T:
         if not self._lock.acquire(timeout=self.limits.engine_wait_s):
             raise BusyError("the service is busy; try again in a moment")
         try:
-            self.requests += 1
+            self.requests += count
             return work(self.engine)
         finally:
             self._lock.release()
@@ -79,7 +82,8 @@ class WebService:
         return asset
 
     def prune_thumbnails(self) -> int:
-        return self.thumbnails.prune(lambda ids: self.run(lambda engine: engine.existing_assets(ids)))
+        """Remove the thumbnails of assets gone from the index (not counted as a request)."""
+        return self.thumbnails.prune(lambda ids: self._with_engine(lambda engine: engine.existing_assets(ids)))
 
     def health(self) -> dict[str, Any]:
         return {

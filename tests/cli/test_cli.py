@@ -247,7 +247,7 @@ def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Pat
 
 
 def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir: Path, monkeypatch) -> None:
-    import mmsearch.engine
+    import mmsearch.models
     from mmsearch.encoders import create_encoder
 
     asked: list[str] = []
@@ -256,7 +256,7 @@ def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir:
         asked.append(precision)
         return create_encoder(spec, device, precision)
 
-    monkeypatch.setattr(mmsearch.engine, "create_encoder", recording)
+    monkeypatch.setattr(mmsearch.models, "create_encoder", recording)
     assert run("--precision", "fp32", "--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
     monkeypatch.setenv("MMSEARCH_PRECISION", "bf16")
     assert run("query", "red").exit_code == 0

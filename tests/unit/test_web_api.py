@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from mmsearch import Engine
-from mmsearch.filters import Filters
+from mmsearch.search.filters import Filters
 from mmsearch.web.app import create_app
 from mmsearch.web.jobs import IngestJobs
 from mmsearch.web.security import TOKEN_HEADER

@@ -50,8 +50,8 @@ def decode_image(
             image.load()
             if image.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES:
                 width, height = height, width
-            image = ImageOps.exif_transpose(image) or image
-            return image.convert("RGB"), (width, height)
+            upright = ImageOps.exif_transpose(image) or image
+            return upright.convert("RGB"), (width, height)
         except UnreadableMediaError:
             raise
         except UnidentifiedImageError:
