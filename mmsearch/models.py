@@ -124,16 +124,21 @@ class Models:
         return encoder
 
     def text_encoder(self, identity: ModelIdentity) -> TextEncoder:
-        """The verified torch-free export of the index model's text tower (``mmsearch.encoders.onnx_text``) when
-        there is one, even when the whole model is loaded (a warm service answers a text query with the same
-        vector as a new process would); else the encoder, loaded now if need be."""
-        if identity.fingerprint not in self._text_encoders:
-            from mmsearch.encoders.onnx_text import load_text_encoder
-
-            self._text_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
-        exported = self._text_encoders[identity.fingerprint]
+        """The verified torch-free export of the index model's text tower (``mmsearch.encoders.onnx_text``) once it
+        is loaded (a warm service that loads the image tower after it keeps answering texts with the vectors a
+        new process computes); else the loaded encoder if any; else the export when there is one; else the
+        encoder, loaded now. Never a second model: the export is not loaded once the encoder is."""
+        exported = self._text_encoders.get(identity.fingerprint)
         if exported is not None:
             return exported
+        if self._encoder is None:
+            if identity.fingerprint not in self._text_encoders:
+                from mmsearch.encoders.onnx_text import load_text_encoder
+
+                self._text_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
+            exported = self._text_encoders[identity.fingerprint]
+            if exported is not None:
+                return exported
         return self.checked_encoder(identity)
 
     def speech_to_text(self) -> Transcriber:
@@ -153,6 +158,15 @@ class Models:
             )
             self._indexes[collection] = cache
         return cache
+
+    def repair_indexes(self) -> list[str]:
+        """Rebuild the saved index files a killed writer left stale, or that a former version stamped current with
+        the wrong number of vectors (:meth:`IndexCache.repair`: headers and row counts only); the collections
+        rebuilt. Nothing before the first ingest."""
+        active = self.store.active_model()
+        if active is None:
+            return []
+        return [collection for collection in COLLECTIONS if self.index_cache(*active, collection).repair()]
 
     def active_index_cache(self, model_id: int, collection: str) -> IndexCache:
         """``index_cache`` of the active model (ingest asks right after adopting it)."""
