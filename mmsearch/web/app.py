@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import mmsearch
 from mmsearch.errors import MmsearchError, NoIndexError, UnreadableMediaError
 from mmsearch.web.jobs import JobConflict
-from mmsearch.web.routes import router
+from mmsearch.web.routes import Answer, router
 from mmsearch.web.security import LOOPBACK_HOSTS, SESSION_COOKIE, SIGN_IN_PAGE, Auth, Guard, Limits
 from mmsearch.web.service import BusyError, NotFoundError, WebService
 from mmsearch.web.uploads import UploadError
@@ -86,25 +86,25 @@ def _add_pages(app: FastAPI, service: WebService) -> None:
 
 def _add_error_answers(app: FastAPI) -> None:
     @app.exception_handler(MmsearchError)
-    async def library_error(request: Request, exc: MmsearchError) -> JSONResponse:
+    async def library_error(request: Request, exc: MmsearchError) -> Answer:
         status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 400)
-        return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, status_code=status)
+        return Answer({"error": str(exc), "exit_code": exc.exit_code}, status_code=status)
 
     @app.exception_handler(ValueError)
     @app.exception_handler(TypeError)
-    async def bad_request(request: Request, exc: Exception) -> JSONResponse:  # what the engine raises for bad options
-        return JSONResponse({"error": str(exc), "exit_code": 2}, status_code=400)
+    async def bad_request(request: Request, exc: Exception) -> Answer:  # what the engine raises for bad options
+        return Answer({"error": str(exc), "exit_code": 2}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Answer:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
         detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors[:20]]
-        return JSONResponse({"error": message, "exit_code": 2, "detail": detail}, status_code=422)
+        return Answer({"error": message, "exit_code": 2, "detail": detail}, status_code=422)
 
     @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception) -> JSONResponse:
+    async def bug(request: Request, exc: Exception) -> Answer:
         log.error("request failed: %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}", "exit_code": 1}, status_code=500)
+        return Answer({"error": f"internal error: {type(exc).__name__}", "exit_code": 1}, status_code=500)

@@ -3,10 +3,11 @@ their thumbnails and media (by id only); ingest jobs. Errors are ``{"error": ...
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from mmsearch.search.querylang import parse_query
 from mmsearch.web.media import media_response, open_regular
@@ -25,6 +26,16 @@ from mmsearch.web.schemas import (
 from mmsearch.web.service import WebService
 from mmsearch.web.uploads import UploadError, check_image, private_copy
 
+
+class Answer(JSONResponse):
+    """JSON as ``json.dumps`` writes it (ASCII, so a file name that is not UTF-8, held with surrogate escapes,
+    goes out as ``\\udcXX`` and comes back as the same name); routes return it after shaping their data with the
+    library's ``to_dict()``, and their ``response_model`` documents the shape in the OpenAPI schema."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorModel} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
@@ -42,7 +53,7 @@ Params = Annotated[SearchParams, Depends(search_params)]
 
 
 @router.get("/search", response_model=SearchResult, response_model_exclude_unset=True)
-def search(service: Web, params: Params) -> dict[str, Any]:
+def search(service: Web, params: Params) -> Answer:
     """Search by text (``q``), by an indexed asset (``like``: "more like this"), or both."""
     text, image = params.text, None
     if params.like is not None:
@@ -54,7 +65,7 @@ def search(service: Web, params: Params) -> dict[str, Any]:
 
 
 @router.post("/search/image", response_model=SearchResult, response_model_exclude_unset=True)
-def search_image(service: Web, params: Params, image: Annotated[UploadFile, File()]) -> dict[str, Any]:
+def search_image(service: Web, params: Params, image: Annotated[UploadFile, File()]) -> Answer:
     """Search by an uploaded image (multipart field ``image``), mixed with ``q`` when given."""
     data = image.file.read(service.limits.max_upload + 1)
     if len(data) > service.limits.max_upload:
@@ -66,21 +77,21 @@ def search_image(service: Web, params: Params, image: Annotated[UploadFile, File
 
 
 @router.get("/status", response_model=StatusModel)
-def status(service: Web) -> dict[str, Any]:
+def status(service: Web) -> Answer:
     """What is indexed, with which model, where, and how big."""
-    return finite(service.run(lambda engine: engine.status().to_dict()))
+    return Answer(finite(service.run(lambda engine: engine.status().to_dict())))
 
 
 @router.get("/health", response_model=HealthModel)
-def health(service: Web) -> dict[str, Any]:
+def health(service: Web) -> Answer:
     """The service's own facts (process, home, requests answered); does not touch the engine."""
-    return service.health()
+    return Answer(service.health())
 
 
 @router.get("/assets/{asset_id}", response_model=AssetModel)
-def asset(service: Web, asset_id: AssetId) -> dict[str, Any]:
+def asset(service: Web, asset_id: AssetId) -> Answer:
     """An indexed asset: path, size, dates, captions and transcript segments."""
-    return finite(service.asset(asset_id).to_dict())
+    return Answer(finite(service.asset(asset_id).to_dict()))
 
 
 @router.get("/assets/{asset_id}/thumbnail", response_class=FileResponse)
@@ -97,33 +108,33 @@ def media(service: Web, asset_id: AssetId) -> FileResponse:
 
 
 @router.post("/ingest", response_model=JobModel, status_code=202)
-def start_ingest(service: Web, request: IngestRequest) -> dict[str, Any]:
+def start_ingest(service: Web, request: IngestRequest) -> Answer:
     """Start ingesting a folder (on the service's machine) in the background."""
-    return finite(service.jobs.start(request.folder, request.captions, request.thumbnails).to_dict())
+    return Answer(finite(service.jobs.start(request.folder, request.captions, request.thumbnails).to_dict()), 202)
 
 
 @router.get("/ingest", response_model=list[JobModel])
-def ingest_jobs(service: Web) -> list[dict[str, Any]]:
+def ingest_jobs(service: Web) -> Answer:
     """Every ingest job this service remembers, oldest first."""
-    return [finite(job.to_dict()) for job in service.jobs.all()]
+    return Answer([finite(job.to_dict()) for job in service.jobs.all()])
 
 
 @router.get("/ingest/{job_id}", response_model=JobModel)
-def ingest_job(service: Web, job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def ingest_job(service: Web, job_id: Annotated[str, Path(max_length=64)]) -> Answer:
     """An ingest job's progress, and its report (per-file errors included) once it ended."""
-    return finite(service.jobs.get(job_id).to_dict())
+    return Answer(finite(service.jobs.get(job_id).to_dict()))
 
 
 @router.delete("/ingest/{job_id}", response_model=JobModel)
-def cancel_ingest(service: Web, job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def cancel_ingest(service: Web, job_id: Annotated[str, Path(max_length=64)]) -> Answer:
     """Cancel a running ingest job (what it committed stays)."""
-    return finite(service.jobs.cancel(job_id).to_dict())
+    return Answer(finite(service.jobs.cancel(job_id).to_dict()))
 
 
 @router.post("/signin-links", response_model=SigninLinkModel)
-def signin_link(service: Web) -> dict[str, str]:
+def signin_link(service: Web) -> Answer:
     """A new one-time sign-in link for a browser."""
-    return {"url": f"{service.url}/signin?code={service.auth.new_code()}"}
+    return Answer({"url": f"{service.url}/signin?code={service.auth.new_code()}"})
 
 
 def _like(service: WebService, asset_id: int, text: str | None) -> tuple[str | None, str | None]:
@@ -141,7 +152,7 @@ def _like(service: WebService, asset_id: int, text: str | None) -> tuple[str | N
 
 def _search(
     service: WebService, params: SearchParams, text: str | None, image: str | None, described: Any
-) -> dict[str, Any]:
+) -> Answer:
     if params.text is not None and any(term.image is not None for term in parse_query(params.text)):
         raise ParameterError("over HTTP an image query is an upload or an asset id (like=ID), never a path")
 
@@ -151,4 +162,4 @@ def _search(
 
     hits = service.run(work)
     mode = params.options.get("mode", "hybrid")
-    return finite({"query": described, "kind": params.kind, "mode": mode, "hits": [hit.to_dict() for hit in hits]})
+    return Answer(finite({"query": described, "kind": params.kind, "mode": mode, "hits": [h.to_dict() for h in hits]}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -23,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from mmsearch.service.protocol import TOKEN_HEADER
 
+log = logging.getLogger(__name__)
 REQUEST_HEADER = "X-Mmsearch-Request"
 """Sent by the page's own scripts with every state-changing request: a cross-site form cannot set a header."""
 SESSION_COOKIE = "mmsearch_session"
@@ -128,7 +130,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _with_security_headers(send)
+        send = _with_security_headers(send, scope)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
@@ -210,10 +212,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _with_security_headers(send: Send) -> Send:
+def _with_security_headers(send: Send, scope: Scope) -> Send:
     async def secured(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            # the request log (`mmsearch -v serve`): method, path and status; never the query string (sign-in codes)
+            log.info("%s %s %s", scope["method"], scope["path"], message["status"])
         await send(message)
 
     return secured

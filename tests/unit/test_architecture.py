@@ -48,6 +48,8 @@ def imports_of(folder: str) -> dict[str, set[str]]:
         ("web", ("mmsearch.ingest", "mmsearch.store", "mmsearch.index", "mmsearch.encoders", "mmsearch.models",
                  "mmsearch.search.hybrid", "mmsearch.search.encode", "mmsearch.cli")),
         ("assets.py", ("mmsearch.store", "mmsearch.engine", "mmsearch.web")),
+        ("imageio.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
+        ("imageformats.py", ("mmsearch.",)),
         ("kinds.py", ("mmsearch.",)),
         ("identity.py", ("mmsearch.",)),
     ],
