@@ -18,6 +18,6 @@ def require_server_extra() -> None:
 
     missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
     if missing:
-        raise MissingDependencyError(
-            f"mmsearch serve needs {', '.join(missing)}: pip install 'mmsearch[server]'"
-        )
+        from mmsearch.hints import install_hint
+
+        raise MissingDependencyError(f"mmsearch serve needs {', '.join(missing)}: {install_hint('server')}")
