@@ -49,7 +49,7 @@ def imports_of(folder: str) -> dict[str, set[str]]:
                  "mmsearch.search.hybrid", "mmsearch.search.encode", "mmsearch.cli")),
         ("assets.py", ("mmsearch.store", "mmsearch.engine", "mmsearch.web")),
         ("imageio.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
-        ("imageformats.py", ("mmsearch.",)),
+        ("imageformats.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
         ("kinds.py", ("mmsearch.",)),
         ("identity.py", ("mmsearch.",)),
     ],
