@@ -176,31 +176,3 @@ def test_b_frames_are_skipped_and_cuts_still_found(tmp_path: Path) -> None:
     assert full.decoded == 72 and skipping.decoded < 0.75 * full.decoded
     assert full.cuts == [3.0, 6.0]
     assert all(abs(a - b) <= 3 / 8 for a, b in zip(skipping.cuts, full.cuts, strict=True))
-
-
-def test_the_http_service_answers_video_searches(tmp_path: Path) -> None:
-    import threading
-
-    from mmsearch import Engine
-    from mmsearch.service.client import find_service, remote_search
-    from mmsearch.service.server import QueryService
-
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    write_video(folder / "clip.mkv", [3.0, 3.0], srt=SRT)
-    with Engine.open(tmp_path / "home", model="fake:16", workers=1) as engine:
-        engine.ingest(folder)
-        assert engine.warm_up()
-        service = QueryService(engine)
-        service.start()
-        thread = threading.Thread(target=service.serve_forever, daemon=True)
-        thread.start()
-        try:
-            info = find_service(engine.settings.home, engine.settings.database_url)
-            assert info is not None
-            remote = remote_search(info, "the blue scene is here", None, 3, "video", {"explain": True})
-            assert remote == engine.search("the blue scene is here", k=3, kind="video", explain=True)
-            assert remote is not None and remote[0].frame_time is not None
-        finally:
-            service.shutdown()
-            thread.join(5)
