@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber
 
 EncoderFactory = Callable[[str, str], Encoder]
-"""``(model name, device) -> Encoder``; the default is the registry's, with ``Settings.precision``."""
+"""``(model name, device) -> Encoder``; the default is the registry's, with ``Settings.precision`` and ``.engine``."""
 TranscriberFactory = Callable[[str, str], "Transcriber"]
 """``(speech model, device) -> Transcriber``."""
 
@@ -69,7 +69,9 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.store = store
-        self._encoder_factory = encoder_factory or functools.partial(create_encoder, precision=settings.precision)
+        self._encoder_factory = encoder_factory or functools.partial(
+            create_encoder, precision=settings.precision, engine=settings.engine
+        )
         self._transcriber_factory = transcriber_factory
         self._encoder: Encoder | None = None
         self._indexes: dict[str, IndexCache] = {}

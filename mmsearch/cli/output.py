@@ -101,7 +101,10 @@ def print_ingest_report(report: IngestReport) -> None:
     if texts:
         click.echo(f"  texts: {texts}")
     if report.precision:
-        towers = ", ".join(f"{tower} {entry['dtype']}" for tower, entry in report.precision.items())
+        towers = ", ".join(
+            " ".join(str(part) for part in (tower, entry.get("engine"), entry["dtype"]) if part)
+            for tower, entry in report.precision.items()
+        )
         click.echo(f"  precision: {towers}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)

@@ -1,8 +1,9 @@
 """Encoder registry: a model name picks its backend by prefix.
 
 ``fake:<dim>`` selects the deterministic test encoder; anything else is an
-open_clip name. Backends register a factory ``(spec, device, precision) -> Encoder``
-(``precision``: ``auto``, ``fp32`` or ``bf16``; backends without a choice ignore it).
+open_clip name. Backends register a factory ``(spec, device, precision, engine) -> Encoder``
+(``precision``: ``auto``, ``fp32`` or ``bf16``; ``engine``: ``auto``, ``onnx`` or ``torch``, see
+``mmsearch.encoders.selection``; backends without a choice ignore them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from mmsearch.encoders.base import Encoder, ModelIdentity, l2_normalise
 from mmsearch.errors import UnknownModelError
 
-EncoderFactory = Callable[[str, str, str], Encoder]
+EncoderFactory = Callable[[str, str, str, str], Encoder]
 
 _FACTORIES: dict[str, EncoderFactory] = {}
 
@@ -22,12 +23,13 @@ def register_encoder(prefix: str, factory: EncoderFactory) -> None:
     _FACTORIES[prefix] = factory
 
 
-def create_encoder(spec: str, device: str = "auto", precision: str = "auto") -> Encoder:
-    """Build the encoder a model name describes."""
+def create_encoder(spec: str, device: str = "auto", precision: str = "auto", engine: str = "torch") -> Encoder:
+    """Build the encoder a model name describes. ``engine`` defaults to ``torch`` here (the open_clip encoder, as
+    this function always gave); the Engine passes ``Settings.engine`` (default ``auto``)."""
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in _FACTORIES:
-        return _FACTORIES[prefix](rest, device, precision)
-    return _FACTORIES["open_clip"](spec, device, precision)
+        return _FACTORIES[prefix](rest, device, precision, engine)
+    return _FACTORIES["open_clip"](spec, device, precision, engine)
 
 
 def canonical_model_name(spec: str) -> str:
@@ -51,16 +53,16 @@ def _fake_dim(rest: str) -> int:
     return dim
 
 
-def _fake_factory(rest: str, device: str, precision: str) -> Encoder:
+def _fake_factory(rest: str, device: str, precision: str, engine: str) -> Encoder:
     from mmsearch.encoders.fake import FakeEncoder
 
     return FakeEncoder(_fake_dim(rest))
 
 
-def _open_clip_factory(spec: str, device: str, precision: str) -> Encoder:
-    from mmsearch.encoders.openclip import OpenClipEncoder
+def _open_clip_factory(spec: str, device: str, precision: str, engine: str) -> Encoder:
+    from mmsearch.encoders.selection import open_clip_encoder
 
-    return OpenClipEncoder(spec, device=device, precision=precision)
+    return open_clip_encoder(spec, device=device, precision=precision, engine=engine)
 
 
 register_encoder("fake", _fake_factory)
