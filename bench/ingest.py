@@ -118,6 +118,7 @@ class Results:
     precision: dict[str, Any] = field(default_factory=dict)
     other_raw_s: dict[str, list[float]] = field(default_factory=dict)
     commands: dict[int, list[float]] = field(default_factory=dict)
+    home_bytes: dict[int, int] = field(default_factory=dict)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -285,8 +286,9 @@ def command_folder(scratch: Path, size: int) -> Path:
     return folder
 
 
-def command_pass(args: argparse.Namespace, folder: Path, scratch: Path) -> float:
-    """Wall seconds of ``python -m mmsearch ingest`` into a fresh home, from process start to exit."""
+def command_pass(args: argparse.Namespace, folder: Path, scratch: Path) -> tuple[float, int]:
+    """Wall seconds of ``python -m mmsearch ingest`` into a fresh home, from process start to exit; and the bytes
+    the home then holds (database with its WAL checkpointed at close, vector indexes, exports if any)."""
     home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
     command = [sys.executable, "-m", "mmsearch", "--home", str(home), "--model", args.model]
     command += ["--device", args.device, "--engine", args.engine, "--precision", args.precision, "ingest", str(folder)]
@@ -295,8 +297,9 @@ def command_pass(args: argparse.Namespace, folder: Path, scratch: Path) -> float
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"mmsearch ingest failed: {done.stderr[-2000:]}")
+    size = sum(path.stat().st_size for path in home.rglob("*") if path.is_file())
     shutil.rmtree(home, ignore_errors=True)
-    return elapsed
+    return elapsed, size
 
 
 def open_engine(home: Path, encoder: Encoder, args: argparse.Namespace) -> Engine:
@@ -343,7 +346,9 @@ def measure(encoder: Encoder, args: argparse.Namespace, results: Results, scratc
         results.passes.append(ingest_pass(encoder, args.folder, args, results))
         for size, folder in folders.items():
             log(f"pass {repeat}/{args.repeats}: the whole `mmsearch ingest` command over {size} photos ...")
-            results.commands.setdefault(size, []).append(command_pass(args, folder, scratch))
+            seconds, stored = command_pass(args, folder, scratch)
+            results.commands.setdefault(size, []).append(seconds)
+            results.home_bytes[size] = stored
 
 
 def summarise(results: Results) -> dict[str, Any]:
@@ -378,6 +383,7 @@ def summarise(results: Results) -> dict[str, Any]:
         "e2e_over_fastest_raw": round(e2e_ips / fastest, 4),
         "command_s": {size: round(statistics.median(values), 3) for size, values in results.commands.items()},
         "command_passes_s": {size: [round(v, 3) for v in values] for size, values in results.commands.items()},
+        "home_bytes_per_image": {size: round(stored / size) for size, stored in results.home_bytes.items()},
         "first_ingest_s": round(first_s, 3),
         "first_ingest_embed_s": round(statistics.median(r.embed_s for r in first), 3),
         "embedded": [r.embedded for r in first],
@@ -420,6 +426,7 @@ def command_rows(summary: dict[str, Any]) -> list[Row]:
                 seconds <= budget,
             )
         )
+        rows.append(Row("  home size after it, per image", summary["home_bytes_per_image"][size], "bytes"))
     return rows
 
 
