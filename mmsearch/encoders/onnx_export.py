@@ -103,11 +103,32 @@ def ensure_text_export(encoder: Any, index_dir: Path) -> dict[str, Any] | None:
         log.info("no torch-free query encoder: %s not installed (pip install 'mmsearch[onnx]')", ", ".join(missing))
         return None
     model, tokenizer = tower
+    shared = _shared_export(identity)
     try:
+        if shared is not None:  # exported already, for every home: copy it, do not export again
+            return _publish(folder, identity, lambda work: _copy_export(shared, work))
         return _publish(folder, identity, lambda work: export_text_tower(model, tokenizer, identity, work, encoder))
     except OSError as exc:
         log.warning("cannot write the ONNX text export to %s: %s", folder, exc)
         return None
+
+
+def _shared_export(identity: ModelIdentity) -> Path | None:
+    """The verified text export in the shared cache (``mmsearch.encoders.export_cache``), if there is one."""
+    from mmsearch.encoders.export_cache import model_folder
+
+    shared = model_folder(identity.fingerprint) / "text"
+    return shared if usable(read_manifest(shared), identity) else None
+
+
+def _copy_export(shared: Path, work: Path) -> dict[str, Any]:
+    for path in shared.iterdir():
+        if path.is_file():
+            shutil.copy2(path, work / path.name)
+    manifest = read_manifest(work)
+    if manifest is None:
+        raise OnnxTextError(f"the shared export in {shared} has no readable manifest")
+    return manifest
 
 
 def _publish(folder: Path, identity: ModelIdentity, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
