@@ -31,7 +31,8 @@ on its own line):
    precision), interleaved with the others; the ratio divides by the **fastest** raw of all of them.
 5. ``--command-sizes``: the whole ``mmsearch ingest`` command (a fresh process, ``python -m mmsearch``) into a
    fresh home over the first N photos of DEV + train (symlinked), wall time from process start to exit, on the
-   warm shared cache the bench's own model load leaves (target <= 1.5 s + N / fastest raw).
+   warm shared cache the bench's own model load leaves (target <= 1.5 s + N / fastest raw);
+   ``--command-engines auto,torch`` runs it with each engine in turn (before/after, interleaved).
 
 With ``--repeats N`` the raw and end-to-end passes alternate (raw, ingest, raw, ingest, ...)
 so a noisy neighbour hits both alike; the last row reports how much CPU *other* processes used
@@ -117,8 +118,8 @@ class Results:
     passes: list[IngestPass] = field(default_factory=list)
     precision: dict[str, Any] = field(default_factory=dict)
     other_raw_s: dict[str, list[float]] = field(default_factory=dict)
-    commands: dict[int, list[float]] = field(default_factory=dict)
-    home_bytes: dict[int, int] = field(default_factory=dict)
+    commands: dict[str, list[float]] = field(default_factory=dict)
+    home_bytes: dict[str, int] = field(default_factory=dict)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -141,6 +142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--command-sizes", default="", help="time the whole `mmsearch ingest` command over N photos (e.g. 300,700)"
     )
+    parser.add_argument("--command-engines", default="", help="engines the whole command runs with (default --engine)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--workers", type=int, default=None, help="ingest decode threads (default: the engine's own, min(4, cpus))"
@@ -156,6 +158,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--batch-size and --repeats must be at least 1")
     args.raw_engines = [tuple(item.split(":")) for item in args.raw_engines.split(",") if item]
     args.command_sizes = [int(item) for item in args.command_sizes.split(",") if item]
+    args.command_engines = [item for item in args.command_engines.split(",") if item] or [args.engine]
     args.folder = repo_path(args.folder)
     if not args.folder.is_dir():
         parser.error(f"folder not found: {args.folder}")
@@ -286,12 +289,12 @@ def command_folder(scratch: Path, size: int) -> Path:
     return folder
 
 
-def command_pass(args: argparse.Namespace, folder: Path, scratch: Path) -> tuple[float, int]:
+def command_pass(args: argparse.Namespace, folder: Path, scratch: Path, engine: str) -> tuple[float, int]:
     """Wall seconds of ``python -m mmsearch ingest`` into a fresh home, from process start to exit; and the bytes
     the home then holds (database with its WAL checkpointed at close, vector indexes, exports if any)."""
     home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
     command = [sys.executable, "-m", "mmsearch", "--home", str(home), "--model", args.model]
-    command += ["--device", args.device, "--engine", args.engine, "--precision", args.precision, "ingest", str(folder)]
+    command += ["--device", args.device, "--engine", engine, "--precision", args.precision, "ingest", str(folder)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -345,10 +348,11 @@ def measure(encoder: Encoder, args: argparse.Namespace, results: Results, scratc
         measure_raw(encoder, prepared, args, results, others)
         results.passes.append(ingest_pass(encoder, args.folder, args, results))
         for size, folder in folders.items():
-            log(f"pass {repeat}/{args.repeats}: the whole `mmsearch ingest` command over {size} photos ...")
-            seconds, stored = command_pass(args, folder, scratch)
-            results.commands.setdefault(size, []).append(seconds)
-            results.home_bytes[size] = stored
+            for engine in args.command_engines:
+                log(f"pass {repeat}/{args.repeats}: `mmsearch --engine {engine} ingest` over {size} photos ...")
+                seconds, stored = command_pass(args, folder, scratch, engine)
+                results.commands.setdefault(f"{size} {engine}", []).append(seconds)
+                results.home_bytes[f"{size} {engine}"] = stored
 
 
 def summarise(results: Results) -> dict[str, Any]:
@@ -383,7 +387,9 @@ def summarise(results: Results) -> dict[str, Any]:
         "e2e_over_fastest_raw": round(e2e_ips / fastest, 4),
         "command_s": {size: round(statistics.median(values), 3) for size, values in results.commands.items()},
         "command_passes_s": {size: [round(v, 3) for v in values] for size, values in results.commands.items()},
-        "home_bytes_per_image": {size: round(stored / size) for size, stored in results.home_bytes.items()},
+        "home_bytes_per_image": {
+            key: round(stored / int(key.split()[0])) for key, stored in results.home_bytes.items()
+        },
         "first_ingest_s": round(first_s, 3),
         "first_ingest_embed_s": round(statistics.median(r.embed_s for r in first), 3),
         "embedded": [r.embedded for r in first],
@@ -415,18 +421,19 @@ def precision_rows(precision: dict[str, Any]) -> list[Row]:
 
 def command_rows(summary: dict[str, Any]) -> list[Row]:
     rows = []
-    for size, seconds in summary["command_s"].items():
+    for key, seconds in summary["command_s"].items():
+        size, engine = int(key.split()[0]), key.split()[1]
         budget = COMMAND_FIXED_S + size / summary["fastest_raw_images_per_s"]
         rows.append(
             Row(
-                f"`mmsearch ingest` of {size} photos, whole command",
+                f"`mmsearch --engine {engine} ingest` of {size} photos, whole command",
                 seconds,
                 "s",
                 f"<= {budget:.2f} s",
                 seconds <= budget,
             )
         )
-        rows.append(Row("  home size after it, per image", summary["home_bytes_per_image"][size], "bytes"))
+        rows.append(Row("  home size after it, per image", summary["home_bytes_per_image"][key], "bytes"))
     return rows
 
 

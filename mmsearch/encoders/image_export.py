@@ -20,7 +20,15 @@ import numpy as np
 from mmsearch.encoders import onnx_image, onnx_text
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.encoders.export_cache import model_folder, read_json
-from mmsearch.encoders.onnx_export import OPSET, _float32_cpu, _manifest_base, _publish, _row_cosines, _write_json
+from mmsearch.encoders.onnx_export import (
+    OPSET,
+    _float32_cpu,
+    _manifest_base,
+    _publish,
+    _row_cosines,
+    _write_json,
+    traceable_attention,
+)
 from mmsearch.encoders.onnx_export import export_text_tower as _export_text_tower
 from mmsearch.encoders.precision import probe_images
 
@@ -129,7 +137,7 @@ def _export(tower: Any, example: Any, work: Path) -> None:
     import torch
 
     raw = work / "raw.onnx"
-    with warnings.catch_warnings(), torch.inference_mode():
+    with warnings.catch_warnings(), torch.inference_mode(), traceable_attention():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             tower,

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -261,7 +261,7 @@ def _export_onnx(tower: Any, example_ids: Any, work: Path) -> None:
     import torch
 
     raw = work / "raw.onnx"
-    with warnings.catch_warnings(), torch.inference_mode():
+    with warnings.catch_warnings(), torch.inference_mode(), traceable_attention():
         warnings.simplefilter("ignore")  # the tracer's notes on data-dependent Python values; the check decides
         torch.onnx.export(
             tower,
@@ -281,6 +281,20 @@ def _export_onnx(tower: Any, example_ids: Any, work: Path) -> None:
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
     raw.unlink()
+
+
+@contextlib.contextmanager
+def traceable_attention() -> Iterator[None]:
+    """torch's fused attention fast path (``aten::_native_multi_head_attention``, taken by ``nn.MultiheadAttention``
+    in inference) has no ONNX export: switch it off while tracing, so ViT / OpenAI-style towers export."""
+    import torch
+
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def describe_tokenizer(tokenizer: Any) -> tuple[TokenizerSpec, Any]:
