@@ -77,13 +77,14 @@ def test_both_towers_are_exported_and_verified(exported, cache: Path) -> None:
     assert (folder / "image" / "image.onnx").is_file() and (folder / "text" / "text.onnx").is_file()
 
 
-def test_onnx_image_vectors_agree_with_open_clip_on_dev_photos(exported) -> None:
+def test_onnx_image_vectors_agree_with_open_clip_on_dev_photos(exported, cache: Path, monkeypatch) -> None:
     """Exactness is measured on embeddings: our preprocessing + the export against open_clip's whole path."""
     from mmsearch.encoders.onnx_image import load_image_encoder
     from mmsearch.encoders.precision import agreement
     from mmsearch.ingest.imageio import load_image
 
     encoder, _ = exported
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(cache))
     runtime = load_image_encoder(encoder.identity)
     assert runtime is not None
     photos = [load_image(str(path), 10**8) for path in sorted((DEV / "images").iterdir())[:48]]
@@ -144,3 +145,25 @@ def test_an_ingest_on_a_warm_cache_imports_neither_torch_nor_open_clip(
     reference = encoder.encode_images([load_image(str(photo), 10**8) for photo in photos])
     ours = np.array([result["vectors"][key] for key in hashes], dtype=np.float32)
     assert np.min(np.sum(ours * reference, axis=1)) >= 0.995
+
+
+def test_the_cpu_optimised_graph_is_saved_once_and_gives_the_same_vectors(exported, cache: Path, monkeypatch) -> None:
+    from mmsearch.encoders.engine_choice import cpu_key
+    from mmsearch.encoders.onnx_image import image_folder, load_image_encoder
+    from mmsearch.encoders.precision import probe_images
+
+    encoder, _ = exported
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(cache))
+    optimised = image_folder(encoder.identity.fingerprint) / f"optimized-{cpu_key()}.onnx"
+    for path in optimised.parent.glob("optimized-*"):
+        path.unlink()
+    pictures = probe_images(4)
+    first = load_image_encoder(encoder.identity)
+    assert optimised.is_file() and optimised.with_name(optimised.name + ".data").is_file()
+    written = optimised.stat().st_mtime_ns
+    second = load_image_encoder(encoder.identity)  # reads the saved graph, optimises nothing
+    assert optimised.stat().st_mtime_ns == written
+    np.testing.assert_array_equal(
+        first.encode_prepared([first.prepare_image(p) for p in pictures]),
+        second.encode_prepared([second.prepare_image(p) for p in pictures]),
+    )
