@@ -167,3 +167,21 @@ def test_the_cpu_optimised_graph_is_saved_once_and_gives_the_same_vectors(export
         first.encode_prepared([first.prepare_image(p) for p in pictures]),
         second.encode_prepared([second.prepare_image(p) for p in pictures]),
     )
+
+
+def test_set_precision_casts_a_tower_and_restores_it_exactly(exported) -> None:
+    """What the calibration relies on to measure torch bf16 and go back to the fp32 reference."""
+    from mmsearch.encoders.precision import PROBE_TEXTS, agreement, probe_images
+
+    encoder, _ = exported
+    pictures = probe_images(4)
+    before = encoder.encode_images(pictures), encoder.encode_texts(list(PROBE_TEXTS))
+    encoder.set_precision("image", "bf16", "test")
+    encoder.set_precision("text", "bf16", "test")
+    assert encoder.precision["image"] == {"dtype": "bf16", "reason": "test"}
+    reduced = encoder.encode_images(pictures)
+    assert 0.99 <= agreement(before[0], reduced).worst_cosine < 1.0  # really ran in bf16
+    encoder.set_precision("image", "fp32", "back")
+    encoder.set_precision("text", "fp32", "back")
+    np.testing.assert_array_equal(encoder.encode_images(pictures), before[0])
+    np.testing.assert_array_equal(encoder.encode_texts(list(PROBE_TEXTS)), before[1])
