@@ -233,13 +233,13 @@ def load_text_encoder(index_dir: Path, identity: ModelIdentity) -> OnnxTextEncod
         return None
     folder = export_dir(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
-    if not usable(manifest, identity):  # the shared cache's export (mmsearch.encoders.export_cache), if any
+    if manifest is None and not folder.exists():  # none in the home: the shared cache's (export_cache), if any
         from mmsearch.encoders.export_cache import model_folder
 
         folder = model_folder(identity.fingerprint) / "text"
         manifest = read_manifest(folder)
-        if not usable(manifest, identity):
-            return None
+    if not usable(manifest, identity):  # a home's own export that does not match means torch, never another's
+        return None
     missing = missing_runtime_modules()
     if missing:
         log.info("not using the ONNX text encoder in %s: %s not installed", folder, ", ".join(missing))

@@ -55,3 +55,16 @@ def test_queries_find_the_shared_export_when_the_home_has_none(tmp_path: Path, m
     assert load_text_encoder(tmp_path / "empty-home", identity) is not None
     other = ModelIdentity("hf-hub:org/other", None, 16, {"context_length": 8})
     assert load_text_encoder(tmp_path / "empty-home", other) is None
+
+
+def test_a_homes_own_unusable_export_is_not_replaced_by_the_shared_one(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    write_export(tmp_path / "staging", identity)
+    shared = model_folder(identity.fingerprint) / "text"
+    shared.parent.mkdir(parents=True)
+    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    home = tmp_path / "home"
+    write_export(home, identity, {"status": "failed"})
+    assert load_text_encoder(home, identity) is None  # the home's record says torch
