@@ -86,7 +86,7 @@ def random_vit_checkpoint(scratch: Path) -> str:
 
 
 def dev_inputs() -> tuple[list[Any], list[str]]:
-    from mmsearch.ingest.imageio import load_image
+    from mmsearch.imageio import load_image
 
     paths = sorted(repo_path(DEV_IMAGES).iterdir())[:IMAGES]
     with repo_path(DEV_CAPTIONS).open(encoding="utf-8") as handle:

@@ -3,44 +3,58 @@
 ``fake:<dim>`` selects the deterministic test encoder; anything else is an
 open_clip name. Backends register a factory ``(spec, device, precision, engine) -> Encoder``
 (``precision``: ``auto``, ``fp32`` or ``bf16``; ``engine``: ``auto``, ``onnx`` or ``torch``, see
-``mmsearch.encoders.selection``; backends without a choice ignore them).
+``mmsearch.encoders.selection``; backends without a choice ignore them) and how they write a model name in its
+identity (:func:`canonical_model_name` asks the backend, as :func:`create_encoder` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from mmsearch.encoders.base import Encoder, ModelIdentity, l2_normalise
+from mmsearch.encoders.base import Encoder, EncoderBase, ModelIdentity, l2_normalise
 from mmsearch.errors import UnknownModelError
 
-EncoderFactory = Callable[[str, str, str, str], Encoder]
+BackendFactory = Callable[[str, str, str, str], Encoder]
+"""``(name after the prefix, device, precision, engine) -> Encoder``: what a backend registers."""
+EncoderFactory = Callable[[str, str], Encoder]
+"""``(model name, device) -> Encoder``: what the model side loads its encoder with (the default is
+:func:`create_encoder` with ``Settings.precision`` and ``Settings.engine``; tests pass their own)."""
 
-_FACTORIES: dict[str, EncoderFactory] = {}
+
+@dataclass(frozen=True)
+class _Backend:
+    create: BackendFactory
+    canonical: Callable[[str], str]
 
 
-def register_encoder(prefix: str, factory: EncoderFactory) -> None:
-    """Route model names that start with ``prefix:`` to ``factory``."""
-    _FACTORIES[prefix] = factory
+_BACKENDS: dict[str, _Backend] = {}
+
+
+def register_encoder(prefix: str, factory: BackendFactory, canonical: Callable[[str], str] | None = None) -> None:
+    """Route model names that start with ``prefix:`` to ``factory``; ``canonical(rest)`` is the name such a
+    model records in its identity (default: the name as given)."""
+    _BACKENDS[prefix] = _Backend(factory, canonical or (lambda rest: f"{prefix}:{rest}"))
+
+
+def _route(spec: str) -> tuple[_Backend, str]:
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in _BACKENDS:
+        return _BACKENDS[prefix], rest
+    return _BACKENDS["open_clip"], spec
 
 
 def create_encoder(spec: str, device: str = "auto", precision: str = "auto", engine: str = "torch") -> Encoder:
     """Build the encoder a model name describes. ``engine`` defaults to ``torch`` here (the open_clip encoder, as
-    this function always gave); the Engine passes ``Settings.engine`` (default ``auto``)."""
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix in _FACTORIES:
-        return _FACTORIES[prefix](rest, device, precision, engine)
-    return _FACTORIES["open_clip"](spec, device, precision, engine)
+    this function always gave); the model side passes ``Settings.engine`` (default ``auto``)."""
+    backend, rest = _route(spec)
+    return backend.create(rest, device, precision, engine)
 
 
 def canonical_model_name(spec: str) -> str:
     """The name a model records in its identity (``ModelIdentity.spec``), without loading it."""
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix == "fake":
-        return f"fake:{_fake_dim(rest)}"
-    from mmsearch.encoders.openclip import OpenClipSpec
-
-    parsed = OpenClipSpec.parse(rest if prefix == "open_clip" else spec)
-    return f"{parsed.model_name}:{parsed.pretrained}" if parsed.pretrained else parsed.model_name
+    backend, rest = _route(spec)
+    return backend.canonical(rest)
 
 
 def _fake_dim(rest: str) -> int:
@@ -59,13 +73,34 @@ def _fake_factory(rest: str, device: str, precision: str, engine: str) -> Encode
     return FakeEncoder(_fake_dim(rest))
 
 
+def _fake_canonical(rest: str) -> str:
+    return f"fake:{_fake_dim(rest)}"
+
+
+def _open_clip_canonical(spec: str) -> str:
+    from mmsearch.encoders.openclip import OpenClipSpec
+
+    parsed = OpenClipSpec.parse(spec)
+    return f"{parsed.model_name}:{parsed.pretrained}" if parsed.pretrained else parsed.model_name
+
+
 def _open_clip_factory(spec: str, device: str, precision: str, engine: str) -> Encoder:
     from mmsearch.encoders.selection import open_clip_encoder
 
     return open_clip_encoder(spec, device=device, precision=precision, engine=engine)
 
 
-register_encoder("fake", _fake_factory)
-register_encoder("open_clip", _open_clip_factory)
+register_encoder("fake", _fake_factory, _fake_canonical)
+register_encoder("open_clip", _open_clip_factory, _open_clip_canonical)
 
-__all__ = ["Encoder", "ModelIdentity", "canonical_model_name", "create_encoder", "l2_normalise", "register_encoder"]
+__all__ = [
+    "BackendFactory",
+    "Encoder",
+    "EncoderBase",
+    "EncoderFactory",
+    "ModelIdentity",
+    "canonical_model_name",
+    "create_encoder",
+    "l2_normalise",
+    "register_encoder",
+]

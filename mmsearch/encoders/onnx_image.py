@@ -94,7 +94,7 @@ class OnnxImageEncoder:
     device = "cpu"
 
     def __init__(self, folder: Path, manifest: dict[str, Any], streams: int = 0) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
 
         self.identity = ModelIdentity.from_dict(manifest["identity"])
         self.preprocess = ImagePreprocess.from_config(self.identity.preprocess)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import Encoder, ModelIdentity
+from mmsearch.encoders.base import Encoder, EncoderBase, ModelIdentity
 from mmsearch.encoders.engine_choice import (
     TOWERS,
     TowerChoice,
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 EXPORT_MODULES = ("onnx", "onnxruntime", "tokenizers", "ftfy")
 
 
-class TowerEncoder:
+class TowerEncoder(EncoderBase):
     """An encoder whose image and text towers may run on different engines (CPU only).
 
     ``image`` prepares and encodes images (an ``OnnxImageEncoder`` or the open_clip encoder); ``text`` builds

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from mmsearch.errors import ConfigError
+from mmsearch.kinds import CAPTION, TRANSCRIPT
 from mmsearch.store.reads import DriverReads
 
 NAME = "name"
@@ -73,7 +74,7 @@ def search_tokens(query: str) -> list[str]:
 
 
 def keyword_search(
-    reads: DriverReads, query: str, limit: int, kinds: Collection[str] = ("caption", "transcript", NAME)
+    reads: DriverReads, query: str, limit: int, kinds: Collection[str] = (CAPTION, TRANSCRIPT, NAME)
 ) -> list[KeywordMatch]:
     """Items and file names matching ANY word of ``query`` (BM25 / ts_rank_cd), best first, at most ``limit``.
 

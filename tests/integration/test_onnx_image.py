@@ -81,7 +81,7 @@ def test_onnx_image_vectors_agree_with_open_clip_on_dev_photos(exported, cache: 
     """Exactness is measured on embeddings: our preprocessing + the export against open_clip's whole path."""
     from mmsearch.encoders.onnx_image import load_image_encoder
     from mmsearch.encoders.precision import agreement
-    from mmsearch.ingest.imageio import load_image
+    from mmsearch.imageio import load_image
 
     encoder, _ = exported
     monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(cache))
@@ -121,7 +121,7 @@ def test_an_ingest_on_a_warm_cache_imports_neither_torch_nor_open_clip(
 ) -> None:
     from mmsearch.encoders.engine_choice import TowerChoice, store_choice
     from mmsearch.encoders.export_cache import remember_identity
-    from mmsearch.ingest.imageio import hash_bytes, load_image
+    from mmsearch.imageio import hash_bytes, load_image
 
     encoder, _ = exported
     photos = sorted((DEV / "images").iterdir())[:6]
