@@ -65,6 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--passes", type=int, default=2, help="interleaved timing passes; the best counts")
+    parser.add_argument("--images", type=int, default=IMAGES, help=f"DEV photos timed and compared ({IMAGES})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -85,10 +86,10 @@ def random_vit_checkpoint(scratch: Path) -> str:
     return f"ViT-B-32:{path}"
 
 
-def dev_inputs() -> tuple[list[Any], list[str]]:
+def dev_inputs(count: int = IMAGES) -> tuple[list[Any], list[str]]:
     from mmsearch.imageio import load_image
 
-    paths = sorted(repo_path(DEV_IMAGES).iterdir())[:IMAGES]
+    paths = sorted(repo_path(DEV_IMAGES).iterdir())[:count]
     with repo_path(DEV_CAPTIONS).open(encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         captions = [row["caption"] for _, row in zip(range(CAPTIONS), rows, strict=False)]
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="mmsearch-bench-engines-"))
     os.environ["MMSEARCH_CACHE_DIR"] = str(scratch / "cache")  # exports and choices of this run only
     try:
-        photos, captions = dev_inputs()
+        photos, captions = dev_inputs(args.images)
         summaries = []
         for name in args.models:
             spec = FIXTURE_MODEL if name == "fixture" else random_vit_checkpoint(scratch)
