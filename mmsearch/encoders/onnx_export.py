@@ -89,14 +89,23 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
     Returns the manifest (``status`` ``verified`` or ``failed``), or None when nothing applies (switched off,
     not an open_clip encoder, export packages missing, folder not writable). Never raises.
     """
-    tower = encoder.text_tower
-    if not enabled() or tower is None:
+    if not enabled():
         return None
     identity: ModelIdentity = encoder.identity
     folder = export_dir(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
     if usable(manifest, identity):
         return manifest
+    shared = _shared_export(identity)
+    if shared is not None:  # exported already, for every home (any engine): copy it, do not export again
+        try:
+            return _publish(folder, identity, lambda work: _copy_export(shared, work))
+        except OSError as exc:
+            log.warning("cannot write the ONNX text export to %s: %s", folder, exc)
+            return None
+    tower = encoder.text_tower
+    if tower is None:
+        return None
     if manifest is not None and manifest.get("status") == "failed" and manifest.get("versions") == _versions():
         return manifest
     missing = missing_runtime_modules() + [name for name in ("onnx",) if importlib.util.find_spec(name) is None]
@@ -104,10 +113,7 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
         log.info("no torch-free query encoder: %s not installed (%s)", ", ".join(missing), install_hint("onnx"))
         return None
     model, tokenizer = tower
-    shared = _shared_export(identity)
     try:
-        if shared is not None:  # exported already, for every home: copy it, do not export again
-            return _publish(folder, identity, lambda work: _copy_export(shared, work))
         return _publish(folder, identity, lambda work: export_text_tower(model, tokenizer, identity, work, encoder))
     except OSError as exc:
         log.warning("cannot write the ONNX text export to %s: %s", folder, exc)

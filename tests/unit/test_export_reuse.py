@@ -68,3 +68,22 @@ def test_a_homes_own_unusable_export_is_not_replaced_by_the_shared_one(tmp_path:
     home = tmp_path / "home"
     write_export(home, identity, {"status": "failed"})
     assert load_text_encoder(home, identity) is None  # the home's record says torch
+
+
+def test_an_encoder_without_a_text_tower_still_gets_the_shared_export_copied(tmp_path: Path, monkeypatch) -> None:
+    """An ONNX-engine encoder (no torch text tower) repairs a home's mismatched export from the shared cache."""
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    write_export(tmp_path / "staging", identity)
+    shared = model_folder(identity.fingerprint) / "text"
+    shared.parent.mkdir(parents=True)
+    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    home = tmp_path / "home"
+    write_export(home, identity, {"fingerprint": "0" * 16})  # a mismatched export of the home's own
+
+    class NoTextTower(TextTowerOnly):
+        text_tower = None
+
+    assert onnx_export.ensure_text_export(NoTextTower(identity), home) == read_manifest(shared)
+    assert read_manifest(export_dir(home, identity.fingerprint))["fingerprint"] == identity.fingerprint
