@@ -34,12 +34,16 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 """Model precision: ``auto`` (CPU: bf16 where native and the agreement check passes, else fp32; CUDA: bf16 or
 fp16 autocast), ``fp32``, or ``bf16`` (forced, unchecked); see ``mmsearch.encoders.precision``."""
+ENGINES = ("auto", "onnx", "torch")
+"""What runs the model's towers: ``auto`` (per tower, the fastest engine that agrees with open_clip fp32, by a
+cached calibration), ``onnx`` (ONNX Runtime fp32), ``torch``; see ``mmsearch.encoders.selection``."""
 
 ENV_VARS = {
     "home": "MMSEARCH_HOME",
     "model": "MMSEARCH_MODEL",
     "device": "MMSEARCH_DEVICE",
     "precision": "MMSEARCH_PRECISION",
+    "engine": "MMSEARCH_ENGINE",
     "db_url": "MMSEARCH_DB_URL",
     "speech_model": "MMSEARCH_SPEECH_MODEL",
     "hnsw_threshold": "MMSEARCH_HNSW_THRESHOLD",
@@ -61,6 +65,7 @@ class Settings:
     model: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    engine: str = "auto"
     db_url: str | None = None
     speech_model: str = DEFAULT_SPEECH_MODEL
     batch_size: int | None = None
@@ -207,6 +212,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {settings.device!r}")
     if settings.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {settings.engine!r}")
     if settings.batch_size is not None and settings.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     if settings.workers is not None and settings.workers < 1:

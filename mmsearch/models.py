@@ -50,7 +50,9 @@ class Models:
     ) -> None:
         self.settings = settings
         self.store = store
-        self._encoder_factory = encoder_factory or functools.partial(create_encoder, precision=settings.precision)
+        self._encoder_factory = encoder_factory or functools.partial(
+            create_encoder, precision=settings.precision, engine=settings.engine
+        )
         self._transcriber_factory = transcriber_factory
         self._encoder: Encoder | None = None
         self._transcriber: Transcriber | None = None

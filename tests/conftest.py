@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 SHARED = Path(os.environ.get("MMSEARCH_SHARED") or Path(__file__).resolve().parents[2] / "shared").resolve()
@@ -19,8 +20,11 @@ for _var in (
     "MMSEARCH_PRECISION",
     "MMSEARCH_DB_URL",
     "MMSEARCH_HNSW_THRESHOLD",
+    "MMSEARCH_ENGINE",
 ):
     os.environ.pop(_var, None)
+# Nor its shared cache of ONNX exports and engine choices: one fresh cache per test session.
+os.environ["MMSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmsearch-test-cache-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

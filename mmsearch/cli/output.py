@@ -114,7 +114,10 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
             f"{report.video_s_per_s:.1f} video seconds per second"
         )
     if report.precision:
-        towers = ", ".join(f"{tower} {entry['dtype']}" for tower, entry in report.precision.items())
+        towers = ", ".join(
+            " ".join(str(part) for part in (tower, entry.get("engine"), entry["dtype"]) if part)
+            for tower, entry in report.precision.items()
+        )
         click.echo(f"  precision: {towers}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)

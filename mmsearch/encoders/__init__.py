@@ -1,9 +1,10 @@
 """Encoder registry: a model name picks its backend by prefix.
 
 ``fake:<dim>`` selects the deterministic test encoder; anything else is an
-open_clip name. Backends register a factory ``(spec, device, precision) -> Encoder``
-(``precision``: ``auto``, ``fp32`` or ``bf16``; backends without a choice ignore it) and how they write a
-model name in its identity (:func:`canonical_model_name` asks the backend, as :func:`create_encoder` does).
+open_clip name. Backends register a factory ``(spec, device, precision, engine) -> Encoder``
+(``precision``: ``auto``, ``fp32`` or ``bf16``; ``engine``: ``auto``, ``onnx`` or ``torch``, see
+``mmsearch.encoders.selection``; backends without a choice ignore them) and how they write a model name in its
+identity (:func:`canonical_model_name` asks the backend, as :func:`create_encoder` does).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from mmsearch.encoders.base import Encoder, EncoderBase, ModelIdentity, l2_normalise
 from mmsearch.errors import UnknownModelError
 
-BackendFactory = Callable[[str, str, str], Encoder]
-"""``(name after the prefix, device, precision) -> Encoder``: what a backend registers."""
+BackendFactory = Callable[[str, str, str, str], Encoder]
+"""``(name after the prefix, device, precision, engine) -> Encoder``: what a backend registers."""
 EncoderFactory = Callable[[str, str], Encoder]
 """``(model name, device) -> Encoder``: what the model side loads its encoder with (the default is
-:func:`create_encoder` with ``Settings.precision``; tests pass their own)."""
+:func:`create_encoder` with ``Settings.precision`` and ``Settings.engine``; tests pass their own)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ def _route(spec: str) -> tuple[_Backend, str]:
     return _BACKENDS["open_clip"], spec
 
 
-def create_encoder(spec: str, device: str = "auto", precision: str = "auto") -> Encoder:
-    """Build the encoder a model name describes."""
+def create_encoder(spec: str, device: str = "auto", precision: str = "auto", engine: str = "torch") -> Encoder:
+    """Build the encoder a model name describes. ``engine`` defaults to ``torch`` here (the open_clip encoder, as
+    this function always gave); the model side passes ``Settings.engine`` (default ``auto``)."""
     backend, rest = _route(spec)
-    return backend.create(rest, device, precision)
+    return backend.create(rest, device, precision, engine)
 
 
 def canonical_model_name(spec: str) -> str:
@@ -65,7 +67,7 @@ def _fake_dim(rest: str) -> int:
     return dim
 
 
-def _fake_factory(rest: str, device: str, precision: str) -> Encoder:
+def _fake_factory(rest: str, device: str, precision: str, engine: str) -> Encoder:
     from mmsearch.encoders.fake import FakeEncoder
 
     return FakeEncoder(_fake_dim(rest))
@@ -82,10 +84,10 @@ def _open_clip_canonical(spec: str) -> str:
     return f"{parsed.model_name}:{parsed.pretrained}" if parsed.pretrained else parsed.model_name
 
 
-def _open_clip_factory(spec: str, device: str, precision: str) -> Encoder:
-    from mmsearch.encoders.openclip import OpenClipEncoder
+def _open_clip_factory(spec: str, device: str, precision: str, engine: str) -> Encoder:
+    from mmsearch.encoders.selection import open_clip_encoder
 
-    return OpenClipEncoder(spec, device=device, precision=precision)
+    return open_clip_encoder(spec, device=device, precision=precision, engine=engine)
 
 
 register_encoder("fake", _fake_factory, _fake_canonical)

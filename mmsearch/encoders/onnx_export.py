@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,23 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
     Returns the manifest (``status`` ``verified`` or ``failed``), or None when nothing applies (switched off,
     not an open_clip encoder, export packages missing, folder not writable). Never raises.
     """
-    tower = encoder.text_tower
-    if not enabled() or tower is None:
+    if not enabled():
         return None
     identity: ModelIdentity = encoder.identity
     folder = export_dir(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
     if usable(manifest, identity):
         return manifest
+    shared = _shared_export(identity)
+    if shared is not None:  # exported already, for every home (any engine): copy it, do not export again
+        try:
+            return _publish(folder, identity, lambda work: _copy_export(shared, work))
+        except OSError as exc:
+            log.warning("cannot write the ONNX text export to %s: %s", folder, exc)
+            return None
+    tower = encoder.text_tower
+    if tower is None:
+        return None
     if manifest is not None and manifest.get("status") == "failed" and manifest.get("versions") == _versions():
         return manifest
     missing = missing_runtime_modules() + [name for name in ("onnx",) if importlib.util.find_spec(name) is None]
@@ -109,6 +118,24 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
     except OSError as exc:
         log.warning("cannot write the ONNX text export to %s: %s", folder, exc)
         return None
+
+
+def _shared_export(identity: ModelIdentity) -> Path | None:
+    """The verified text export in the shared cache (``mmsearch.encoders.export_cache``), if there is one."""
+    from mmsearch.encoders.export_cache import model_folder
+
+    shared = model_folder(identity.fingerprint) / "text"
+    return shared if usable(read_manifest(shared), identity) else None
+
+
+def _copy_export(shared: Path, work: Path) -> dict[str, Any]:
+    for path in shared.iterdir():
+        if path.is_file():
+            shutil.copy2(path, work / path.name)
+    manifest = read_manifest(work)
+    if manifest is None:
+        raise OnnxTextError(f"the shared export in {shared} has no readable manifest")
+    return manifest
 
 
 def _publish(folder: Path, identity: ModelIdentity, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
@@ -241,7 +268,7 @@ def _export_onnx(tower: Any, example_ids: Any, work: Path) -> None:
     import torch
 
     raw = work / "raw.onnx"
-    with warnings.catch_warnings(), torch.inference_mode():
+    with warnings.catch_warnings(), torch.inference_mode(), traceable_attention():
         warnings.simplefilter("ignore")  # the tracer's notes on data-dependent Python values; the check decides
         torch.onnx.export(
             tower,
@@ -261,6 +288,20 @@ def _export_onnx(tower: Any, example_ids: Any, work: Path) -> None:
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
     raw.unlink()
+
+
+@contextlib.contextmanager
+def traceable_attention() -> Iterator[None]:
+    """torch's fused attention fast path (``aten::_native_multi_head_attention``, taken by ``nn.MultiheadAttention``
+    in inference) has no ONNX export: switch it off while tracing, so ViT / OpenAI-style towers export."""
+    import torch
+
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def describe_tokenizer(tokenizer: Any) -> tuple[TokenizerSpec, Any]:

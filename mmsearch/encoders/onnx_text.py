@@ -143,10 +143,24 @@ class QueryTokenizer:
         self.spec = spec
         self._tokenizer = Tokenizer.from_file(str(path))
         self._words: Any = None
+        self._counter: Any = None
         if spec.word_pattern is not None:
             import regex
 
             self._words = regex.compile(spec.word_pattern, regex.IGNORECASE)
+
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` with special tokens, not truncated."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_str(self._tokenizer.to_str())
+            self._counter.no_truncation()
+            self._counter.no_padding()
+        cleaned = clean_text(text, self.spec.clean)
+        if self._words is None:
+            return len(self._counter.encode(cleaned).ids)
+        return len(self._counter.encode(self._words.findall(cleaned), is_pretokenized=True).ids)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         cleaned = [clean_text(text, self.spec.clean) for text in texts]
@@ -166,7 +180,9 @@ class QueryTokenizer:
 class OnnxTextEncoder:
     """Encodes query texts with an exported text tower; float32 unit rows of shape ``(n, dim)``."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, manifest: dict[str, Any], throughput: bool = False) -> None:
+        """``throughput``: optimise the graph for this CPU and prepack weights (slower to load, faster per
+        batch: for ingest); else load fast (for a handful of queries)."""
         import onnxruntime as ort
 
         self.folder = folder
@@ -175,10 +191,13 @@ class OnnxTextEncoder:
         self.tokenizer = QueryTokenizer(folder / TOKENIZER_FILE, TokenizerSpec.from_dict(manifest["tokenizer"]))
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # The saved graph is already optimised at export (portable level); prepacking weights costs more
-        # at load than it saves on a handful of queries.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.add_session_config_entry("session.disable_prepacking", "1")
+        if throughput:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        else:
+            # The saved graph is already optimised at export (portable level); prepacking weights costs more
+            # at load than it saves on a handful of queries.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.add_session_config_entry("session.disable_prepacking", "1")
         self._session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         dim = self._session.get_outputs()[0].shape[-1]
         if dim != self.identity.dim:
@@ -187,6 +206,14 @@ class OnnxTextEncoder:
     @property
     def dim(self) -> int:
         return self.identity.dim
+
+    @property
+    def context_length(self) -> int:
+        return self.tokenizer.spec.context_length
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes, special tokens included, before truncation (as open_clip counts)."""
+        return self.tokenizer.count(text)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -199,13 +226,19 @@ class OnnxTextEncoder:
 
 
 def load_text_encoder(index_dir: Path, identity: ModelIdentity) -> OnnxTextEncoder | None:
-    """The verified export of ``identity``'s text tower, or None (none written, another model's, check failed,
-    switched off, runtime packages missing, unreadable). Never raises: the caller falls back to torch."""
+    """The verified export of ``identity``'s text tower (the home's, else the shared cache's), or None (none
+    written, another model's, check failed, switched off, runtime packages missing, unreadable). Never raises:
+    the caller falls back to torch."""
     if not enabled():
         return None
     folder = export_dir(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
-    if not usable(manifest, identity):
+    if manifest is None and not folder.exists():  # none in the home: the shared cache's (export_cache), if any
+        from mmsearch.encoders.export_cache import model_folder
+
+        folder = model_folder(identity.fingerprint) / "text"
+        manifest = read_manifest(folder)
+    if not usable(manifest, identity):  # a home's own export that does not match means torch, never another's
         return None
     missing = missing_runtime_modules()
     if missing:

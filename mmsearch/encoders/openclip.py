@@ -114,6 +114,7 @@ class OpenClipEncoder(EncoderBase):
         self._autocast_dtype = _autocast_dtype(torch, self.device, precision)
         self._choices: dict[str, PrecisionChoice] = {}
         self._choice_lock = threading.Lock()
+        self._saved: dict[str, Any] = {}  # fp32 tensors of a tower set_precision cast to bf16
         self._channels_last = _use_channels_last(self._model)
         self._split = _split_preprocess(self._preprocess)
         self._image_dtype = torch.float32
@@ -137,6 +138,11 @@ class OpenClipEncoder(EncoderBase):
         precision (the engine exports right after loading, before that); after a bf16 cast they are bf16.
         """
         return self._model, self._tokenizer
+
+    @property
+    def open_clip_preprocess(self) -> Any:
+        """open_clip's own image transform (PIL image -> normalised float tensor), the reference for exports."""
+        return self._preprocess
 
     @property
     def precision(self) -> dict[str, dict[str, Any]]:
@@ -227,6 +233,21 @@ class OpenClipEncoder(EncoderBase):
         if not chunks:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
+
+    def set_precision(self, tower: str, dtype: str, reason: str) -> None:
+        """Run ``tower`` in ``dtype`` (``fp32`` or ``bf16``) from now on, on the CPU, whatever ``precision`` said:
+        the engine calibration (``mmsearch.encoders.calibration``) measures both and picks. Reversible exactly."""
+        from mmsearch.encoders.towers import cast_tower, restore_tower, snapshot, tower_dtype
+
+        with self._choice_lock:
+            current = tower_dtype(self._model, tower)
+            if dtype == "bf16" and current != self._torch.bfloat16:
+                self._saved[tower] = snapshot(self._model, tower)
+                cast_tower(self._model, tower, self._torch.bfloat16)
+            elif dtype == "fp32" and current != self._torch.float32:
+                restore_tower(self._model, tower, self._saved.pop(tower))
+            self._choices[tower] = PrecisionChoice(dtype, reason)
+            self._image_dtype = tower_dtype(self._model, "image")
 
     def _choose(self, tower: str) -> None:
         """Settle ``tower``'s precision on its first use (thread-safe; casts it when bf16 wins)."""

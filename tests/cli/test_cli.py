@@ -253,7 +253,7 @@ def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir:
 
     asked: list[str] = []
 
-    def recording(spec: str, device: str = "auto", precision: str = "auto"):
+    def recording(spec: str, device: str = "auto", precision: str = "auto", engine: str = "auto"):
         asked.append(precision)
         return create_encoder(spec, device, precision)
 
@@ -263,3 +263,23 @@ def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir:
     assert run("query", "red").exit_code == 0
     assert asked == ["fp32", "bf16"]
     assert run("--precision", "fp16", "status").exit_code == 2
+
+
+def test_engine_reaches_the_encoder_from_flag_and_environment(run, photo_dir: Path, monkeypatch) -> None:
+    import mmsearch.models
+    from mmsearch.encoders import create_encoder
+
+    asked: list[str] = []
+
+    def recording(spec: str, device: str = "auto", precision: str = "auto", engine: str = "auto"):
+        asked.append(engine)
+        return create_encoder(spec, device, precision, engine)
+
+    monkeypatch.setattr(mmsearch.models, "create_encoder", recording)
+    assert run("--engine", "onnx", "--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
+    monkeypatch.setenv("MMSEARCH_ENGINE", "torch")
+    assert run("query", "red").exit_code == 0
+    monkeypatch.delenv("MMSEARCH_ENGINE")
+    assert run("query", "blue").exit_code == 0
+    assert asked == ["onnx", "torch", "auto"]
+    assert run("--engine", "tensorrt", "status").exit_code == 2

@@ -14,7 +14,8 @@ def dev_engine(tmp_path_factory):
     from mmsearch import Engine
 
     home = tmp_path_factory.mktemp("dev-home")
-    # float32: tests here compare with open_clip's own float32 vectors exactly (bf16: test_precision_fixture.py)
-    with Engine.open(home, model=FIXTURE_MODEL, device="cpu", precision="fp32") as engine:
+    # float32: tests here compare with open_clip's own float32 vectors exactly (bf16: test_precision_fixture.py);
+    # on torch, whose encoder these tests look into (ONNX Runtime: test_onnx_image.py)
+    with Engine.open(home, model=FIXTURE_MODEL, device="cpu", precision="fp32", engine="torch") as engine:
         report = engine.ingest(DEV / "images", captions=[DEV / "captions.tsv"])
         yield engine, report

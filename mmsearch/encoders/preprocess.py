@@ -1,0 +1,131 @@
+"""open_clip's inference preprocessing in Pillow + numpy, without torch or torchvision.
+
+open_clip builds ``Compose([resize, crop, MaybeConvertMode, MaybeToTensor, Normalize])`` from the model's
+``preprocess_cfg`` (``open_clip.transform.image_transform``, ``is_train=False``); this module does the same steps:
+
+* ``shortest`` (the default): a square target resizes the shorter side to the target (torchvision ``Resize(int)``:
+  the longer side is ``int(target * long / short)``, truncated) and centre-crops; a non-square target resizes by
+  the ratio of the shorter side (``ResizeKeepRatio``: sides rounded) and centre-crops;
+* ``longest``: resizes by the ratio of the longer side (``ResizeKeepRatio(longest=1)``) and centre-crops or pads
+  with ``fill_color`` (``CenterCropOrPad``);
+* ``squash``: resizes to the target, ignoring the aspect ratio.
+
+Resizing is Pillow's (torchvision does ``PIL.Image.resize`` for PIL input too, skipping it when the size already
+matches), so the pixels are the same bytes; ``ToTensor`` + ``Normalize`` are float32 ``x / 255``, ``(x - mean) /
+std``. Exactness is measured on embeddings, not pixels (tests/integration/test_onnx_image.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+RESIZE_MODES = ("shortest", "longest", "squash")
+_RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """The preprocessing of one model: ``prepare`` per image (uint8 HWC), ``batch`` per batch (float32 NCHW)."""
+
+    size: tuple[int, int]
+    """(height, width) the model reads."""
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    fill_color: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, not {self.resize_mode!r}")
+        if self.interpolation not in _RESAMPLING:
+            raise ValueError(f"interpolation must be bicubic or bilinear, not {self.interpolation!r}")
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size must be (height, width) of positive sides, not {self.size!r}")
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> ImagePreprocess:
+        """From open_clip's ``model.visual.preprocess_cfg`` (as recorded in ``ModelIdentity.preprocess``)."""
+        size = cfg.get("size", 224)
+        height, width = (size, size) if isinstance(size, int) else (int(size[-2]), int(size[-1]))
+        mean = _triple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+        std = _triple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        interpolation = cfg.get("interpolation") or "bicubic"
+        return cls(
+            (height, width),
+            mean,
+            std,
+            "bilinear" if interpolation == "bilinear" else "bicubic",  # open_clip: anything else is bicubic
+            cfg.get("resize_mode") or "shortest",
+            int(cfg.get("fill_color") or 0),
+        )
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Resize and crop (or pad) as open_clip does; the RGB pixels as a (height, width, 3) uint8 array."""
+        image = self._crop_or_pad(self._resize(image))
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return np.asarray(image, dtype=np.uint8)
+
+    def batch(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        """Stacked, scaled to [0, 1] and normalised: the float32 (n, 3, height, width) batch the model reads."""
+        pixels = np.stack(list(prepared)).astype(np.float32)
+        pixels /= np.float32(255)
+        pixels -= np.asarray(self.mean, dtype=np.float32)
+        pixels /= np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+
+    def _resize(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        target_h, target_w = self.size
+        if self.resize_mode == "squash":
+            new_h, new_w = target_h, target_w
+        elif self.resize_mode == "shortest" and target_h == target_w:
+            new_h, new_w = _shorter_side_to(height, width, target_h)
+        else:
+            ratio_h, ratio_w = height / target_h, width / target_w
+            ratio = max(ratio_h, ratio_w) if self.resize_mode == "longest" else min(ratio_h, ratio_w)
+            new_h, new_w = round(height / ratio), round(width / ratio)
+        if (new_w, new_h) == (width, height):
+            return image  # torchvision returns the image untouched when the size already matches
+        # open_clip builds ResizeKeepRatio for a non-square `shortest` target without passing the interpolation
+        keep_ratio_default = self.resize_mode == "shortest" and target_h != target_w
+        return image.resize((new_w, new_h), _RESAMPLING["bicubic" if keep_ratio_default else self.interpolation])
+
+    def _crop_or_pad(self, image: Image.Image) -> Image.Image:
+        """torchvision's ``center_crop`` (open_clip's ``center_crop_or_pad`` with ``fill_color`` for ``longest``)."""
+        if self.resize_mode == "squash":
+            return image
+        crop_h, crop_w = self.size
+        width, height = image.size
+        if crop_w > width or crop_h > height:
+            fill = self.fill_color if self.resize_mode == "longest" else 0
+            left, top = max(crop_w - width, 0) // 2, max(crop_h - height, 0) // 2
+            padded = Image.new(image.mode, (max(width, crop_w), max(height, crop_h)), _fill(image.mode, fill))
+            padded.paste(image, (left, top))
+            image, (width, height) = padded, padded.size
+            if (width, height) == (crop_w, crop_h):
+                return image
+        top, left = round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)
+        return image.crop((left, top, left + crop_w, top + crop_h))
+
+
+def _shorter_side_to(height: int, width: int, side: int) -> tuple[int, int]:
+    """torchvision's ``Resize(int)``: the shorter side becomes ``side``, the longer one scales (truncated)."""
+    if width <= height:
+        return int(side * height / width), side
+    return side, int(side * width / height)
+
+
+def _triple(value: Any) -> tuple[float, float, float]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * 3
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def _fill(mode: str, fill: int) -> Any:
+    return (fill,) * len(mode) if len(mode) > 1 else fill

@@ -1,0 +1,156 @@
+"""Engine choice per tower: the candidates a setting allows, the rule, the calibration loop and the cache."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsearch.encoders import calibration, engine_choice
+from mmsearch.encoders.base import ModelIdentity, l2_normalise
+from mmsearch.encoders.engine_choice import (
+    Candidate,
+    TowerChoice,
+    cached_choice,
+    candidates_for,
+    pick,
+    store_choice,
+)
+from mmsearch.encoders.export_cache import known_identity, remember_identity, spec_key
+from mmsearch.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_candidates_follow_engine_and_precision() -> None:
+    assert candidates_for("auto", "auto", True, True) == [("onnx", "fp32"), ("torch", "fp32"), ("torch", "bf16")]
+    assert candidates_for("auto", "auto", False, True) == [("onnx", "fp32"), ("torch", "fp32")]
+    assert candidates_for("auto", "auto", True, False) == [("torch", "fp32"), ("torch", "bf16")]
+    assert candidates_for("auto", "fp32", True, True) == [("onnx", "fp32"), ("torch", "fp32")]
+    assert candidates_for("auto", "bf16", False, True) == [("torch", "bf16")]  # forced, as before
+    assert candidates_for("onnx", "auto", True, True) == [("onnx", "fp32")]
+    assert candidates_for("torch", "fp32", True, True) == [("torch", "fp32")]
+    with pytest.raises(ConfigError, match="fp32 only"):
+        candidates_for("onnx", "bf16", True, True)
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        candidates_for("tensorrt", "auto", True, True)
+
+
+def test_the_fastest_agreeing_candidate_wins() -> None:
+    measured = [
+        Candidate("onnx", "fp32", 140.0, 0.99999, 0.99999),
+        Candidate("torch", "fp32", 58.0),
+        Candidate("torch", "bf16", 160.0, 0.9973, 0.99895),  # faster, but mean below 0.999
+    ]
+    choice = pick("image", measured)
+    assert (choice.engine, choice.precision) == ("onnx", "fp32")
+    assert "disagrees" in choice.reason and "onnx fp32 140.0/s" in choice.reason
+    measured[2] = Candidate("torch", "bf16", 160.0, 0.9990, 0.9995)
+    assert (pick("image", measured).engine, pick("image", measured).precision) == ("torch", "bf16")
+
+
+def test_a_failed_or_disagreeing_field_falls_back_to_the_fp32_reference() -> None:
+    choice = pick("text", [Candidate("onnx", "fp32", error="boom"), Candidate("torch", "bf16", 9.0, 0.5, 0.6)])
+    assert (choice.engine, choice.precision) == ("torch", "fp32")
+    assert "no candidate agreed" in choice.reason and "boom" in choice.reason
+
+
+def test_the_choice_is_cached_per_model_setting_and_machine(cache_dir: Path, monkeypatch) -> None:
+    choice = {
+        "image": TowerChoice("onnx", "fp32", "fast", (Candidate("onnx", "fp32", 140.0),)),
+        "text": TowerChoice("torch", "bf16", "faster"),
+    }
+    assert cached_choice("fp1", "auto", "auto") is None
+    store_choice("fp1", "auto", "auto", choice)
+    assert cached_choice("fp1", "auto", "auto") == choice
+    assert (cache_dir / "engines.json").is_file()
+    assert cached_choice("fp2", "auto", "auto") is None  # another model
+    assert cached_choice("fp1", "auto", "fp32") is None  # another setting
+    monkeypatch.setattr(engine_choice, "_usable_cpus", lambda: 64)  # another machine
+    assert cached_choice("fp1", "auto", "auto") is None
+
+
+def test_identities_are_remembered_by_model_name(tmp_path: Path) -> None:
+    identity = ModelIdentity("hf-hub:org/model", None, 256, {"size": [224, 224]})
+    assert known_identity("hf-hub:org/model") is None
+    remember_identity("hf-hub:org/model", identity)
+    assert known_identity("hf-hub:org/model") == identity
+    checkpoint = tmp_path / "weights.pt"
+    checkpoint.write_bytes(b"one")
+    before = spec_key(f"ViT-B-32:{checkpoint}")
+    checkpoint.write_bytes(b"other weights")
+    assert spec_key(f"ViT-B-32:{checkpoint}") != before  # a changed checkpoint is another model
+
+
+class FakeTower:
+    """Stands in for an engine: vectors off the reference by ``noise``, ``delay`` seconds per call."""
+
+    def __init__(self, noise: float, delay: float, dim: int = 8) -> None:
+        self.noise, self.delay, self.dim = noise, delay, dim
+
+    def _vectors(self, keys: list[int]) -> np.ndarray:
+        rows = np.stack([np.random.default_rng(key).standard_normal(self.dim) for key in keys])
+        rows += self.noise * np.random.default_rng(0).standard_normal(rows.shape)
+        time.sleep(self.delay)
+        return l2_normalise(rows)
+
+    def prepare_image(self, image) -> int:
+        return int(np.asarray(image).sum()) % 10_000
+
+    def encode_prepared(self, prepared) -> np.ndarray:
+        return self._vectors(list(prepared))
+
+    def encode_images(self, images) -> np.ndarray:
+        return self.encode_prepared([self.prepare_image(image) for image in images])
+
+    def encode_texts(self, texts) -> np.ndarray:
+        return self._vectors([len(text) * 31 + sum(map(ord, text)) for text in texts])
+
+    @contextlib.contextmanager
+    def parallel_batches(self, requested: int = 0):
+        yield 1
+
+
+class FakeTorch(FakeTower):
+    """fp32 is exact and slow; bf16 is fast and close (image) or too far off (text)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 0.02)
+        self.precisions = {"image": "fp32", "text": "fp32"}
+        self.tower = "image"
+
+    def set_precision(self, tower: str, dtype: str, reason: str) -> None:
+        self.precisions[tower] = dtype
+        self.tower = tower
+
+    def _vectors(self, keys):
+        bf16 = self.precisions[self.tower] == "bf16"
+        self.noise, self.delay = (0.01, 0.002) if bf16 else (0.0, 0.02)
+        return super()._vectors(keys)
+
+
+def test_calibration_measures_each_candidate_and_leaves_torch_in_the_winner(monkeypatch) -> None:
+    monkeypatch.setattr(calibration, "IMAGE_BATCH", 4)
+    monkeypatch.setattr(calibration, "TEXT_BATCH", 4)
+    torch = FakeTorch()
+    onnx_image = FakeTower(0.0, 0.005)
+    pairs = [("onnx", "fp32"), ("torch", "fp32"), ("torch", "bf16")]
+    choice = calibration.calibrate(torch, onnx_image, None, pairs)
+    image, text = choice["image"], choice["text"]
+    assert [c.name for c in image.measured] == ["onnx fp32", "torch fp32", "torch bf16"]
+    assert [c.name for c in text.measured] == ["torch fp32", "torch bf16"]  # no ONNX text tower offered
+    assert all(c.rate > 0 for c in image.measured + text.measured)
+    bf16 = image.measured[2]
+    assert bf16.rate > image.measured[0].rate and bf16.worst_cosine < 0.9999
+    assert image.measured[1].worst_cosine == pytest.approx(1.0)
+    winner = max((c for c in image.measured if c.agrees), key=lambda c: c.rate)
+    assert (image.engine, image.precision) == (winner.engine, winner.precision)
+    for tower, chosen in choice.items():
+        assert torch.precisions[tower] == (chosen.precision if chosen.engine == "torch" else "fp32")

@@ -1,0 +1,79 @@
+"""The torch-free preprocessing against open_clip's own transform, for every inference configuration it builds.
+
+The pixels must be the same bytes (both resize with Pillow), so the float batch equals open_clip's tensor; the
+embedding-level check on the fixture model is in tests/integration/test_onnx_image.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from mmsearch.encoders.preprocess import ImagePreprocess
+
+CONFIGS = [
+    {"size": (224, 224), "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "resize_mode": "shortest"},
+    {"size": (224, 224), "interpolation": "bilinear", "resize_mode": "shortest"},
+    {"size": (160, 224), "interpolation": "bilinear", "resize_mode": "shortest"},
+    {"size": (224, 224), "interpolation": "bicubic", "resize_mode": "longest", "fill_color": 7},
+    {"size": (192, 256), "interpolation": "bicubic", "resize_mode": "longest", "fill_color": 0},
+    {"size": (224, 224), "interpolation": "bicubic", "resize_mode": "squash"},
+    {"size": (200, 120), "interpolation": "bilinear", "resize_mode": "squash"},
+]
+
+
+def open_clip_transform(cfg: dict):
+    transform = pytest.importorskip("open_clip.transform")
+    return transform.image_transform(
+        cfg["size"],
+        is_train=False,
+        mean=cfg.get("mean"),
+        std=cfg.get("std"),
+        resize_mode=cfg.get("resize_mode"),
+        interpolation=cfg.get("interpolation"),
+        fill_color=cfg.get("fill_color", 0),
+    )
+
+
+def picture(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda cfg: f"{cfg['resize_mode']}-{cfg['size']}-{cfg['interpolation']}")
+@settings(max_examples=25, deadline=None)
+@given(width=st.integers(8, 700), height=st.integers(8, 700), seed=st.integers(0, 2**16))
+def test_the_batch_equals_open_clips_tensor(cfg: dict, width: int, height: int, seed: int) -> None:
+    image = picture(width, height, seed)
+    reference = open_clip_transform(cfg)(image).numpy()
+    ours = ImagePreprocess.from_config(cfg)
+    prepared = ours.prepare(image)
+    assert prepared.dtype == np.uint8 and prepared.shape == (*cfg["size"], 3)
+    np.testing.assert_allclose(ours.batch([prepared])[0], reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(224, 224), (500, 375), (375, 500), (224, 300), (100, 60)])
+def test_the_fixture_config_matches_exactly_on_photo_sizes(size: tuple[int, int]) -> None:
+    cfg = CONFIGS[0]
+    image = picture(*size, seed=sum(size))
+    reference = open_clip_transform(cfg)(image).numpy()
+    ours = ImagePreprocess.from_config(cfg)
+    np.testing.assert_array_equal(ours.batch([ours.prepare(image)])[0], reference)
+
+
+def test_a_greyscale_image_comes_out_rgb() -> None:
+    ours = ImagePreprocess.from_config(CONFIGS[0])
+    grey = picture(300, 200, 1).convert("L")
+    assert ours.prepare(grey).shape == (224, 224, 3)
+
+
+def test_bad_configs_are_refused() -> None:
+    with pytest.raises(ValueError, match="resize_mode"):
+        ImagePreprocess((224, 224), (0.5,) * 3, (0.5,) * 3, resize_mode="stretch")
+    with pytest.raises(ValueError, match="interpolation"):
+        ImagePreprocess((224, 224), (0.5,) * 3, (0.5,) * 3, interpolation="lanczos")
+    with pytest.raises(ValueError, match="size"):
+        ImagePreprocess((0, 224), (0.5,) * 3, (0.5,) * 3)
