@@ -76,6 +76,7 @@ class Engine:
         self._transcriber: Transcriber | None = None
         self._query_cache: QueryVectorCache | None = None
         self._query_encoders: dict[str, Any] = {}  # model fingerprint -> torch-free text encoder, or None
+        self._keywords: Any = None  # TantivyKeywords, opened on first need; False: the database's full text
 
     @classmethod
     def open(
@@ -162,10 +163,16 @@ class Engine:
     def _index_cache(self, model_id: int, identity: ModelIdentity, collection: str = IMAGE) -> IndexCache:
         cache = self._indexes.get(collection)
         if cache is None or cache.identity.fingerprint != identity.fingerprint:
-            path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
-            cache = IndexCache(
-                self.store, model_id, identity, path, collection=collection, hnsw_threshold=self.settings.hnsw_threshold
-            )
+            if self.settings.vector_url:
+                from mmsearch.index.milvus_index import MilvusIndexCache
+
+                url, database_url = self.settings.vector_url, self.settings.database_url
+                cache = MilvusIndexCache(self.store, model_id, identity, url, database_url, collection)
+            else:
+                path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
+                cache = IndexCache(
+                    self.store, model_id, identity, path, collection, hnsw_threshold=self.settings.hnsw_threshold
+                )
             self._indexes[collection] = cache
         return cache
 
@@ -225,6 +232,7 @@ class Engine:
         )
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)
+        self._refresh_keywords()
         report.elapsed_s = time.perf_counter() - started
         if self._encoder is not None:
             report.precision = dict(getattr(self._encoder, "precision", None) or {})
@@ -324,7 +332,36 @@ class Engine:
         def index_for(collection: str) -> VectorIndex:
             return self._index_cache(model_id, identity, collection).current(generations[collection])
 
-        return HybridSearcher(self.store, model_id, index_for)
+        return HybridSearcher(self.store, model_id, index_for, self._keyword_source(generations))
+
+    def _tantivy(self) -> Any:
+        """The Tantivy keyword index (``mmsearch.store.keyword_tantivy``) when it is the keyword engine, else None."""
+        if self._keywords is None:
+            from mmsearch.store.keyword_tantivy import TantivyKeywords, keyword_index_path, tantivy_chosen
+
+            self._keywords = False
+            if tantivy_chosen(self.settings.keyword_engine):
+                path = keyword_index_path(self.settings.index_dir, self.settings.database_url)
+                self._keywords = TantivyKeywords(self.store.engine, path)
+        return self._keywords or None
+
+    def _keyword_source(self, generations: dict[str, int]) -> Callable[..., Any] | None:
+        """Keyword search through Tantivy, brought up to ``generations`` on first use; None: the database's."""
+        keywords = self._tantivy()
+        if keywords is None:
+            return None
+
+        def search(query: str, limit: int, kinds: Any) -> Any:
+            keywords.ensure(generations)
+            return keywords.search(query, limit, kinds)
+
+        return search
+
+    def _refresh_keywords(self) -> None:
+        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""
+        keywords = self._tantivy()
+        if keywords is not None:
+            keywords.ensure(self.store.generations(COLLECTIONS))
 
     def _text_vectors(self, model_id: int, identity: ModelIdentity, texts: list[str]) -> np.ndarray:
         if self._query_cache is None or self._query_cache.model_id != model_id:
@@ -389,6 +426,9 @@ class Engine:
         for collection in COLLECTIONS:
             cache = self._index_cache(model_id, identity, collection)
             rebuilt[collection] = {"vectors": len(cache.rebuild()), "path": str(cache.path)}
+        keywords = self._tantivy()
+        if keywords is not None:
+            keywords.rebuild(self.store.generations(COLLECTIONS))
         return {
             "model": identity.spec,
             "vectors": sum(entry["vectors"] for entry in rebuilt.values()),

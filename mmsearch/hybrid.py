@@ -21,7 +21,7 @@ from mmsearch.filters import Filters
 from mmsearch.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
 from mmsearch.index.base import VectorIndex
 from mmsearch.search import Hit
-from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
+from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, keyword_search, query_tokens
 from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
 from mmsearch.textitems import CAPTION, TRANSCRIPT
 
@@ -100,10 +100,17 @@ class _Evidence:
 class HybridSearcher:
     """Searches one model's collections of one store; see the module docstring."""
 
-    def __init__(self, store: MetadataStore, model_id: int, index_for: Callable[[str], VectorIndex]) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        model_id: int,
+        index_for: Callable[[str], VectorIndex],
+        keywords: KeywordSource | None = None,
+    ) -> None:
         self.store = store
         self.model_id = model_id
         self._index_source = index_for
+        self._keyword_source = keywords
         self._indexes: dict[str, VectorIndex] = {}
         self._prefetched: dict[tuple[str, tuple[str, ...], int], list[KeywordMatch]] = {}
 
@@ -181,7 +188,7 @@ class HybridSearcher:
     def _keyword_matches(self, keywords: str, kinds: tuple[str, ...], window: int) -> list[KeywordMatch]:
         key = (keywords, kinds, window)
         if key not in self._prefetched:
-            self._prefetched[key] = keyword_search(self.store.reads, keywords, window, kinds)
+            self._prefetched[key] = keyword_search(self.store.reads, keywords, window, kinds, self._keyword_source)
         return self._prefetched[key]
 
     def _gather(

@@ -56,6 +56,12 @@ if TYPE_CHECKING:
     envvar="MMSEARCH_DB_URL",
     help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
 )
+@click.option(
+    "--vector-url",
+    envvar="MMSEARCH_VECTOR_URL",
+    help="Where vectors live (default FAISS files in the home): a Milvus URL (http://host:19530) or a Milvus Lite "
+    "file (milvus.db); needs mmsearch[milvus]. Env: MMSEARCH_VECTOR_URL.",
+)
 @click.version_option(__version__, prog_name="mmsearch")
 @click.pass_context
 def cli(
@@ -65,9 +71,11 @@ def cli(
     device: str | None,
     precision: str | None,
     db_url: str | None,
+    vector_url: str | None,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
+    ctx.obj["vector_url"] = vector_url
 
 
 @contextmanager
@@ -130,6 +138,12 @@ def clean_errors() -> Iterator[None]:
     help="faster-whisper model for audio without .srt/.vtt/.txt: a size name (tiny.en, base, small, ...) or a "
     "local CTranslate2 folder. Default: small. Env: MMSEARCH_SPEECH_MODEL.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where images are decoded and encoded: local threads (default) or a Ray cluster (mmsearch[ray]).",
+)
+@click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
@@ -141,6 +155,8 @@ def ingest(
     encode_streams: int | None,
     manifests: tuple[Path, ...],
     speech_model: str | None,
+    executor: str | None,
+    ray_address: str | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -149,6 +165,7 @@ def ingest(
     from mmsearch.cli.progress import progress_bar
 
     ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
+    ctx.obj.update(executor=executor, ray_address=ray_address)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
         report = engine.ingest(folder, progress=callback, captions=manifests)
     if as_json:

@@ -1,0 +1,224 @@
+"""Keyword search on a Tantivy index: BM25 with block-max WAND top-k pruning, a rebuildable cache of the database.
+
+SQLite FTS5 and PostgreSQL full text score every row that matches any query word before sorting, so their cost
+grows with the number of matching texts (see bench/scale.py). Tantivy keeps, per term, blocks of postings with
+their best possible score and skips every block that cannot enter the current top k, so a disjunction of a few
+terms costs about the same at 100k and at 1M texts.
+
+The database stays the source of truth (on SQLite and PostgreSQL alike): the index is written into a folder
+beside the vector index files, built from the text items and file names in the database, and stamped with the
+collections' generations it reflects (``stamp.json``). A stale or missing folder is rebuilt whole into a temporary
+folder and renamed into place, so a reader sees the old index or the new one, never half of one.
+
+Analysis matches the database engines': words are split on non-alphanumerics, lower-cased, diacritics folded
+(FTS5's ``remove_diacritics``), stemmed with the English Snowball stemmer (PostgreSQL's ``english``); stop words
+are left out of the query (``search_tokens``), as with the database engines. Each kind (caption, transcript, file
+name) is its own field, so a search over some kinds is a pure disjunction of term queries, which is what lets
+Tantivy prune (a filter clause would make it score every match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import text
+
+from mmsearch.errors import ConfigError, IndexCorruptError
+from mmsearch.store.keyword import NAME, KeywordMatch, search_tokens
+
+ANALYZER = "mmsearch_en"
+KINDS = ("caption", "transcript", NAME)
+"""One text field per kind; a document fills exactly one of them."""
+_KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+STAMP_FILE = "stamp.json"
+FORMAT = 1
+WRITER_HEAP = 256_000_000
+_TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
+_NAME_ROWS = "SELECT id, path FROM media_files"
+
+
+def keyword_index_path(index_dir: Path, database_url: str) -> Path:
+    """The folder of the keyword index of one database (several databases may share an index folder)."""
+    db_key = hashlib.sha256(database_url.encode()).hexdigest()[:8]
+    return index_dir / f"keyword-{db_key}.tantivy"
+
+
+def _tantivy() -> Any:
+    try:
+        import tantivy
+    except ImportError as exc:  # pragma: no cover - tantivy is a default dependency
+        raise ConfigError("keyword_engine 'tantivy' needs the tantivy package (pip install tantivy)") from exc
+    return tantivy
+
+
+def _analyzer(tantivy: Any) -> Any:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def _schema(tantivy: Any) -> Any:
+    builder = tantivy.SchemaBuilder()
+    for kind in KINDS:
+        builder.add_text_field(kind, stored=False, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_integer_field("row", stored=False, fast=True)
+    builder.add_integer_field("file", stored=False, fast=True)
+    builder.add_integer_field("kind", stored=False, fast=True)
+    return builder.build()
+
+
+def tantivy_chosen(engine_setting: str) -> bool:
+    """Whether the ``keyword_engine`` setting means Tantivy (``auto``: when the package is installed)."""
+    if engine_setting == "database":
+        return False
+    if engine_setting == "tantivy":
+        _tantivy()
+        return True
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:  # pragma: no cover - tantivy is a default dependency
+        return False
+    return True
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+class TantivyKeywords:
+    """Keyword search of one database through its Tantivy index folder, kept in step by generation stamps."""
+
+    def __init__(self, engine: SqlEngine, path: Path) -> None:
+        self._engine = engine
+        self.path = path
+        self._tantivy = _tantivy()
+        self._analyzer = _analyzer(self._tantivy)
+        self._index: Any = None
+        self._searcher: Any = None
+        self.stamp: dict[str, int] | None = None
+        self._lock = threading.Lock()
+
+    # -- freshness --------------------------------------------------------------------------
+    def ensure(self, generations: Mapping[str, int]) -> None:
+        """Open the index as of ``generations`` (the database's, read by the caller); rebuild it when stale."""
+        wanted = {key: int(value) for key, value in generations.items()}
+        with self._lock:
+            if self._searcher is not None and self.stamp == wanted:
+                return
+            if self._read_stamp() != wanted:
+                self.rebuild(wanted)
+            self._open()
+
+    def _read_stamp(self) -> dict[str, int] | None:
+        try:
+            stamp = json.loads((self.path / STAMP_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stamp, dict) or stamp.get("format") != FORMAT:
+            return None
+        generations = stamp.get("generations")
+        return generations if isinstance(generations, dict) else None
+
+    def _open(self) -> None:
+        try:
+            index = self._tantivy.Index.open(str(self.path))
+        except ValueError as exc:
+            raise IndexCorruptError(f"cannot open keyword index {self.path}: {exc}") from exc
+        index.register_tokenizer(ANALYZER, self._analyzer)
+        self._index, self._searcher = index, index.searcher()
+        self.stamp = self._read_stamp()
+
+    # -- building ---------------------------------------------------------------------------
+    def rebuild(self, generations: Mapping[str, int]) -> int:
+        """Write the index of every text item and file name into a new folder, then swap it in; returns docs.
+
+        ``generations`` must have been read before the rows are (a change in between leaves the index stamped
+        older than what it holds, so it is rebuilt again next time, never missed)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        try:
+            count = self._write(building)
+            stamp = {"format": FORMAT, "generations": dict(generations), "documents": count}
+            (building / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True))
+            _swap_in(building, self.path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._index = self._searcher = None
+        return count
+
+    def _write(self, folder: Path) -> int:
+        tantivy = self._tantivy
+        index = tantivy.Index(_schema(tantivy), path=str(folder), reuse=False)
+        index.register_tokenizer(ANALYZER, self._analyzer)
+        writer = index.writer(heap_size=WRITER_HEAP)
+        count = 0
+        for row, file_id, kind, body in self._documents():
+            writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], **{kind: body}))
+            count += 1
+        writer.commit()
+        writer.wait_merging_threads()
+        return count
+
+    def _documents(self) -> Iterator[tuple[int, int, str, str]]:
+        """(row, file id, kind, text): text items by id, file names as row = -file id (as in FTS5)."""
+        with self._engine.connect() as connection:
+            streamed = connection.execution_options(stream_results=True, yield_per=10_000)
+            for item_id, file_id, kind, body in streamed.execute(text(_TEXT_ROWS)):
+                if kind in _KIND_CODES and kind != NAME:
+                    yield int(item_id), int(file_id), kind, str(body)
+            for file_id, path in streamed.execute(text(_NAME_ROWS)):
+                yield -int(file_id), int(file_id), NAME, _basename(str(path))
+
+    # -- searching --------------------------------------------------------------------------
+    def search(self, query: str, limit: int, kinds: Collection[str] = KINDS) -> list[KeywordMatch]:
+        """Items and file names matching ANY word of ``query`` (BM25), best first, at most ``limit``."""
+        if self._searcher is None:
+            raise IndexCorruptError("the keyword index is not open: call ensure() first")
+        fields = [kind for kind in KINDS if kind in kinds]
+        terms = list(dict.fromkeys(term for token in search_tokens(query) for term in self._analyzer.analyze(token)))
+        if not terms or not fields or limit < 1:
+            return []
+        tantivy = self._tantivy
+        schema = self._index.schema
+        clauses = [
+            (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, term)) for field in fields for term in terms
+        ]
+        hits = self._searcher.search(tantivy.Query.boolean_query(clauses), limit, count=False).hits
+        if not hits:
+            return []
+        addresses = [address for _, address in hits]
+        rows = self._searcher.fast_field_values("row", addresses)
+        files = self._searcher.fast_field_values("file", addresses)
+        codes = self._searcher.fast_field_values("kind", addresses)
+        return [
+            KeywordMatch(int(file_id), int(row) if row > 0 else None, KINDS[int(code)], float(score))
+            for (score, _), row, file_id, code in zip(hits, rows, files, codes, strict=True)
+        ]
+
+
+def _swap_in(built: Path, target: Path) -> None:
+    """Put the folder ``built`` at ``target``: one rename when there is none yet, else the old one is renamed
+    away first (a reader that opened it keeps its files) and removed."""
+    if not target.exists():
+        os.replace(built, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(built, target)
+    shutil.rmtree(old, ignore_errors=True)
