@@ -228,7 +228,7 @@ class Engine:
         )
         settings = self.settings
         options = IngestOptions(
-            settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams
+            settings.batch_size, settings.workers, settings.max_image_pixels, settings.encode_streams, self._executor()
         )
         run = IngestRun(self.store, models, options, report, progress, self._speech_to_text, manifests)
         run.execute(plan_ingest(scan.files, known), known, scan.files)
@@ -237,6 +237,15 @@ class Engine:
         if self._encoder is not None:
             report.precision = dict(getattr(self._encoder, "precision", None) or {})
         return report
+
+    def _executor(self) -> Any:
+        """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""
+        if self.settings.executor != "ray":
+            return None
+        from mmsearch.ingest.ray_executor import RayExecutor
+
+        settings = self.settings
+        return RayExecutor(self._encoder_factory, self._model_name(), settings.device, settings.ray_address)
 
     # -- search ---------------------------------------------------------------------------
     def search(

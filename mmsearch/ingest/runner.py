@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +33,9 @@ from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
 from mmsearch.store.repository import KnownFile, MetadataStore
 from mmsearch.textitems import TextItem
+
+if TYPE_CHECKING:
+    from mmsearch.ingest.ray_executor import RayExecutor
 
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
@@ -57,6 +60,8 @@ class IngestOptions:
     max_pixels: int = 89_478_485
     encode_streams: int = 0
     """Batches encoded at once (0: the encoder's choice, see ``parallel_batches``)."""
+    executor: RayExecutor | None = None
+    """Decode and encode on a Ray cluster instead of local threads (``mmsearch.ingest.ray_executor``)."""
 
 
 def read_probe(path: str) -> Probe:
@@ -218,6 +223,9 @@ class IngestRun:
     def _embed(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         if not files:
             return
+        if self.options.executor is not None:
+            self._embed_remote(self.options.executor, files, known)
+            return
         encoder = self.models.encoder()
         device = str(getattr(encoder, "device", "cpu"))
         size = self.options.batch_size or default_batch_size(device)
@@ -248,6 +256,32 @@ class IngestRun:
                 self.progress("embedding", done, len(files))
             while encoding:
                 committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
+            self._wait_for(committing)
+        self.report.embed_s += time.perf_counter() - started
+
+    def _embed_remote(self, executor: RayExecutor, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
+        """Decode and encode on the cluster; each batch comes back in order and is committed here, on the commit
+        thread, as the local path does."""
+        encoder = self.models.encoder()  # the model is adopted (identity checked) on the driver
+        size = self.options.batch_size or default_batch_size(executor.device)
+        self.report.batch_size, self.report.workers = size, self.options.workers or default_workers(executor.device)
+        done, started = 0, time.perf_counter()
+        min_size = getattr(encoder, "min_decode_size", None)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer:
+            committing: Future[int] | None = None
+            for batch, result in executor.embed(files, size, self.options.max_pixels, min_size):
+                for path, reason in result.failed:
+                    self._fail(path, UnreadableMediaError(reason), known)
+                by_path = {file.path: file for file in batch}
+                vectors = result.vectors if result.vectors is not None else np.zeros((0, 0), dtype=np.float32)
+                changes = [
+                    AssetChange(by_path[path], probe, vector, True, self._image_texts(by_path[path], probe, known))
+                    for (path, probe), vector in zip(result.encoded, vectors, strict=True)
+                ]
+                self._wait_for(committing)
+                committing = committer.submit(self._commit_embedded, changes, known)
+                done += len(batch)
+                self.progress("embedding", done, len(files))
             self._wait_for(committing)
         self.report.embed_s += time.perf_counter() - started
 
