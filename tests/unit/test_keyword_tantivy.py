@@ -100,5 +100,4 @@ def test_a_damaged_stamp_means_a_rebuild(engine: Engine) -> None:
     again = TantivyKeywords(engine.store.engine, keywords.path)
     again.ensure(engine.store.generations(COLLECTIONS))
     assert [(kind, name) for kind, name, _ in _found(engine, again.search("sofa", 5))] == [("caption", "cat.jpg")]
-    ]
     assert json.loads((keywords.path / STAMP_FILE).read_text())["format"] == 1
