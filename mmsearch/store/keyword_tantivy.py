@@ -165,7 +165,9 @@ class TantivyKeywords:
         tantivy = self._tantivy
         index = tantivy.Index(_schema(tantivy), path=str(folder), reuse=False)
         index.register_tokenizer(ANALYZER, self._analyzer)
-        writer = index.writer(heap_size=WRITER_HEAP)
+        # One indexing thread: one segment, documents in database order, so equal scores come back in the same
+        # order from every build of the same data (several threads would split documents between segments by race).
+        writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
         count = 0
         for row, file_id, kind, body in self._documents():
             writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], **{kind: body}))
@@ -205,9 +207,10 @@ class TantivyKeywords:
         rows = self._searcher.fast_field_values("row", addresses)
         files = self._searcher.fast_field_values("file", addresses)
         codes = self._searcher.fast_field_values("kind", addresses)
+        found = sorted(zip((score for score, _ in hits), rows, files, codes, strict=True), key=lambda h: (-h[0], h[1]))
         return [
             KeywordMatch(int(file_id), int(row) if row > 0 else None, KINDS[int(code)], float(score))
-            for (score, _), row, file_id, code in zip(hits, rows, files, codes, strict=True)
+            for score, row, file_id, code in found
         ]
 
 
