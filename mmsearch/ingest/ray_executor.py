@@ -92,6 +92,8 @@ class BatchEncoder:
     """The body of an encoder actor: loads its own model once, then preprocesses and encodes decoded batches."""
 
     def __init__(self, recipe: EncoderRecipe, model: str, device: str, threads: int = 0) -> None:
+        if threads < 0:  # every core of this node
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if threads > 0:
             _set_torch_threads(threads)
         self.encoder = recipe(model, device)
@@ -127,7 +129,8 @@ class RayExecutor:
     address: str | None = None
     actors: int = 0
     actor_threads: int = 0
-    """Torch threads per CPU actor (0: Ray's default for its CPU share)."""
+    """Torch threads per actor; 0: on a cluster without GPUs every core of the actor's node (Ray would give a 1-CPU
+    actor one thread, but there encoding is the work: decoding is cheap next to it), with GPUs Ray's default."""
 
     def embed(
         self, files: Sequence[ScannedFile], batch_size: int, max_pixels: int, min_size: tuple[int, int] | None
@@ -139,7 +142,8 @@ class RayExecutor:
         actor_class = ray.remote(num_cpus=0 if gpus else 1, num_gpus=1 if gpus else 0)(BatchEncoder).options(
             max_restarts=RETRIES, max_task_retries=RETRIES
         )
-        actors = [actor_class.remote(self.recipe, self.model, self.device, self.actor_threads) for _ in range(count)]
+        threads = self.actor_threads or (0 if gpus else -1)
+        actors = [actor_class.remote(self.recipe, self.model, self.device, threads) for _ in range(count)]
         decode = ray.remote(num_cpus=1, max_retries=RETRIES)(decode_files)
         batches = [list(files[start : start + batch_size]) for start in range(0, len(files), batch_size)]
         try:
