@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -425,7 +426,16 @@ class Engine:
                 paths[collection] = index_path(
                     self.settings.index_dir, self.settings.database_url, active[1], collection
                 )
-        return build_status(self.settings, self.store, active[1] if active else None, paths)
+        if active is None or not self.settings.vector_url:
+            return build_status(self.settings, self.store, active[1] if active else None, paths)
+        from mmsearch.index.milvus_index import MilvusIndexCache
+
+        report = build_status(self.settings, self.store, active[1], {})  # vectors in Milvus: no index files
+        for collection in COLLECTIONS:
+            cache = self._index_cache(active[0], active[1], collection)
+            if isinstance(cache, MilvusIndexCache):
+                report.indexes[collection] = cache.facts()
+        return dataclasses.replace(report, index=report.indexes[IMAGE])
 
     def reindex(self) -> dict[str, Any]:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""

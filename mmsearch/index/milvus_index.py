@@ -217,6 +217,24 @@ class MilvusIndexCache(IndexCache):
         self.generation = int(state["generation"])
         return self._new_index()
 
+    def facts(self) -> dict[str, Any]:
+        """What ``mmsearch status`` shows for the collection (keys as for an index file)."""
+        facts: dict[str, Any] = {"path": str(self.path), "kind": MILVUS_KIND, "exists": False}
+        state = self._state()
+        if state is None or not self._client.has_collection(self.name):
+            facts["state"] = "missing (rebuilt from the database on next use)"
+            return facts
+        current = state.get("fingerprint") == self.identity.fingerprint and state.get(
+            "generation"
+        ) == self.store.generation(self.collection)
+        facts.update(
+            exists=True,
+            vectors=len(self._new_index()),
+            generation=state.get("generation"),
+            state="up to date" if current else "stale (rebuilt on next use)",
+        )
+        return facts
+
     def stamped_generation(self) -> int | None:
         """The database generation the collection was last stamped with (None: never)."""
         state = self._state()

@@ -141,3 +141,27 @@ def test_a_collection_behind_the_database_or_of_another_model_is_rebuilt(
         assert result["indexes"]["image"]["vectors"] == 10 and result["indexes"]["caption"]["vectors"] == 4
         assert len(_milvus_cache(engine).get()) == 10
         assert engine.search(image=library / "dog.jpg", k=1)[0].path == str(library / "dog.jpg")
+
+
+def test_the_cli_on_postgres_and_milvus(postgres_url: str, milvus_url: str, tmp_path: Path, library: Path) -> None:
+    from click.testing import CliRunner
+
+    from mmsearch.cli import cli
+
+    db_url = fresh_database(postgres_url, "cli")
+    base = ["--home", str(tmp_path / "home"), "--db-url", db_url, "--vector-url", milvus_url]
+    runner = CliRunner()
+    ingested = runner.invoke(cli, [*base, "--model", "fake:16", "ingest", str(library), "--json"])
+    assert ingested.exit_code == 0, ingested.output
+    assert json.loads(ingested.output)["added"] == 10
+    found = runner.invoke(cli, [*base, "query", "red boat", "--json", "--no-service"])
+    assert found.exit_code == 0, found.output
+    assert Path(json.loads(found.output)["hits"][0]["path"]).name == "boat.jpg"
+    status = runner.invoke(cli, [*base, "status", "--json"])
+    assert status.exit_code == 0, status.output
+    indexes = json.loads(status.output)["indexes"]
+    assert {name: (facts["kind"], facts["vectors"], facts["state"]) for name, facts in indexes.items()} == {
+        "image": ("milvus", 10, "up to date"),
+        "caption": ("milvus", 4, "up to date"),
+        "transcript": ("milvus", 0, "up to date"),
+    }

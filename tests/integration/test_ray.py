@@ -140,11 +140,31 @@ def test_ray_ingest_with_the_fixture_model(ray_cluster, tmp_path: Path) -> None:
     require_fixture_model()
     folder = tmp_path / "dev"
     folder.mkdir()
-    for source in sorted((DEV / "images").iterdir())[:6]:
+    for source in sorted((DEV / "images").iterdir())[:4]:
         shutil.copy(source, folder / source.name)
     _, local = _ingest(tmp_path / "local", folder, model=FIXTURE_MODEL, device="cpu", precision="fp32")
     report, remote = _ingest(
         tmp_path / "ray", folder, model=FIXTURE_MODEL, device="cpu", precision="fp32", executor="ray"
     )
-    assert (report.embedded, report.failed) == (6, [])
+    assert (report.embedded, report.failed) == (4, [])
     _same(local, remote, tolerance=1e-5)
+
+
+def test_ingest_executor_ray_from_the_cli(ray_cluster, tmp_path: Path, library: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from mmsearch.cli import cli
+
+    home = tmp_path / "home"
+    args = ["--home", str(home), "--model", "fake:16", "ingest", str(library), "--executor", "ray", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert (report["added"], report["embedded"], len(report["failed"])) == (11, 11, 1)
+    _, local = _ingest(tmp_path / "local", library, model="fake:16")
+    from mmsearch import Engine
+
+    with Engine.open(home) as engine:
+        _same(local, _contents(engine))
