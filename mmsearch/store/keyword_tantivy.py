@@ -19,6 +19,7 @@ Tantivy prune (a filter clause would make it score every match).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -216,12 +217,14 @@ class TantivyKeywords:
 
 def _swap_in(built: Path, target: Path) -> None:
     """Put the folder ``built`` at ``target``: one rename when there is none yet, else the old one is renamed
-    away first (a reader that opened it keeps its files) and removed."""
-    if not target.exists():
-        os.replace(built, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    away first (a reader that opened it keeps its files) and removed. When another process swaps its own build in
+    at the same moment, one of the two equivalent builds wins and the other is dropped."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(old, ignore_errors=True)
-    os.replace(target, old)
-    os.replace(built, target)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(target, old)
+    try:
+        os.replace(built, target)
+    except OSError:  # another build took the name first
+        shutil.rmtree(built, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
