@@ -129,11 +129,11 @@ class MilvusIndex:
         self._count = None
 
     def remove(self, ids: np.ndarray) -> int:
-        ids = [int(key) for key in np.asarray(ids, dtype=np.int64)]
-        if not ids:
+        keys = [int(key) for key in np.asarray(ids, dtype=np.int64)]
+        if not keys:
             return 0
         before = len(self)
-        self._client.delete(self.name, ids=ids)
+        self._client.delete(self.name, ids=keys)
         self._count = None
         return before - len(self)
 

@@ -102,9 +102,9 @@ class BatchEncoder:
         batch = EncodedBatch(
             failed=[(item.path, item.error or "not decoded") for item in decoded if item.probe is None]
         )
-        ready = [item for item in decoded if item.probe is not None and item.pixels is not None]
-        prepared = [self.encoder.prepare_image(Image.fromarray(item.pixels)) for item in ready]
-        batch.encoded = [(item.path, item.probe) for item in ready if item.probe is not None]
+        ready = [(item.path, item.probe, item.pixels) for item in decoded if item.probe is not None]
+        prepared = [self.encoder.prepare_image(Image.fromarray(pixels)) for _, _, pixels in ready if pixels is not None]
+        batch.encoded = [(path, probe) for path, probe, pixels in ready if pixels is not None]
         batch.vectors = np.asarray(self.encoder.encode_prepared(prepared), dtype=np.float32) if ready else None
         return batch
 
