@@ -41,6 +41,8 @@ from mmsearch.store.repository import COLLECTIONS, IMAGE, MetadataStore
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber
+    from mmsearch.store.keyword import KeywordSource
+    from mmsearch.store.keyword_tantivy import TantivyKeywords
 
 EncoderFactory = Callable[[str, str], Encoder]
 """``(model name, device) -> Encoder``; the default is the registry's, with ``Settings.precision``."""
@@ -77,7 +79,7 @@ class Engine:
         self._transcriber: Transcriber | None = None
         self._query_cache: QueryVectorCache | None = None
         self._query_encoders: dict[str, Any] = {}  # model fingerprint -> torch-free text encoder, or None
-        self._keywords: Any = None  # TantivyKeywords, opened on first need; False: the database's full text
+        self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
 
     @classmethod
     def open(
@@ -344,28 +346,18 @@ class Engine:
 
         return HybridSearcher(self.store, model_id, index_for, self._keyword_source(generations))
 
-    def _tantivy(self) -> Any:
-        """The Tantivy keyword index (``mmsearch.store.keyword_tantivy``) when it is the keyword engine, else None."""
+    def _tantivy(self) -> TantivyKeywords | None:
+        """The Tantivy keyword index when it is the keyword engine (``keyword_engine``), else None."""
         if self._keywords is None:
-            from mmsearch.store.keyword_tantivy import TantivyKeywords, keyword_index_path, tantivy_chosen
+            from mmsearch.store.keyword_tantivy import open_keywords
 
-            self._keywords = False
-            if tantivy_chosen(self.settings.keyword_engine):
-                path = keyword_index_path(self.settings.index_dir, self.settings.database_url)
-                self._keywords = TantivyKeywords(self.store.engine, path)
+            self._keywords = open_keywords(self.settings, self.store.engine) or False
         return self._keywords or None
 
-    def _keyword_source(self, generations: dict[str, int]) -> Callable[..., Any] | None:
+    def _keyword_source(self, generations: dict[str, int]) -> KeywordSource | None:
         """Keyword search through Tantivy, brought up to ``generations`` on first use; None: the database's."""
         keywords = self._tantivy()
-        if keywords is None:
-            return None
-
-        def search(query: str, limit: int, kinds: Any) -> Any:
-            keywords.ensure(generations)
-            return keywords.search(query, limit, kinds)
-
-        return search
+        return keywords.source(generations) if keywords is not None else None
 
     def _refresh_keywords(self) -> None:
         """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""

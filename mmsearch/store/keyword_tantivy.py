@@ -33,8 +33,9 @@ from typing import Any
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import text
 
+from mmsearch.config import Settings
 from mmsearch.errors import ConfigError, IndexCorruptError
-from mmsearch.store.keyword import NAME, KeywordMatch, search_tokens
+from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, search_tokens
 
 ANALYZER = "mmsearch_en"
 KINDS = ("caption", "transcript", NAME)
@@ -82,6 +83,13 @@ def _schema(tantivy: Any) -> Any:
     return builder.build()
 
 
+def open_keywords(settings: Settings, engine: SqlEngine) -> TantivyKeywords | None:
+    """The Tantivy keyword index of the settings' database when ``keyword_engine`` chooses it, else None."""
+    if not tantivy_chosen(settings.keyword_engine):
+        return None
+    return TantivyKeywords(engine, keyword_index_path(settings.index_dir, settings.database_url))
+
+
 def tantivy_chosen(engine_setting: str) -> bool:
     """Whether the ``keyword_engine`` setting means Tantivy (``auto``: when the package is installed)."""
     if engine_setting == "database":
@@ -112,6 +120,15 @@ class TantivyKeywords:
         self._searcher: Any = None
         self.stamp: dict[str, int] | None = None
         self._lock = threading.Lock()
+
+    def source(self, generations: Mapping[str, int]) -> KeywordSource:
+        """A keyword engine for ``HybridSearcher`` that brings the index up to ``generations`` on first use."""
+
+        def search(query: str, limit: int, kinds: Collection[str]) -> list[KeywordMatch]:
+            self.ensure(generations)
+            return self.search(query, limit, kinds)
+
+        return search
 
     # -- freshness --------------------------------------------------------------------------
     def ensure(self, generations: Mapping[str, int]) -> None:
