@@ -60,6 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--files", default="10000,30000,100000", help="bookkeeping: file counts")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--before-src", help="cold: also time the code in this source tree (git archive main | tar x)")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
@@ -278,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "cold" in only:
         from scale_cold import cold_section
 
-        section_rows, payload["cold"] = cold_section(work, _sizes(args.items), args.cold_runs)
+        section_rows, payload["cold"] = cold_section(work, _sizes(args.items), args.cold_runs, args.before_src)
         rows += section_rows
     if "bookkeeping" in only:
         section_rows, payload["bookkeeping"] = bookkeeping_section(work, _sizes(args.files))

@@ -105,7 +105,15 @@ def load_times(home: Path, runs: int = 3) -> dict[str, float]:
     return out
 
 
-def cold_section(work: Path, sizes: list[int], runs: int, ef_construction: int = 16) -> tuple[list[Row], dict]:
+def _summary(walls: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(walls), 3), "max": round(max(walls), 3), "n": len(walls)}
+
+
+def cold_section(
+    work: Path, sizes: list[int], runs: int, before_src: str | None = None, ef_construction: int = 16
+) -> tuple[list[Row], dict]:
+    """Per size: build (or reuse) the home, time the index loads and the cold queries; with ``before_src`` (a
+    source tree of the previous release, e.g. ``git archive main``) also the cold queries of that code."""
     import os
 
     rows: list[Row] = []
@@ -116,13 +124,18 @@ def cold_section(work: Path, sizes: list[int], runs: int, ef_construction: int =
         home = work / f"cold-{count}"
         built = build_home(home, count, ef_construction)
         loads = load_times(home)
-        picks = [texts[i] for i in rng.permutation(len(texts))[:runs]]
-        walls = cold_queries(home, picks, dict(os.environ))
+        picks = [texts[i] for i in rng.permutation(len(texts))[: 2 * runs]]
+        walls = cold_queries(home, picks[:runs], dict(os.environ))
+        before = None
+        if before_src:
+            env = {**os.environ, "PYTHONPATH": before_src, "MMSEARCH_KEYWORD_ENGINE": "database"}
+            before = cold_queries(home, picks[runs:], env)
         entry = {
             "items": count,
             "home": built,
             "index_load": loads,
-            "cold_query_s": {"p50": round(statistics.median(walls), 3), "max": round(max(walls), 3), "n": len(walls)},
+            "cold_query_s": _summary(walls),
+            "cold_query_before_s": _summary(before) if before else None,
         }
         payload[str(count)] = entry
         label = f"{count:,} items"
@@ -138,4 +151,6 @@ def cold_section(work: Path, sizes: list[int], runs: int, ef_construction: int =
             ),
             Row(f"cold `mmsearch query` max, {label}", entry["cold_query_s"]["max"], "s"),
         ]
+        if before:
+            rows.insert(-2, Row(f"cold `mmsearch query` p50 before ({before_src}), {label}", _summary(before)["p50"], "s"))
     return rows, payload
