@@ -12,9 +12,11 @@ folder and renamed into place, so a reader sees the old index or the new one, ne
 
 Analysis matches the database engines': words are split on non-alphanumerics, lower-cased, diacritics folded
 (FTS5's ``remove_diacritics``), stemmed with the English Snowball stemmer (PostgreSQL's ``english``); stop words
-are left out of the query (``search_tokens``), as with the database engines. Each kind (caption, transcript, file
-name) is its own field, so a search over some kinds is a pure disjunction of term queries, which is what lets
-Tantivy prune (a filter clause would make it score every match).
+are left out of the query (``search_tokens``), as with the database engines. As in FTS5, every text item and file
+name is one ``body`` field of one collection, so BM25's statistics (document frequencies, average length) are
+those of all of them. A search is a pure disjunction of term queries, which is what lets Tantivy prune (a filter
+clause would make it score every match); a search over some kinds only fetches more and filters, fetching more
+again while filtered hits are short of the limit.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, search_tok
 
 ANALYZER = "mmsearch_en"
 KINDS = ("caption", "transcript", NAME)
-"""One text field per kind; a document fills exactly one of them."""
+"""The kinds of document (a fast field, for filtering)."""
 _KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
 STAMP_FILE = "stamp.json"
-FORMAT = 1
+FORMAT = 2
+_OVERFETCH = 4  # a search over some kinds fetches this many times the limit before filtering
 WRITER_HEAP = 256_000_000
 _TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
 _NAME_ROWS = "SELECT id, path FROM media_files"
@@ -75,8 +78,7 @@ def _analyzer(tantivy: Any) -> Any:
 
 def _schema(tantivy: Any) -> Any:
     builder = tantivy.SchemaBuilder()
-    for kind in KINDS:
-        builder.add_text_field(kind, stored=False, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_text_field("body", stored=False, tokenizer_name=ANALYZER, index_option="freq")
     builder.add_integer_field("row", stored=False, fast=True)
     builder.add_integer_field("file", stored=False, fast=True)
     builder.add_integer_field("kind", stored=False, fast=True)
@@ -188,7 +190,7 @@ class TantivyKeywords:
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
         count = 0
         for row, file_id, kind, body in self._documents():
-            writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], **{kind: body}))
+            writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], body=body))
             count += 1
         writer.commit()
         writer.wait_merging_threads()
@@ -209,26 +211,39 @@ class TantivyKeywords:
         """Items and file names matching ANY word of ``query`` (BM25), best first, at most ``limit``."""
         if self._searcher is None:
             raise IndexCorruptError("the keyword index is not open: call ensure() first")
-        fields = [kind for kind in KINDS if kind in kinds]
+        wanted = {_KIND_CODES[kind] for kind in kinds if kind in _KIND_CODES}
         terms = list(dict.fromkeys(term for token in search_tokens(query) for term in self._analyzer.analyze(token)))
-        if not terms or not fields or limit < 1:
+        if not terms or not wanted or limit < 1:
             return []
         tantivy = self._tantivy
         schema = self._index.schema
-        clauses = [
-            (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, term)) for field in fields for term in terms
+        disjunction = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", term)) for term in terms]
+        )
+        fetch = limit if len(wanted) == len(KINDS) else limit * _OVERFETCH
+        while True:
+            hits = self._searcher.search(disjunction, fetch, count=False).hits
+            found = [hit for hit in self._described(hits) if hit[3] in wanted]
+            if len(found) >= limit or len(hits) < fetch:
+                break
+            fetch *= _OVERFETCH  # too few of the wanted kinds among the best: look further down
+        found.sort(key=lambda hit: (-hit[0], hit[1]))
+        return [
+            KeywordMatch(file_id, row if row > 0 else None, KINDS[code], score)
+            for score, row, file_id, code in found[:limit]
         ]
-        hits = self._searcher.search(tantivy.Query.boolean_query(clauses), limit, count=False).hits
+
+    def _described(self, hits: list[tuple[float, Any]]) -> list[tuple[float, int, int, int]]:
+        """(score, row, file id, kind code) of each hit, read from the fast fields."""
         if not hits:
             return []
         addresses = [address for _, address in hits]
         rows = self._searcher.fast_field_values("row", addresses)
         files = self._searcher.fast_field_values("file", addresses)
         codes = self._searcher.fast_field_values("kind", addresses)
-        found = sorted(zip((score for score, _ in hits), rows, files, codes, strict=True), key=lambda h: (-h[0], h[1]))
         return [
-            KeywordMatch(int(file_id), int(row) if row > 0 else None, KINDS[int(code)], float(score))
-            for score, row, file_id, code in found
+            (float(score), int(row), int(file_id), int(code))
+            for (score, _), row, file_id, code in zip(hits, rows, files, codes, strict=True)
         ]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mmsearch import Engine
 from mmsearch.store.keyword import keyword_search
-from mmsearch.store.keyword_tantivy import STAMP_FILE, TantivyKeywords, keyword_index_path, tantivy_chosen
+from mmsearch.store.keyword_tantivy import FORMAT, STAMP_FILE, TantivyKeywords, keyword_index_path, tantivy_chosen
 from mmsearch.store.repository import COLLECTIONS
 from tests.conftest import make_image
 
@@ -100,4 +100,4 @@ def test_a_damaged_stamp_means_a_rebuild(engine: Engine) -> None:
     again = TantivyKeywords(engine.store.engine, keywords.path)
     again.ensure(engine.store.generations(COLLECTIONS))
     assert [(kind, name) for kind, name, _ in _found(engine, again.search("sofa", 5))] == [("caption", "cat.jpg")]
-    assert json.loads((keywords.path / STAMP_FILE).read_text())["format"] == 1
+    assert json.loads((keywords.path / STAMP_FILE).read_text())["format"] == FORMAT
