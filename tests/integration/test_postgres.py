@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg_server import postgres_server
+from tests.pg_server import fresh_database, postgres_server
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,8 @@ def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path
         (folder / f"{stem}.txt").write_text(caption, encoding="utf-8")
     make_image(folder / "lighthouse_at_night.png", 3)
     results = {}
-    for name, url in (("postgres", postgres_url), ("sqlite", "sqlite://")):
+    database = fresh_database(postgres_url, f"keywords_{keyword_engine}")  # the other parameter's rows left out
+    for name, url in (("postgres", database), ("sqlite", "sqlite://")):
         home = tmp_path / f"home-{name}"
         with Engine.open(home, model="fake:16", db_url=url, keyword_engine=keyword_engine) as engine:
             assert engine.ingest(folder).failed == []
