@@ -121,6 +121,7 @@ class TantivyKeywords:
         self._index: Any = None
         self._searcher: Any = None
         self.stamp: dict[str, int] | None = None
+        self._present: set[int] | None = None  # kind codes the index holds (None: unknown, filter always)
         self._lock = threading.Lock()
 
     def source(self, generations: Mapping[str, int]) -> KeywordSource:
@@ -144,14 +145,15 @@ class TantivyKeywords:
             self._open()
 
     def _read_stamp(self) -> dict[str, int] | None:
+        generations = self._stamp_file().get("generations")
+        return generations if isinstance(generations, dict) else None
+
+    def _stamp_file(self) -> dict[str, Any]:
         try:
             stamp = json.loads((self.path / STAMP_FILE).read_text())
         except (OSError, ValueError):
-            return None
-        if not isinstance(stamp, dict) or stamp.get("format") != FORMAT:
-            return None
-        generations = stamp.get("generations")
-        return generations if isinstance(generations, dict) else None
+            return {}
+        return stamp if isinstance(stamp, dict) and stamp.get("format") == FORMAT else {}
 
     def _open(self) -> None:
         try:
@@ -160,7 +162,10 @@ class TantivyKeywords:
             raise IndexCorruptError(f"cannot open keyword index {self.path}: {exc}") from exc
         index.register_tokenizer(ANALYZER, self._analyzer)
         self._index, self._searcher = index, index.searcher()
-        self.stamp = self._read_stamp()
+        stamp = self._stamp_file()
+        self.stamp = stamp.get("generations")
+        counts = stamp.get("kinds")
+        self._present = {_KIND_CODES[k] for k, n in counts.items() if n and k in _KIND_CODES} if counts else None
 
     # -- building ---------------------------------------------------------------------------
     def rebuild(self, generations: Mapping[str, int]) -> int:
@@ -171,8 +176,9 @@ class TantivyKeywords:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
         try:
-            count = self._write(building)
-            stamp = {"format": FORMAT, "generations": dict(generations), "documents": count}
+            kinds = self._write(building)
+            count = sum(kinds.values())
+            stamp = {"format": FORMAT, "generations": dict(generations), "documents": count, "kinds": kinds}
             (building / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True))
             _swap_in(building, self.path)
         except BaseException:
@@ -181,20 +187,21 @@ class TantivyKeywords:
         self._index = self._searcher = None
         return count
 
-    def _write(self, folder: Path) -> int:
+    def _write(self, folder: Path) -> dict[str, int]:
+        """Index every document into ``folder``; returns how many of each kind."""
         tantivy = self._tantivy
         index = tantivy.Index(_schema(tantivy), path=str(folder), reuse=False)
         index.register_tokenizer(ANALYZER, self._analyzer)
         # One indexing thread: one segment, documents in database order, so equal scores come back in the same
         # order from every build of the same data (several threads would split documents between segments by race).
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-        count = 0
+        kinds = dict.fromkeys(KINDS, 0)
         for row, file_id, kind, body in self._documents():
             writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], body=body))
-            count += 1
+            kinds[kind] += 1
         writer.commit()
         writer.wait_merging_threads()
-        return count
+        return kinds
 
     def _documents(self) -> Iterator[tuple[int, int, str, str]]:
         """(row, file id, kind, text): text items by id, file names as row = -file id (as in FTS5)."""
@@ -220,7 +227,11 @@ class TantivyKeywords:
         disjunction = tantivy.Query.boolean_query(
             [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", term)) for term in terms]
         )
-        fetch = limit if len(wanted) == len(KINDS) else limit * _OVERFETCH
+        present = self._present if self._present is not None else set(_KIND_CODES.values())
+        if not present & wanted:
+            return []
+        unwanted = present - wanted
+        fetch = limit * _OVERFETCH if unwanted else limit  # nothing to filter out: a plain top-k
         while True:
             hits = self._searcher.search(disjunction, fetch, count=False).hits
             found = [hit for hit in self._described(hits) if hit[3] in wanted]

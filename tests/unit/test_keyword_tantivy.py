@@ -101,3 +101,22 @@ def test_a_damaged_stamp_means_a_rebuild(engine: Engine) -> None:
     again.ensure(engine.store.generations(COLLECTIONS))
     assert [(kind, name) for kind, name, _ in _found(engine, again.search("sofa", 5))] == [("caption", "cat.jpg")]
     assert json.loads((keywords.path / STAMP_FILE).read_text())["format"] == FORMAT
+
+
+def test_a_search_over_some_kinds_looks_further_down_until_it_has_enough(tmp_path: Path) -> None:
+    """Six captions outscore the one file name that matches: a file-name search over-fetches, filters, finds
+    none, and widens until it reaches the name."""
+    folder = tmp_path / "many"
+    for seed in range(6):
+        make_image(folder / f"p{seed}.jpg", seed)
+        (folder / f"p{seed}.txt").write_text("dog dog", encoding="utf-8")
+    make_image(folder / "a_dog_seen_from_far_away_in_a_field_of_tall_grass_at_noon.png", 9)
+    with Engine.open(tmp_path / "home", model="fake:16", db_url=f"sqlite:///{tmp_path}/db.sqlite") as engine:
+        engine.ingest(folder)
+        keywords = _keywords(engine)
+        assert [m.kind for m in keywords.search("dog", 4)] == ["caption"] * 4  # the captions come first
+        names = keywords.search("dog", 1, kinds=("name",))
+        assert [(kind, name) for kind, name, _ in _found(engine, names)] == [
+            ("name", "a_dog_seen_from_far_away_in_a_field_of_tall_grass_at_noon.png")
+        ]
+        assert keywords.search("dog", 3, kinds=("transcript",)) == []  # none of that kind: no fetch at all needed
