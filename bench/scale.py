@@ -59,7 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--items", default="100000,1000000", help="cold: image item counts")
     parser.add_argument("--files", default="10000,30000,100000", help="bookkeeping: file counts")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--fts-queries", type=int, help="keyword: queries timed on FTS5 (default --queries; slow at 1M)")
+    parser.add_argument("--fts-queries", type=int, help="keyword: queries timed on FTS5 (default: --queries)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--before-src", help="cold: also time the code in this source tree (git archive main | tar x)")
     parser.add_argument("--json", action="store_true")
