@@ -22,6 +22,7 @@ import io
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,10 @@ class BatchEncoder:
             _set_torch_threads(threads)
         self.encoder = recipe(model, device)
 
+    def ready(self) -> bool:
+        """Answered once the model is loaded (the constructor has run)."""
+        return True
+
     def encode(self, decoded: list[Decoded]) -> EncodedBatch:
         batch = EncodedBatch(
             failed=[(item.path, item.error or "not decoded") for item in decoded if item.probe is None]
@@ -132,10 +137,10 @@ class RayExecutor:
     """Torch threads per actor; 0: on a cluster without GPUs every core of the actor's node (Ray would give a 1-CPU
     actor one thread, but there encoding is the work: decoding is cheap next to it), with GPUs Ray's default."""
 
-    def embed(
-        self, files: Sequence[ScannedFile], batch_size: int, max_pixels: int, min_size: tuple[int, int] | None
-    ) -> Iterator[tuple[list[ScannedFile], EncodedBatch]]:
-        """Encode ``files`` in batches on the cluster; yields each batch's files and result, in order."""
+    @contextmanager
+    def session(self) -> Iterator[RaySession]:
+        """Start the encoder actors and wait until each has loaded its model (apart from the embedding's time,
+        as the local executor loads its model before it); they are killed on exit."""
         ray = _ray(self.address)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.device != "cpu" else 0
         count = self.actors or max(1, gpus)
@@ -144,20 +149,40 @@ class RayExecutor:
         )
         threads = self.actor_threads or (0 if gpus else -1)
         actors = [actor_class.remote(self.recipe, self.model, self.device, threads) for _ in range(count)]
+        try:
+            try:
+                ray.get([actor.ready.remote() for actor in actors])
+            except ray.exceptions.RayError as exc:
+                raise ClusterError(f"the encoder actors did not start on the Ray cluster: {exc}") from exc
+            yield RaySession(ray, actors)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+
+@dataclass(frozen=True)
+class RaySession:
+    """Encoder actors that are up, and what sends them batches."""
+
+    ray: Any
+    actors: list[Any]
+
+    def embed(
+        self, files: Sequence[ScannedFile], batch_size: int, max_pixels: int, min_size: tuple[int, int] | None
+    ) -> Iterator[tuple[list[ScannedFile], EncodedBatch]]:
+        """Encode ``files`` in batches on the cluster; yields each batch's files and result, in order."""
+        ray, actors = self.ray, self.actors
         decode = ray.remote(num_cpus=1, max_retries=RETRIES)(decode_files)
         batches = [list(files[start : start + batch_size]) for start in range(0, len(files), batch_size)]
         try:
             yield from _in_order(
                 ray,
                 batches,
-                lambda n, paths: actors[n % count].encode.remote(decode.remote(paths, max_pixels, min_size)),
-                window=2 * count + 2,
+                lambda n, paths: actors[n % len(actors)].encode.remote(decode.remote(paths, max_pixels, min_size)),
+                window=2 * len(actors) + 2,
             )
         except ray.exceptions.RayError as exc:
             raise ClusterError(f"a batch failed on the Ray cluster after {RETRIES} retries: {exc}") from exc
-        finally:
-            for actor in actors:
-                ray.kill(actor)
 
 
 def _in_order(

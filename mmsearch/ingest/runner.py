@@ -265,11 +265,14 @@ class IngestRun:
         encoder = self.models.encoder()  # the model is adopted (identity checked) on the driver
         size = self.options.batch_size or default_batch_size(executor.device)
         self.report.batch_size, self.report.workers = size, self.options.workers or default_workers(executor.device)
-        done, started = 0, time.perf_counter()
         min_size = getattr(encoder, "min_decode_size", None)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer:
+        with (
+            executor.session() as session,  # the actors load their models first, as the local path does above
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
+        ):
+            done, started = 0, time.perf_counter()
             committing: Future[int] | None = None
-            for batch, result in executor.embed(files, size, self.options.max_pixels, min_size):
+            for batch, result in session.embed(files, size, self.options.max_pixels, min_size):
                 for path, reason in result.failed:
                     self._fail(path, UnreadableMediaError(reason), known)
                 by_path = {file.path: file for file in batch}
@@ -283,7 +286,7 @@ class IngestRun:
                 done += len(batch)
                 self.progress("embedding", done, len(files))
             self._wait_for(committing)
-        self.report.embed_s += time.perf_counter() - started
+            self.report.embed_s += time.perf_counter() - started
 
     def _commit_encoded(
         self,
