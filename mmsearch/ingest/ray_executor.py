@@ -39,6 +39,10 @@ from mmsearch.ingest.taken import taken_at
 RETRIES = 3
 """Times a batch is retried after its worker died."""
 
+CPU_STREAMS = 2
+"""Batches an actor on a CPU-only cluster encodes at once (on threads, torch's threads shared out): as the local
+executor's ``parallel_batches``, which is ~15-20 % faster than one batch on every thread."""
+
 EncoderRecipe = Callable[[str, str], Any]
 """``(model name, device) -> Encoder``, picklable: how each actor loads its own model."""
 
@@ -92,12 +96,17 @@ def _decode(path: str, max_pixels: int, min_size: tuple[int, int] | None) -> Dec
 class BatchEncoder:
     """The body of an encoder actor: loads its own model once, then preprocesses and encodes decoded batches."""
 
-    def __init__(self, recipe: EncoderRecipe, model: str, device: str, threads: int = 0) -> None:
+    def __init__(self, recipe: EncoderRecipe, model: str, device: str, threads: int = 0, streams: int = 1) -> None:
         if threads < 0:  # every core of this node
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if threads > 0:
             _set_torch_threads(threads)
         self.encoder = recipe(model, device)
+        if streams > 1:  # calls run on `streams` threads at once, torch's threads shared out (as the local path)
+            from mmsearch.ingest.runner import parallel_batches
+
+            self._streams = parallel_batches(self.encoder, streams)
+            self._streams.__enter__()
 
     def ready(self) -> bool:
         """Answered once the model is loaded (the constructor has run)."""
@@ -144,11 +153,12 @@ class RayExecutor:
         ray = _ray(self.address)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.device != "cpu" else 0
         count = self.actors or max(1, gpus)
+        streams = 1 if gpus else CPU_STREAMS
         actor_class = ray.remote(num_cpus=0 if gpus else 1, num_gpus=1 if gpus else 0)(BatchEncoder).options(
-            max_restarts=RETRIES, max_task_retries=RETRIES
+            max_restarts=RETRIES, max_task_retries=RETRIES, max_concurrency=streams
         )
         threads = self.actor_threads or (0 if gpus else -1)
-        actors = [actor_class.remote(self.recipe, self.model, self.device, threads) for _ in range(count)]
+        actors = [actor_class.remote(self.recipe, self.model, self.device, threads, streams) for _ in range(count)]
         try:
             try:
                 ray.get([actor.ready.remote() for actor in actors])
@@ -179,7 +189,7 @@ class RaySession:
                 ray,
                 batches,
                 lambda n, paths: actors[n % len(actors)].encode.remote(decode.remote(paths, max_pixels, min_size)),
-                window=2 * len(actors) + 2,
+                window=(CPU_STREAMS + 1) * len(actors) + 1,
             )
         except ray.exceptions.RayError as exc:
             raise ClusterError(f"a batch failed on the Ray cluster after {RETRIES} retries: {exc}") from exc
