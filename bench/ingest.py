@@ -67,7 +67,7 @@ use_offline_fixture()
 
 from mmsearch import Engine  # noqa: E402
 from mmsearch.encoders import Encoder, create_encoder  # noqa: E402
-from mmsearch.ingest.imageio import load_image  # noqa: E402
+from mmsearch.imageio import load_image  # noqa: E402
 from mmsearch.ingest.pipeline import batched  # noqa: E402
 from mmsearch.ingest.report import IngestReport  # noqa: E402
 from mmsearch.ingest.runner import parallel_batches  # noqa: E402

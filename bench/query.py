@@ -144,7 +144,7 @@ def index_cache(engine: Engine) -> tuple[int, ModelIdentity, IndexCache]:
     active = engine.store.active_model()
     assert active is not None, "nothing ingested"
     model_id, identity = active
-    return model_id, identity, engine._index_cache(model_id, identity)
+    return model_id, identity, engine.models.index_cache(model_id, identity)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -188,8 +188,8 @@ def run_cached(engine: Engine, texts: Sequence[str], k: int, out: Latencies) -> 
 
 def cached_count(engine: Engine, model_id: int, texts: Sequence[str]) -> int:
     """How many texts are in the query cache (written behind: flush the engine's buffer first)."""
-    if engine._query_cache is not None:
-        engine._query_cache.flush()
+    if engine.queries.cache is not None:
+        engine.queries.cache.flush()
     return len(engine.store.cached_query_vectors(model_id, list(texts)))
 
 

@@ -163,7 +163,8 @@ def image_count(home: Path) -> int:
 def build_home(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Ingest the photos with the model (writes the ONNX export), then pad the image collection to --items."""
     from mmsearch import Engine
-    from mmsearch.store.repository import IMAGE, FileRecord
+    from mmsearch.kinds import IMAGE
+    from mmsearch.store.records import FileRecord
 
     started = time.perf_counter()
     with Engine.open(home, model=args.model, device="cpu") as engine:

@@ -31,7 +31,8 @@ COLD_TARGET_S = 1.0
 def build_home(home: Path, items: int, ef_construction: int) -> dict[str, Any]:
     from mmsearch import Engine
     from mmsearch.index.hnsw_index import HnswIndex
-    from mmsearch.store.repository import COLLECTIONS, IMAGE, generation_key
+    from mmsearch.kinds import COLLECTIONS, IMAGE
+    from mmsearch.store.lookups import generation_key
 
     marker = home / ".complete"
     if marker.is_file():
@@ -51,12 +52,12 @@ def build_home(home: Path, items: int, ef_construction: int) -> dict[str, Any]:
         index = HnswIndex(identity, ef_construction=ef_construction)
         for ids, vectors in engine.store.iter_vectors(model_id, IMAGE, batch=50_000):
             index.add(ids, vectors)
-        cache = engine._index_cache(model_id, identity, IMAGE)
+        cache = engine.models.index_cache(model_id, identity, IMAGE)
         cache._index, cache.generation = index, engine.store.generation(IMAGE)
         cache.save()
         graph_s = time.perf_counter() - built
         for collection in COLLECTIONS[1:]:
-            engine._index_cache(model_id, identity, collection).rebuild()
+            engine.models.index_cache(model_id, identity, collection).rebuild()
         engine._refresh_keywords()  # the Tantivy index of every text and file name
     marker.touch()
     return {"reused": False, "build_s": round(time.perf_counter() - started), "graph_s": round(graph_s)}

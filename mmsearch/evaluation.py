@@ -12,7 +12,7 @@ from typing import Any
 
 from mmsearch.errors import MmsearchError
 from mmsearch.metrics import query_metrics, summarise
-from mmsearch.search import Hit
+from mmsearch.search.hits import Hit
 
 KS = (1, 5, 10)
 

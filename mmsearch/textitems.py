@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CAPTION = "caption"
-TRANSCRIPT = "transcript"
-TEXT_KINDS = (CAPTION, TRANSCRIPT)
-
 
 @dataclass(frozen=True)
 class TextItem:

@@ -15,7 +15,8 @@ from typing import Any
 
 from PIL import Image, IptcImagePlugin
 
-from mmsearch.textitems import CAPTION, TextItem
+from mmsearch.kinds import CAPTION
+from mmsearch.textitems import TextItem
 
 # Texts that cameras and tools write by default; they say nothing about the picture. Compared case-insensitively
 # after cleaning. Kept deliberately small: only strings seen in the wild as factory defaults.

@@ -19,7 +19,8 @@ from typing import Any
 from mmsearch.captions.embedded import clean_caption
 from mmsearch.captions.sidecar import decode_text
 from mmsearch.errors import ManifestError
-from mmsearch.textitems import CAPTION, TextItem
+from mmsearch.kinds import CAPTION
+from mmsearch.textitems import TextItem
 
 IMAGE_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
 CAPTION_COLUMNS = ("caption", "text", "description", "captions")

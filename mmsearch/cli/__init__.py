@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch import __version__
-from mmsearch.cli.search_options import MODE_CHOICES, engine_options, search_options
+from mmsearch.cli.logs import configure_logging, log_level
+from mmsearch.cli.search_options import apply_search_defaults, engine_options, search_options
 from mmsearch.errors import MmsearchError
+from mmsearch.kinds import DEFAULT_MODE, MODES
 
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
+    from mmsearch.searcher import Searcher
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +64,15 @@ if TYPE_CHECKING:
     help="Where vectors live (default FAISS files in the home): a Milvus URL (http://host:19530) or a Milvus Lite "
     "file (milvus.db); needs mmsearch[milvus]. Env: MMSEARCH_VECTOR_URL.",
 )
-@click.version_option(__version__, prog_name="mmsearch")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more: -v what mmsearch does (with `ingest`, every file passed over and decoder warnings; with "
+    "`serve`, every request), -vv debugging detail.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(None, "-V", "--version", package_name="mmsearch", prog_name="mmsearch")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -72,31 +82,57 @@ def cli(
     precision: str | None,
     db_url: str | None,
     vector_url: str | None,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
+    configure_logging(log_level(verbose, quiet))
+    ctx.meta[VERBOSITY] = -1 if quiet else verbose
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
     ctx.obj["vector_url"] = vector_url
 
 
+VERBOSITY = "mmsearch.verbosity"
+"""Key of the global -v count in ``ctx.meta`` (shared by every command's context): -1 with -q, else 0, 1, 2..."""
+
+
+def verbosity(ctx: click.Context) -> int:
+    """How much the global options asked to be told: -1 (-q), 0 (default), 1 (-v), 2 (-vv) and more."""
+    return int(ctx.meta.get(VERBOSITY, 0))
+
+
 @contextmanager
-def open_engine(ctx: click.Context) -> Iterator[Engine]:
-    """Open the engine from the global options; library errors become clean messages."""
+def open_engine(ctx: click.Context, create: bool = True) -> Iterator[Engine]:
+    """Open the engine from the global options; library errors become clean messages. Commands that only read
+    pass ``create=False``: no database is created as a side effect (a missing one is "nothing indexed")."""
     with library_errors():
         from mmsearch.engine import Engine
 
-        with Engine.open(**ctx.obj) as engine:
+        with Engine.open(**ctx.obj, create=create) as engine:
             _collect_again()
             yield engine
+
+
+@contextmanager
+def open_searcher(ctx: click.Context, service: bool) -> Iterator[Searcher]:
+    """The searcher of the global options: the home's running query service, else the engine
+    (:func:`mmsearch.searcher.open_searcher` picks; it only reads: no database is created); library errors
+    become clean messages."""
+    with library_errors():
+        from mmsearch.searcher import open_searcher
+
+        with open_searcher(**ctx.obj, service=service, create=False) as searcher:
+            _collect_again()
+            yield searcher
 
 
 @contextmanager
 def library_errors() -> Iterator[None]:
     """Library errors become ``Error: ...`` and exit code 1. Pillow's bomb warnings are dropped:
     mmsearch applies its own pixel limit and reports each such file itself."""
-    from PIL import Image
-
     with warnings.catch_warnings(), clean_errors():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's DecompressionBombWarning, by its message: importing Pillow here would slow served queries
+        warnings.filterwarnings("ignore", r"Image size \(\d+ pixels\) exceeds limit", RuntimeWarning)
         yield
 
 
@@ -107,7 +143,7 @@ def clean_errors() -> Iterator[None]:
         yield
     except MmsearchError as exc:
         error = click.ClickException(str(exc))
-        error.exit_code = exc.exit_code
+        error.exit_code = exc.exit_code  # type: ignore[misc]  # click types it a ClassVar; main() reads the instance's
         raise error from exc
 
 
@@ -144,6 +180,12 @@ def clean_errors() -> Iterator[None]:
     help="Where images are decoded and encoded: local threads (default) or a Ray cluster (mmsearch[ray]).",
 )
 @click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local one).")
+@click.option("--retry-failed", is_flag=True, help="Retry files that failed before even if they have not changed.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    help="When another ingest or reindex is writing to this home: wait for it (default, with a message), or fail.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
@@ -157,6 +199,8 @@ def ingest(
     speech_model: str | None,
     executor: str | None,
     ray_address: str | None,
+    retry_failed: bool,
+    wait: bool,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -167,11 +211,13 @@ def ingest(
     ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
     ctx.obj.update(executor=executor, ray_address=ray_address)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
-        report = engine.ingest(folder, progress=callback, captions=manifests)
+        report = engine.ingest(
+            folder, progress=callback, captions=manifests, retry_failed=retry_failed, wait=wait, on_wait=_say_waiting
+        )
     if as_json:
         emit_json(report.to_dict())
     else:
-        print_ingest_report(report)
+        print_ingest_report(report, verbose=verbosity(ctx) > 0)
 
 
 @cli.command()
@@ -184,13 +230,14 @@ def ingest(
     type=click.File("r", encoding="utf-8"),
     help="One text query per line ('-' for stdin); prints one JSON line per query.",
 )
-@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
+@click.option(
+    "-k", "--top", "k", type=click.IntRange(min=1), help="How many results. Default: 10, or `k` in config.toml."
+)
 @click.option(
     "--mode",
-    type=click.Choice(MODE_CHOICES),
-    default="hybrid",
-    show_default=True,
-    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
+    type=click.Choice(MODES),
+    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only. "
+    f"Default: {DEFAULT_MODE}, or `mode` in config.toml.",
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
@@ -228,11 +275,14 @@ def query(
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
     if as_json and paths:
         raise click.UsageError("--json and --paths do not go together")
+    settings = _settings(ctx)
+    k = k or settings.k
+    apply_search_defaults(options, settings)
     kind = options["kind"]
     search = engine_options(options)
     if from_file is not None:
         queries = [line.strip() for line in from_file if line.strip()]
-        with open_engine(ctx) as engine:
+        with open_engine(ctx, create=False) as engine:
             results = engine.search_many(queries, k=k, **search)
         for query_text, hits in zip(queries, results, strict=True):
             if paths:
@@ -240,10 +290,8 @@ def query(
             else:
                 emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
         return
-    hits = None if no_service else _served_search(ctx, text, image, k, search)
-    if hits is None:
-        with open_engine(ctx) as engine:
-            hits = engine.search(text, image=image, k=k, **search)
+    with open_searcher(ctx, service=not no_service) as searcher:
+        hits = searcher.search(text, image=image, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
         described: Any = text if image is None else {"image": str(image), "text": text}
@@ -254,21 +302,12 @@ def query(
         print_hits(hits, label, explain=search.get("explain", False))
 
 
-def _served_search(
-    ctx: click.Context, text: str | None, image: Path | None, k: int, search: dict[str, Any]
-) -> list[Any] | None:
-    """The hits of the running query service of this home and database, or None (no service: search here)."""
+def _settings(ctx: click.Context) -> Any:
+    """The resolved settings of the global options (config files and environment included)."""
     from mmsearch.config import resolve_settings
-    from mmsearch.service.client import find_service, remote_search
 
     with clean_errors():
-        settings = resolve_settings(**ctx.obj)
-        info = find_service(settings.home, settings.database_url)
-        if info is None:
-            return None
-        picture = str(image.expanduser().resolve()) if image is not None else None
-        options = {name: value for name, value in search.items() if name != "kind"}
-        return remote_search(info, text, picture, k, search["kind"], options, model=settings.model)
+        return resolve_settings(**ctx.obj)
 
 
 @cli.command()
@@ -310,7 +349,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option(
     "--mode",
     "modes",
-    type=click.Choice(MODE_CHOICES),
+    type=click.Choice(MODES),
     multiple=True,
     help="Modes to compare (repeatable; default: all three).",
 )
@@ -323,9 +362,10 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
     from mmsearch.cli.output import emit_json, print_eval_report
 
+    apply_search_defaults(options, _settings(ctx))
     search = engine_options(options)
-    with open_engine(ctx) as engine:
-        report = engine.evaluate(queries, modes=modes or tuple(MODE_CHOICES), k=k, **search)
+    with open_engine(ctx, create=False) as engine:
+        report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -339,7 +379,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Show what is indexed: model, counts, index type and sizes."""
     from mmsearch.cli.output import emit_json, print_status
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.status()
     if as_json:
         emit_json(report.to_dict())
@@ -348,20 +388,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--wait/--no-wait", default=True, help="When an ingest is writing to this home: wait (default) or fail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def reindex(ctx: click.Context, as_json: bool) -> None:
+def reindex(ctx: click.Context, wait: bool, as_json: bool) -> None:
     """Rebuild the vector index from the vectors stored in the database."""
     from mmsearch.cli.output import emit_json
 
-    with open_engine(ctx) as engine:
-        result = engine.reindex()
+    with open_engine(ctx, create=False) as engine:
+        result = engine.reindex(wait=wait, on_wait=_say_waiting)
     if as_json:
-        emit_json(result)
+        emit_json(result.to_dict())
     else:
-        for collection, entry in result["indexes"].items():
-            click.echo(f"rebuilt {collection} index {entry['path']}: {entry['vectors']} vectors")
-        click.echo(f"model {result['model']}, {result['vectors']} vectors in {result['elapsed_s']:.2f} s")
+        for collection, entry in result.indexes.items():
+            click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
+        click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
+
+
+def _say_waiting(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def main() -> None:
@@ -393,4 +438,4 @@ def _collect_again() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from mmsearch.pathnames import display, json_text
+
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
     from mmsearch.evaluation import EvalReport
     from mmsearch.ingest.report import IngestReport
-    from mmsearch.search import Hit
+    from mmsearch.search.hits import Hit
     from mmsearch.status import StatusReport
 
 
 def emit_json(data: Any) -> None:
-    """One JSON document on one line."""
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    """One JSON document on one line (file names that are not valid UTF-8 as ``\\udcNN`` escapes: they round-trip)."""
+    click.echo(json_text(json.dumps(data, ensure_ascii=False, default=str)))
 
 
 def _console():
@@ -41,7 +44,7 @@ def print_hits(hits: Sequence[Hit], query: str, explain: bool = False) -> None:
         table.add_column("match")
         table.add_column("text", overflow="fold")
     for hit in hits:
-        row = [str(hit.rank), f"{hit.score:.4f}", hit.path]
+        row = [str(hit.rank), f"{hit.score:.4f}", display(hit.path)]
         if with_text:
             row += [_match(hit), hit.text or ""]
         table.add_row(*row)
@@ -85,11 +88,12 @@ def _match(hit: Hit) -> str:
 
 
 def print_paths(hits: Sequence[Hit]) -> None:
+    """One path a line, as the bytes on disk (a name that is not valid UTF-8 is written as it is, for xargs)."""
     for hit in hits:
-        click.echo(hit.path)
+        click.echo(os.fsencode(hit.path) + b"\n", nl=False)
 
 
-def print_ingest_report(report: IngestReport) -> None:
+def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     click.echo(
         f"ingested {report.folder} with {report.model}: "
         f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -97,6 +101,8 @@ def print_ingest_report(report: IngestReport) -> None:
         f"in {report.elapsed_s:.1f} s ({report.embedded} embedded, {report.images_per_s:.1f} images/s"
         f"{f', {report.reused} reused' if report.reused else ''})"
     )
+    if report.failed_before:
+        click.echo(f"  {report.failed_before} files skipped: they failed before and have not changed (--retry-failed)")
     texts = _text_changes(report)
     if texts:
         click.echo(f"  texts: {texts}")
@@ -106,7 +112,18 @@ def print_ingest_report(report: IngestReport) -> None:
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     for failure in report.failed:
-        click.echo(f"  failed: {failure.path}: {failure.reason}", err=True)
+        click.echo(f"  failed: {display(failure.path)}: {failure.reason} [{failure.code}]", err=True)
+    ignored = report.ignored_by_reason()
+    if ignored:
+        counts = ", ".join(f"{count} {code}" for code, count in ignored.items())
+        click.echo(f"  not indexed: {counts}" + ("" if verbose else " (-v lists them)"))
+    if verbose:
+        for item in report.ignored:
+            click.echo(f"  skipped: {display(item.path)}: {item.detail} [{item.code}]")
+        for noted in report.file_warnings:
+            click.echo(f"  decoder warning: {display(noted.path)}: {noted.message}", err=True)
+    elif report.file_warnings:
+        click.echo(f"  {len(report.file_warnings)} decoder warnings (-v shows them)", err=True)
 
 
 def _text_changes(report: IngestReport) -> str:
@@ -135,6 +152,11 @@ def print_status(status: StatusReport) -> None:
     texts = ", ".join(_count(count, kind) for kind, count in sorted(status.texts_by_kind.items())) or "none"
     lines.append(f"texts:     {texts}")
     lines.append(f"vectors:   {status.vectors} stored")
+    if status.failed_files:
+        lines.append(
+            f"failed:    {status.failed_files} files failed and are skipped until they change "
+            "(listed by --json; ingest --retry-failed retries them)"
+        )
     lines.append(
         f"indexes:   exact (flat) below {status.hnsw_threshold} vectors per collection, HNSW from "
         f"{status.hnsw_threshold} (back to flat below {status.hnsw_shrink_below}); setting hnsw_threshold"
@@ -155,7 +177,7 @@ def _count(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 or noun == "audio" else f"{count} {noun}s"
 
 
-def _size(value: int | None, what: str = "") -> str:
+def _size(value: float | None, what: str = "") -> str:
     if value is None:
         return ""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

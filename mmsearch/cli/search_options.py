@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-MODE_CHOICES = ["hybrid", "dense", "keyword"]
-FUSION_CHOICES = ["zscore", "minmax", "rrf"]
+from mmsearch.kinds import CUTOFF_METHODS, FUSION_METHODS, IMAGE, SEARCH_KINDS
 
 
 def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -17,14 +16,13 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.option(
             "--kind",
-            type=click.Choice(["image", "caption", "transcript", "audio", "any"]),
-            default="image",
-            show_default=True,
-            help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+            type=click.Choice(SEARCH_KINDS),
+            help="What to find: images, captions, transcript segments (with times), audio files, or any asset. "
+            f"Default: {IMAGE}, or `kind` in config.toml.",
         ),
         click.option(
             "--fusion",
-            type=click.Choice(FUSION_CHOICES),
+            type=click.Choice(FUSION_METHODS),
             help="How retrievers combine: calibrated weighted sum (zscore, minmax) or reciprocal rank (rrf).",
         ),
         click.option(
@@ -45,7 +43,7 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--min-score", type=float, help="Drop hits scoring below this (cosine with one retriever)."),
         click.option(
             "--cutoff",
-            type=click.Choice(["gap", "zscore"]),
+            type=click.Choice(CUTOFF_METHODS),
             help="Adaptive relevance cut per query: at the largest score gap, or above mean + 1 std.",
         ),
         click.option("--diverse", is_flag=True, help="Collapse near-duplicates and re-order by MMR."),
@@ -55,9 +53,16 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def apply_search_defaults(params: dict[str, Any], settings: Any) -> None:
+    """Fill the search options left out on the command line from the settings (config files, else built-in)."""
+    params["kind"] = params.get("kind") or settings.kind
+    if "mode" in params:
+        params["mode"] = params["mode"] or settings.mode
+
+
 def engine_options(params: dict[str, Any]) -> dict[str, Any]:
     """Turn the parsed CLI options into ``Engine.search`` keywords (filters built, weights parsed)."""
-    from mmsearch.filters import Filters
+    from mmsearch.search.filters import Filters
 
     extensions = tuple(
         part.strip().lower().lstrip(".") for value in params.pop("extensions", ()) for part in value.split(",")

@@ -2,43 +2,57 @@
 
 ``fake:<dim>`` selects the deterministic test encoder; anything else is an
 open_clip name. Backends register a factory ``(spec, device, precision) -> Encoder``
-(``precision``: ``auto``, ``fp32`` or ``bf16``; backends without a choice ignore it).
+(``precision``: ``auto``, ``fp32`` or ``bf16``; backends without a choice ignore it) and how they write a
+model name in its identity (:func:`canonical_model_name` asks the backend, as :func:`create_encoder` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from mmsearch.encoders.base import Encoder, ModelIdentity, l2_normalise
+from mmsearch.encoders.base import Encoder, EncoderBase, ModelIdentity, l2_normalise
 from mmsearch.errors import UnknownModelError
 
-EncoderFactory = Callable[[str, str, str], Encoder]
+BackendFactory = Callable[[str, str, str], Encoder]
+"""``(name after the prefix, device, precision) -> Encoder``: what a backend registers."""
+EncoderFactory = Callable[[str, str], Encoder]
+"""``(model name, device) -> Encoder``: what the model side loads its encoder with (the default is
+:func:`create_encoder` with ``Settings.precision``; tests pass their own)."""
 
-_FACTORIES: dict[str, EncoderFactory] = {}
+
+@dataclass(frozen=True)
+class _Backend:
+    create: BackendFactory
+    canonical: Callable[[str], str]
 
 
-def register_encoder(prefix: str, factory: EncoderFactory) -> None:
-    """Route model names that start with ``prefix:`` to ``factory``."""
-    _FACTORIES[prefix] = factory
+_BACKENDS: dict[str, _Backend] = {}
+
+
+def register_encoder(prefix: str, factory: BackendFactory, canonical: Callable[[str], str] | None = None) -> None:
+    """Route model names that start with ``prefix:`` to ``factory``; ``canonical(rest)`` is the name such a
+    model records in its identity (default: the name as given)."""
+    _BACKENDS[prefix] = _Backend(factory, canonical or (lambda rest: f"{prefix}:{rest}"))
+
+
+def _route(spec: str) -> tuple[_Backend, str]:
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in _BACKENDS:
+        return _BACKENDS[prefix], rest
+    return _BACKENDS["open_clip"], spec
 
 
 def create_encoder(spec: str, device: str = "auto", precision: str = "auto") -> Encoder:
     """Build the encoder a model name describes."""
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix in _FACTORIES:
-        return _FACTORIES[prefix](rest, device, precision)
-    return _FACTORIES["open_clip"](spec, device, precision)
+    backend, rest = _route(spec)
+    return backend.create(rest, device, precision)
 
 
 def canonical_model_name(spec: str) -> str:
     """The name a model records in its identity (``ModelIdentity.spec``), without loading it."""
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix == "fake":
-        return f"fake:{_fake_dim(rest)}"
-    from mmsearch.encoders.openclip import OpenClipSpec
-
-    parsed = OpenClipSpec.parse(rest if prefix == "open_clip" else spec)
-    return f"{parsed.model_name}:{parsed.pretrained}" if parsed.pretrained else parsed.model_name
+    backend, rest = _route(spec)
+    return backend.canonical(rest)
 
 
 def _fake_dim(rest: str) -> int:
@@ -57,13 +71,34 @@ def _fake_factory(rest: str, device: str, precision: str) -> Encoder:
     return FakeEncoder(_fake_dim(rest))
 
 
+def _fake_canonical(rest: str) -> str:
+    return f"fake:{_fake_dim(rest)}"
+
+
+def _open_clip_canonical(spec: str) -> str:
+    from mmsearch.encoders.openclip import OpenClipSpec
+
+    parsed = OpenClipSpec.parse(spec)
+    return f"{parsed.model_name}:{parsed.pretrained}" if parsed.pretrained else parsed.model_name
+
+
 def _open_clip_factory(spec: str, device: str, precision: str) -> Encoder:
     from mmsearch.encoders.openclip import OpenClipEncoder
 
     return OpenClipEncoder(spec, device=device, precision=precision)
 
 
-register_encoder("fake", _fake_factory)
-register_encoder("open_clip", _open_clip_factory)
+register_encoder("fake", _fake_factory, _fake_canonical)
+register_encoder("open_clip", _open_clip_factory, _open_clip_canonical)
 
-__all__ = ["Encoder", "ModelIdentity", "canonical_model_name", "create_encoder", "l2_normalise", "register_encoder"]
+__all__ = [
+    "BackendFactory",
+    "Encoder",
+    "EncoderBase",
+    "EncoderFactory",
+    "ModelIdentity",
+    "canonical_model_name",
+    "create_encoder",
+    "l2_normalise",
+    "register_encoder",
+]

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What makes two sets of vectors comparable: recorded with every index."""
-
-    name: str
-    pretrained: str | None
-    dim: int
-    preprocess: dict[str, Any] = field(default_factory=dict)
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """A short stable hash of the whole identity."""
-        payload = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
-
-    @property
-    def spec(self) -> str:
-        """The model name as a user writes it (``arch:tag`` or ``hf-hub:org/name``)."""
-        return f"{self.name}:{self.pretrained}" if self.pretrained else self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
-        return cls(
-            name=data["name"],
-            pretrained=data.get("pretrained"),
-            dim=int(data["dim"]),
-            preprocess=dict(data.get("preprocess") or {}),
-        )
+from mmsearch.identity import ModelIdentity
 
 
 @runtime_checkable
@@ -53,13 +19,26 @@ class Encoder(Protocol):
     ``prepare_image`` runs in decoder worker threads (resize, crop, ...);
     ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
     encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
-    An encoder may also have ``min_decode_size`` (width, height): JPEGs are then
-    decoded at a reduced scale, never below it (``mmsearch.ingest.imageio``); and
-    ``parallel_batches(requested)``, a context manager yielding how many
-    ``encode_prepared`` calls may run at once (threads) for the best throughput.
+    The optional capabilities have defaults in :class:`EncoderBase`: ``min_decode_size`` (width, height):
+    JPEGs are then decoded at a reduced scale, never below it (``mmsearch.imageio``);
+    ``parallel_batches(requested)``, a context manager yielding how many ``encode_prepared`` calls may run at
+    once (threads) for the best throughput; ``precision``, what each tower ran in; ``text_tower``, what an
+    ONNX export of the text tower reads (``mmsearch.encoders.onnx_export``); ``device``.
     """
 
     identity: ModelIdentity
+    device: str
+
+    @property
+    def min_decode_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def precision(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def text_tower(self) -> Any: ...
+
+    def parallel_batches(self, requested: int = 0) -> AbstractContextManager[int]: ...
 
     @property
     def dim(self) -> int: ...
@@ -80,6 +59,31 @@ class Encoder(Protocol):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes in the text tower, special tokens included."""
         ...
+
+
+class EncoderBase:
+    """The defaults of :class:`Encoder`'s optional capabilities; every encoder derives from it."""
+
+    device: str = "cpu"
+
+    @property
+    def min_decode_size(self) -> tuple[int, int] | None:
+        """None: images are decoded at full size."""
+        return None
+
+    @property
+    def precision(self) -> dict[str, dict[str, Any]]:
+        """Nothing to report: the encoder has no precision choice."""
+        return {}
+
+    @property
+    def text_tower(self) -> Any:
+        """None: no text tower to export."""
+        return None
+
+    def parallel_batches(self, requested: int = 0) -> AbstractContextManager[int]:
+        """One batch at a time unless more are asked for."""
+        return nullcontext(max(1, requested))
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

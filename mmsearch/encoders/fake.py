@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import ModelIdentity, l2_normalise
+from mmsearch.encoders.base import EncoderBase, ModelIdentity, l2_normalise
 
 _THUMB = 8
 CONTEXT_LENGTH = 16
 """Words (plus 2 special tokens) the fake text tower reads: small, so tests exercise text splitting."""
 
 
-class FakeEncoder:
+class FakeEncoder(EncoderBase):
     """Deterministic encoder: ``fake:<dim>`` in model names."""
 
     def __init__(self, dim: int = 32) -> None:

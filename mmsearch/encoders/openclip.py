@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import ModelIdentity, l2_normalise
+from mmsearch.encoders.base import EncoderBase, ModelIdentity, l2_normalise
 from mmsearch.encoders.precision import (
     PRECISIONS,
     PROBE_TEXTS,
@@ -26,10 +26,10 @@ from mmsearch.encoders.precision import (
     probe_images,
 )
 from mmsearch.errors import ConfigError, MissingDependencyError, UnknownModelError
+from mmsearch.hints import install_hint
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
-INSTALL_HINT = "the open_clip encoder needs extra packages: pip install 'mmsearch[clip]'"
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(EncoderBase):
     """An open_clip model with unit-length float32 output.
 
     Precision (``precision``: ``auto``, ``fp32`` or ``bf16``): on CUDA, autocast (bf16 where supported, else
@@ -104,7 +104,8 @@ class OpenClipEncoder:
             import open_clip
             import torch
         except ImportError as exc:
-            raise MissingDependencyError(f"{INSTALL_HINT} ({exc})") from exc
+            hint = install_hint("clip")
+            raise MissingDependencyError(f"the open_clip encoder needs extra packages: {hint} ({exc})") from exc
         self._torch = torch
         self.device = resolve_device(device)
         self.precision_setting = precision

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ConfigError, IndexCorruptError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.faiss_index import FLAT_KIND, read_header
 from mmsearch.index.hnsw_index import HNSW_KIND

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
+from mmsearch.identity import ModelIdentity
 
 
 class VectorIndex(Protocol):
@@ -19,6 +19,11 @@ class VectorIndex(Protocol):
     exact_scores: bool
     """True when :meth:`search` returns exact inner products (full vectors stored), so what it found needs
     no re-scoring; an index that compresses vectors returns approximate scores and sets it False."""
+
+    @property
+    def tombstones(self) -> int:
+        """Removed entries still taking room (0 where removal frees it at once; see :class:`IndexBase`)."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -33,3 +38,12 @@ class VectorIndex(Protocol):
         ...
 
     def save(self, path: Path, extra: dict[str, Any]) -> None: ...
+
+
+class IndexBase:
+    """The defaults of :class:`VectorIndex`'s optional capabilities; every index derives from it."""
+
+    @property
+    def tombstones(self) -> int:
+        """Nothing left behind by removals."""
+        return 0

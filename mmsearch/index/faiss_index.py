@@ -22,8 +22,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
+from mmsearch.identity import ModelIdentity
+from mmsearch.index.base import IndexBase
 from mmsearch.index.mapped import Mapping, map_faiss, owned_copy
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
@@ -32,7 +33,7 @@ FLAT_KIND = "faiss-flat-ip"
 VECTOR_CHUNK = 65536  # rows per chunk when copying every vector out of an index
 
 
-class FaissIndex:
+class FaissIndex(IndexBase):
     """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
 
     kind = FLAT_KIND
@@ -42,7 +43,7 @@ class FaissIndex:
         import faiss
 
         self.identity = identity
-        self._faiss = faiss
+        self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
         self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(identity.dim))
         self._rows: dict[int, int] | None = None
         self._mapping: Mapping | None = None  # set when the vectors are read in place from the file
@@ -187,7 +188,8 @@ def write_faiss(index: Any, handle: BinaryIO) -> None:
     """Stream a FAISS index into ``handle`` (no second copy of it in memory)."""
     import faiss
 
-    writer = faiss.PyCallbackIOWriter(handle.write)
+    swig: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
+    writer = swig.PyCallbackIOWriter(handle.write)
     try:
         faiss.write_index(index, writer)
     finally:
@@ -198,7 +200,8 @@ def read_faiss(handle: BinaryIO, path: Path) -> Any:
     """Stream a FAISS index out of ``handle``, which must end with it; damage becomes IndexCorruptError."""
     import faiss
 
-    reader = faiss.PyCallbackIOReader(handle.read)
+    swig: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
+    reader = swig.PyCallbackIOReader(handle.read)
     try:
         index = faiss.read_index(reader)
     except Exception as exc:  # faiss raises RuntimeError with C++ text

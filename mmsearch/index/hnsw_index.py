@@ -23,8 +23,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import IndexCorruptError
+from mmsearch.identity import ModelIdentity
+from mmsearch.index.base import IndexBase
 from mmsearch.index.faiss_index import (
     VECTOR_CHUNK,
     check_vectors,
@@ -54,7 +55,7 @@ _SCAN_LOOKUPS = 256
 _EMPTY_SCORE = np.float32(-np.finfo(np.float32).max)  # what FAISS reports for an empty slot
 
 
-class HnswIndex:
+class HnswIndex(IndexBase):
     """An HNSW inner-product index keyed by database ids, with tombstones for removals."""
 
     kind = HNSW_KIND
@@ -71,7 +72,7 @@ class HnswIndex:
 
         self.identity = identity
         self.m, self.ef_construction, self.ef_search = int(m), int(ef_construction), int(ef_search)
-        self._faiss = faiss
+        self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
         self._index = self._new_graph()
         self._labels = np.empty(0, dtype=np.int64)  # graph position -> id, -1 for a tombstone
         self._position_map: dict[int, int] | None = {}  # live id -> graph position; None: not built yet
@@ -221,7 +222,7 @@ class HnswIndex:
         header = index_header(self.kind, self.identity, len(self), {**extra, "hnsw": params})
 
         def payload(handle: BinaryIO) -> None:
-            handle.write(memoryview(self._labels.astype("<i8", copy=False)))
+            handle.write(self._labels.astype("<i8", copy=False).data)
             write_faiss(self._index, handle)
 
         write_index_file(path, header, payload)

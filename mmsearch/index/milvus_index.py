@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.cache import IndexCache
 from mmsearch.index.faiss_index import check_vectors
-from mmsearch.store.repository import IMAGE, MetadataStore
+from mmsearch.kinds import IMAGE
+from mmsearch.store.repository import MetadataStore
 
 MILVUS_KIND = "milvus"
 META_COLLECTION = "mmsearch_meta"

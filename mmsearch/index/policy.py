@@ -29,9 +29,9 @@ from typing import Protocol
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.encoders.base import ModelIdentity
+from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import VectorIndex
-from mmsearch.index.faiss_index import FLAT_KIND
+from mmsearch.index.faiss_index import FLAT_KIND, FaissIndex
 from mmsearch.index.hnsw_index import COMPACT_FRACTION, HNSW_KIND, HnswIndex
 
 SHRINK_FRACTION = 0.5
@@ -96,7 +96,7 @@ def maintain(index: VectorIndex, threshold: int = DEFAULT_HNSW_THRESHOLD) -> Vec
         return index
     kind = preferred_kind(index, threshold)
     if kind != index.kind:
-        return convert(index, kind)  # both managed kinds are copyable
+        return convert(_copyable(index), kind)
     if isinstance(index, HnswIndex) and index.needs_compaction():
         index.compact()
     return index
@@ -114,5 +114,12 @@ def build_index(
     for ids, vectors in chunks:
         index.add(ids, vectors)
         if index.kind == FLAT_KIND and len(index) >= threshold:
-            index = convert(index, HNSW_KIND)
+            index = convert(_copyable(index), HNSW_KIND)
+    return index
+
+
+def _copyable(index: VectorIndex) -> CopyableIndex:
+    """``index`` as the copyable index every managed kind is (flat and HNSW)."""
+    if not isinstance(index, (FaissIndex, HnswIndex)):
+        raise TypeError(f"a {index.kind} index cannot be copied into another kind")
     return index

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,11 +10,14 @@ import numpy as np
 from mmsearch.encoders.base import Encoder
 from mmsearch.index.cache import IndexCache
 from mmsearch.ingest.report import IngestReport
-from mmsearch.ingest.scanner import IMAGE, ScannedFile
+from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import to_records
-from mmsearch.store.repository import FileRecord, KnownFile, MetadataStore
+from mmsearch.kinds import IMAGE, TEXT_KINDS
+from mmsearch.models import Models
+from mmsearch.store.records import FileRecord, KnownFile
+from mmsearch.store.repository import MetadataStore
 from mmsearch.store.text_items import TextRecord
-from mmsearch.textitems import TEXT_KINDS, TextItem
+from mmsearch.textitems import TextItem
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,15 @@ class AssetChange:
 class ModelSession:
     """The model side of an ingest, resolved lazily: nothing is loaded unless something must be embedded."""
 
-    def __init__(
-        self,
-        model_id: int | None,
-        index_factory: Callable[[int, str], IndexCache],
-        encoder_factory: Callable[[], tuple[int, Encoder]],
-    ) -> None:
-        self.model_id = model_id
-        self._index_factory = index_factory
-        self._encoder_factory = encoder_factory
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        self.model_id = models.active_id()
         self._indexes: dict[str, IndexCache] = {}
         self._encoder: Encoder | None = None
 
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self.model_id, self._encoder = self._encoder_factory()
+            self.model_id, self._encoder = self.models.adopt_encoder()
         return self._encoder
 
     def ensure_model(self) -> int:
@@ -69,7 +66,7 @@ class ModelSession:
     def index(self, collection: str = IMAGE) -> IndexCache:
         """The collection's index, loaded (or rebuilt) before the first change is written."""
         if collection not in self._indexes:
-            cache = self._index_factory(self.ensure_model(), collection)
+            cache = self.models.active_index_cache(self.ensure_model(), collection)
             cache.get()
             self._indexes[collection] = cache
         return self._indexes[collection]
@@ -102,7 +99,9 @@ class BatchWriter:
         if records_by_path:
             for kind in TEXT_KINDS:
                 self.models.index(kind)
-        new_vectors = {c.probe.content_hash: c.vector for c in image_changes if c.vector_is_new}
+        new_vectors = {
+            c.probe.content_hash: c.vector for c in image_changes if c.vector_is_new and c.vector is not None
+        }
         new_vectors.update(text_vectors)
         written = self.store.write_assets(
             model_id,
@@ -116,7 +115,7 @@ class BatchWriter:
             self.models.index(IMAGE).apply(
                 written.generations[IMAGE],
                 np.array([ids_by_path[c.file.path] for c in image_changes], dtype=np.int64),
-                np.stack([c.vector for c in image_changes]),
+                np.stack([c.vector for c in image_changes if c.vector is not None]),
             )
         self._mirror_texts(model_id, written, text_vectors)
         self._count(changes, known)

@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -19,6 +19,13 @@ class Outcome(Generic[T, R]):
     item: T
     value: R | None = None
     error: BaseException | None = None
+
+    @property
+    def result(self) -> R:
+        """The value of a call that succeeded (``error`` is None); raises the error of one that failed."""
+        if self.error is not None:
+            raise self.error
+        return cast(R, self.value)
 
 
 def map_ahead(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[Outcome[T, R]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.store.repository import KnownFile
+from mmsearch.store.records import KnownFile
 
 
 @dataclass

@@ -31,8 +31,8 @@ from PIL import Image
 
 from mmsearch.captions.embedded import embedded_captions
 from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.commit import Probe
-from mmsearch.ingest.imageio import decode_image, hash_bytes
 from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.taken import taken_at
 

@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 
 from mmsearch.audio.segment import normalise_segments
+from mmsearch.kinds import TRANSCRIPT
 from mmsearch.store.text_items import TextRecord
-from mmsearch.textitems import TRANSCRIPT, Segment, TextItem
+from mmsearch.textitems import Segment, TextItem
 from mmsearch.textsplit import split_text
 
 EMBEDDED_GROUP = "embedded"

@@ -1,19 +1,29 @@
-"""Asking a running query service (``mmsearch serve``) instead of loading the engine: no torch, no database.
+"""Asking a running query service (``mmsearch serve``) instead of loading the engine: no torch, no numpy, no
+database.
 
 :func:`remote_search` answers None whenever no service can answer for this home and database (none running,
 a stale discovery file, another database, the service not reachable): the caller then searches itself.
+:class:`RemoteSearcher` is the :class:`~mmsearch.searcher.Searcher` built on it (it does exactly that).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmsearch.search import Hit
+from mmsearch.kinds import IMAGE
+from mmsearch.search.hits import Hit
 from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_request
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from mmsearch.searcher import Searcher
 
 TIMEOUT_S = 60.0
 """How long a search may take at most; a service that is gone refuses the connection at once."""
@@ -42,6 +52,46 @@ def remote_search(
     request = search_request(text, image, k, kind, options, model)
     payload = _post(info, "/search", request)
     return None if payload is None else hits_from_json(payload)
+
+
+class RemoteSearcher:
+    """Searches through a running service, with :meth:`Engine.search`'s signature; where the service does not
+    answer (stopped meanwhile), through ``local()``, a searcher in this process, opened then."""
+
+    def __init__(self, info: ServiceInfo, *, model: str | None = None, local: Callable[[], Searcher]) -> None:
+        self.info = info
+        self.model = model
+        self._open_local = local
+        self._local: Searcher | None = None
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | None = None,
+        k: int = 10,
+        kind: str = IMAGE,
+        **options: Any,
+    ) -> list[Hit]:
+        if self._local is None:
+            picture = str(Path(image).expanduser().resolve()) if image is not None else None  # the service's cwd
+            hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
+            if hits is not None:
+                return hits
+            self._local = self._open_local()
+        return self._local.search(text, image=image, k=k, kind=kind, **options)
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+
+    def __enter__(self) -> RemoteSearcher:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _post(info: ServiceInfo, path: str, body: dict[str, Any]) -> dict[str, Any] | None:

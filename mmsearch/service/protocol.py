@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import ConfigError, MmsearchError
-from mmsearch.search import Hit
+from mmsearch.kinds import IMAGE
+from mmsearch.search.filters import Filters
+from mmsearch.search.hits import Hit
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
@@ -86,34 +88,38 @@ def search_request(
     encoded = {name: value for name, value in options.items() if value is not None}
     filters = encoded.get("filters")
     if filters is not None and not isinstance(filters, dict):
-        encoded["filters"] = {
-            "path": filters.path,
-            "ext": list(filters.ext),
-            "since": filters.since,
-            "until": filters.until,
-        }
+        encoded["filters"] = filters_to_json(filters)
     return {"text": text, "image": image, "k": k, "kind": kind, "options": encoded, "model": model}
 
 
 def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, int, str, dict[str, Any]]:
     """``(text, image, k, kind, options)`` of a request, ready for ``Engine.search``; raises ConfigError."""
-    from mmsearch.filters import Filters
-
     try:
         options = dict(request.get("options") or {})
         filters = options.get("filters")
         if filters is not None:
-            options["filters"] = Filters(
-                path=filters.get("path"),
-                ext=tuple(filters.get("ext") or ()),
-                since=filters.get("since"),
-                until=filters.get("until"),
-            )
+            options["filters"] = filters_from_json(filters)
         text, image = request.get("text"), request.get("image")
-        k, kind = int(request.get("k", 10)), str(request.get("kind", "image"))
+        k, kind = int(request.get("k", 10)), str(request.get("kind", IMAGE))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"malformed search request: {exc}") from exc
     return text, image, k, kind, options
+
+
+def filters_to_json(filters: Filters) -> dict[str, Any]:
+    """Every field of :class:`Filters` (tuples as lists)."""
+    return {name: _plain(value) for name, value in asdict(filters).items()}
+
+
+def filters_from_json(data: dict[str, Any]) -> Filters:
+    """:class:`Filters` from :func:`filters_to_json`'s output; a field left out (or null) keeps its default."""
+    given: dict[str, Any] = {f.name: data[f.name] for f in fields(Filters) if data.get(f.name) is not None}
+    values: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in given.items()}
+    return Filters(**values)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def hits_to_json(hits: list[Hit]) -> dict[str, Any]:

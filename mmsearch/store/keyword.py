@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mmsearch.errors import ConfigError
+from mmsearch.kinds import CAPTION, TRANSCRIPT
 from mmsearch.store.reads import DriverReads
 
 NAME = "name"
@@ -80,7 +81,7 @@ def keyword_search(
     reads: DriverReads,
     query: str,
     limit: int,
-    kinds: Collection[str] = ("caption", "transcript", NAME),
+    kinds: Collection[str] = (CAPTION, TRANSCRIPT, NAME),
     engine: KeywordSource | None = None,
 ) -> list[KeywordMatch]:
     """Items and file names matching ANY word of ``query`` (BM25 / ts_rank_cd), best first, at most ``limit``.

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +124,12 @@ class TantivyKeywords:
         self._present: set[int] | None = None  # kind codes the index holds (None: unknown, filter always)
         self._lock = threading.Lock()
 
-    def source(self, generations: Mapping[str, int]) -> KeywordSource:
-        """A keyword engine for ``HybridSearcher`` that brings the index up to ``generations`` on first use."""
+    def source(self, generations: Callable[[], Mapping[str, int]]) -> KeywordSource:
+        """A keyword engine for ``HybridSearcher`` that brings the index up to the database's ``generations()``
+        (read only when a search asks for keywords)."""
 
         def search(query: str, limit: int, kinds: Collection[str]) -> list[KeywordMatch]:
-            self.ensure(generations)
+            self.ensure(generations())
             return self.search(query, limit, kinds)
 
         return search

@@ -225,11 +225,12 @@ def test_query_modes_explain_and_filters(run, photo_dir: Path) -> None:
 
 def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Path) -> None:
     from tests.conftest import make_image
+    from tests.unit.test_texts_ingest import write_wav
 
     folder = tmp_path / "library"
     make_image(folder / "dog.jpg", 1)
     (folder / "dog.txt").write_text("a brown dog on the beach\n", encoding="utf-8")
-    (folder / "talk.wav").write_bytes(b"RIFF")  # never decoded: the subtitle sidecar is the transcript
+    write_wav(folder / "talk.wav")  # a real (short) recording: the subtitle sidecar is the transcript
     (folder / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:04,500\nwelcome to the harbour tour\n")
     assert run("--model", "fake:16", "ingest", str(folder)).exit_code == 0
     captions = json.loads(run("query", "--image", str(folder / "dog.jpg"), "--kind", "caption", "--json").output)
@@ -247,7 +248,7 @@ def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Pat
 
 
 def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir: Path, monkeypatch) -> None:
-    import mmsearch.engine
+    import mmsearch.models
     from mmsearch.encoders import create_encoder
 
     asked: list[str] = []
@@ -256,7 +257,7 @@ def test_precision_reaches_the_encoder_from_flag_and_environment(run, photo_dir:
         asked.append(precision)
         return create_encoder(spec, device, precision)
 
-    monkeypatch.setattr(mmsearch.engine, "create_encoder", recording)
+    monkeypatch.setattr(mmsearch.models, "create_encoder", recording)
     assert run("--precision", "fp32", "--model", "fake:16", "ingest", str(photo_dir)).exit_code == 0
     monkeypatch.setenv("MMSEARCH_PRECISION", "bf16")
     assert run("query", "red").exit_code == 0

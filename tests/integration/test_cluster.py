@@ -57,7 +57,7 @@ def library(tmp_path: Path) -> Path:
 
 def _answers(engine) -> dict[str, list[tuple[str, float]]]:
     """What several kinds of search return: (file name or text, rounded score) per hit."""
-    from mmsearch.filters import Filters
+    from mmsearch.search.filters import Filters
 
     def names(hits):
         return [(Path(hit.path).name if hit.kind != "caption" else hit.text, round(hit.score, 5)) for hit in hits]
@@ -77,7 +77,7 @@ def _answers(engine) -> dict[str, list[tuple[str, float]]]:
 
 def _milvus_cache(engine, collection: str = "image"):
     model_id, identity = engine.store.active_model()
-    return engine._index_cache(model_id, identity, collection)
+    return engine.models.index_cache(model_id, identity, collection)
 
 
 def test_postgres_and_milvus_answer_like_sqlite_and_faiss(

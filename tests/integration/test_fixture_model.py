@@ -136,7 +136,7 @@ def test_reingest_of_unchanged_photos_loads_no_model(dev_engine) -> None:
     with Engine.open(engine.settings.home) as again:
         report = again.ingest(DEV / "images")
         assert (report.skipped, report.embedded) == (300, 0)
-        assert again._encoder is None
+        assert again.models.loaded_encoder is None
 
 
 def test_local_model_folder_gives_the_same_vectors(tmp_path: Path) -> None:

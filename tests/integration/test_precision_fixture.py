@@ -27,7 +27,7 @@ def fp32_encoder():
 @pytest.fixture(scope="module")
 def dev_images():
     require_fixture_model()
-    from mmsearch.ingest.imageio import load_image
+    from mmsearch.imageio import load_image
 
     return [load_image(str(path), 10**8) for path in sorted((DEV / "images").iterdir())]
 
@@ -94,7 +94,7 @@ def test_reduced_size_decoding_leaves_the_vectors_alone(fp32_encoder, tmp_path) 
     """DEV photos enlarged 2.5x (camera-sized JPEGs): decoded at half scale, the vectors hardly move."""
     from PIL import Image
 
-    from mmsearch.ingest.imageio import load_image
+    from mmsearch.imageio import load_image
 
     paths = sorted((DEV / "images").iterdir())[:24]
     data = []

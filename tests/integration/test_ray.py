@@ -44,16 +44,16 @@ def library(tmp_path: Path) -> Path:
 
 def _contents(engine) -> dict[str, object]:
     """Everything an ingest leaves behind, keyed by path: file rows, texts, and each vector in the index."""
-    from mmsearch.store.repository import COLLECTIONS
+    from mmsearch.kinds import COLLECTIONS
 
     with engine.store.engine.connect() as connection:
         files = connection.execute(text("SELECT id, path, kind, content_hash, width, height FROM media_files")).all()
         texts = connection.execute(text("SELECT file_id, kind, text FROM text_items")).all()
     path_of = {row.id: row.path for row in files}
     model_id, identity = engine.store.active_model()
-    index = engine._index_cache(model_id, identity, "image").get()
+    index = engine.models.index_cache(model_id, identity, "image").get()
     vectors = index.vectors(path_of)
-    caches = {name: len(engine._index_cache(model_id, identity, name).get()) for name in COLLECTIONS}
+    caches = {name: len(engine.models.index_cache(model_id, identity, name).get()) for name in COLLECTIONS}
     return {
         "files": sorted((row.path, row.kind, row.content_hash, row.width, row.height) for row in files),
         "texts": sorted((path_of[row.file_id], row.kind, row.text) for row in texts),

@@ -18,7 +18,8 @@ from mmsearch.captions.embedded import clean_caption, decode_user_comment, embed
 from mmsearch.captions.manifest import CaptionManifest, load_manifest
 from mmsearch.captions.sidecar import CAPTION_SIDECAR_SUFFIXES, caption_sidecars, read_caption_sidecar
 from mmsearch.errors import ManifestError, UnreadableMediaError
-from mmsearch.textitems import CAPTION, TextItem
+from mmsearch.kinds import CAPTION
+from mmsearch.textitems import TextItem
 from tests.conftest import DEV
 
 # ---- helpers: images carrying metadata

@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mmsearch.errors import MmsearchError
-from mmsearch.fusion import (
+from mmsearch.search.fusion import (
     FusionError,
     Ranked,
     adaptive_cutoff,

@@ -13,7 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsearch import Engine
-from mmsearch.hybrid import MIN_WINDOW, Filters, HybridSearcher, QuerySpec, SearchError, SearchOptions
+from mmsearch.search.filters import Filters
+from mmsearch.search.hybrid import MIN_WINDOW, HybridSearcher
+from mmsearch.search.options import SearchError, SearchOptions
+from mmsearch.search.query import Query, QuerySpec
 from mmsearch.store.keyword import keyword_search, query_tokens
 from tests.conftest import make_image
 
@@ -230,7 +233,7 @@ def test_filtered_dense_results_are_the_exact_top_k_of_what_passes(crowd, probe,
     path_filter = str(root / folder) if folder else pattern
     filters = Filters(path=path_filter)
     hits = engine.search(image=query_path, k=k, filters=filters)
-    query = engine._query(*engine.store.active_model(), None, query_path).vector
+    query = engine.queries.encode(Query.parse(None, query_path), *engine.store.active_model()).vector
     expected = brute_force(engine, query, filters.accepts)
     assert [h.path for h in hits] == expected[:k]
 
@@ -276,7 +279,7 @@ def test_rescoring_restores_exact_order_and_drops_nothing_found(crowd) -> None:
 
 def test_the_keyword_retrieval_runs_once_per_search(engine: Engine, monkeypatch) -> None:
     """The engine runs it before encoding the query (prefetch); the search then reuses it."""
-    import mmsearch.hybrid as hybrid
+    import mmsearch.search.hybrid as hybrid
 
     calls = []
     original = hybrid.keyword_search

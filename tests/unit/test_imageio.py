@@ -11,7 +11,7 @@ from PIL import Image
 
 from mmsearch import Engine
 from mmsearch.encoders.fake import FakeEncoder
-from mmsearch.ingest.imageio import decode_image, load_image
+from mmsearch.imageio import decode_image, load_image
 
 LIMIT = 10**8
 

@@ -18,7 +18,8 @@ from mmsearch.index.faiss_index import read_header
 from mmsearch.index.hnsw_index import COMPACT_FRACTION, HnswIndex
 from mmsearch.index.policy import SHRINK_FRACTION, kind_for
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.repository import FileRecord, MetadataStore
+from mmsearch.store.records import FileRecord
+from mmsearch.store.repository import MetadataStore
 from tests.conftest import make_image
 
 FLAT, HNSW = DEFAULT_INDEX_KIND, HNSW_INDEX_KIND

@@ -11,7 +11,7 @@ from PIL import Image
 from mmsearch import Engine
 from mmsearch.encoders.fake import FakeEncoder
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, UnreadableMediaError
-from mmsearch.ingest.imageio import load_image
+from mmsearch.imageio import load_image
 from mmsearch.ingest.runner import read_probe
 from tests.conftest import make_image
 
@@ -37,7 +37,7 @@ def test_unchanged_folder_is_skipped_without_loading_the_model(tmp_path: Path, p
     with Engine.open(home) as second:
         report = second.ingest(photo_dir)
         assert (report.added, report.updated, report.removed, report.skipped) == (0, 0, 0, 6)
-        assert second._encoder is None  # nothing to embed, so no model was loaded
+        assert second.models.loaded_encoder is None  # nothing to embed, so no model was loaded
 
 
 def test_touched_but_identical_files_are_not_re_embedded(engine: Engine, photo_dir: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mmsearch import Engine
+from mmsearch.kinds import COLLECTIONS
 from mmsearch.store.keyword import keyword_search
 from mmsearch.store.keyword_tantivy import FORMAT, STAMP_FILE, TantivyKeywords, keyword_index_path, tantivy_chosen
-from mmsearch.store.repository import COLLECTIONS
 from tests.conftest import make_image
 
 CAPTIONS = {

@@ -117,9 +117,9 @@ def test_a_verified_export_encodes_queries_without_loading_the_encoder(fake_home
     write_export(home / "indexes", identity)
     engine, calls = open_counting(home)
     with engine:
-        vectors = engine._text_vectors(engine.store.active_model()[0], identity, ["a red car", "the dog"])
+        vectors = engine.queries.text_vectors(engine.store.active_model()[0], identity, ["a red car", "the dog"])
         hits = engine.search("a dog on the beach", k=3)
-        assert calls == [] and engine._encoder is None and len(hits) == 3
+        assert calls == [] and engine.models.loaded_encoder is None and len(hits) == 3
     np.testing.assert_allclose(vectors[0], expected_vector("a red car", identity), atol=1e-6)
     np.testing.assert_allclose(vectors[1], expected_vector("the dog", identity), atol=1e-6)
 
@@ -174,7 +174,7 @@ def test_a_loaded_encoder_is_used_as_it_is(fake_home) -> None:
     engine, _ = open_counting(home)
     with engine:
         engine.encoder  # noqa: B018
-        vector = engine._text_vectors(engine.store.active_model()[0], identity, ["a red car"])[0]
+        vector = engine.queries.text_vectors(engine.store.active_model()[0], identity, ["a red car"])[0]
     np.testing.assert_allclose(vector, FakeEncoder(16).encode_texts(["a red car"])[0], atol=1e-6)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.encoders.base import ModelIdentity
-from mmsearch.query_cache import QueryVectorCache
+from mmsearch.search.query_cache import QueryVectorCache
 from mmsearch.store.database import connect, upgrade_to_head
 from mmsearch.store.repository import MetadataStore
 
@@ -67,7 +67,7 @@ def test_a_failed_write_is_logged_and_dropped(tmp_path: Path, monkeypatch, caplo
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "cache_query_vectors", broken)
-    with caplog.at_level(logging.WARNING, logger="mmsearch.query_cache"):
+    with caplog.at_level(logging.WARNING, logger="mmsearch.search.query_cache"):
         cache.put({"one": np.array([1, 0], np.float32)})
         cache.close()  # does not raise: a cache entry is not worth failing a query or a close
     assert "could not write 1 cached query vectors: disk full" in caplog.text

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmsearch.errors import MmsearchError
-from mmsearch.querylang import QuerySyntaxError, Term, combine, is_plain, parse_query
+from mmsearch.search.querylang import QuerySyntaxError, Term, combine, is_plain, parse_query
 
 FAST = settings(max_examples=60, deadline=None)
 

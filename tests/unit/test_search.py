@@ -54,7 +54,7 @@ def test_model_mismatch_is_refused_before_loading(tmp_path: Path, photo_dir: Pat
             engine.search("x")
         with pytest.raises(ModelMismatchError):
             engine.ingest(photo_dir)
-        assert engine._encoder is None
+        assert engine.models.loaded_encoder is None
     with Engine.open(home) as engine:  # no --model: the index's model is used
         assert engine.search("x", k=1)[0].rank == 1
 
@@ -81,10 +81,10 @@ def test_repeated_text_queries_skip_the_model(tmp_path: Path, photo_dir: Path) -
         first = engine.search("a red square", k=3)
     with Engine.open(home) as engine:
         again = engine.search("a red square", k=3)
-        assert engine._encoder is None  # served from the query cache, no model load
+        assert engine.models.loaded_encoder is None  # served from the query cache, no model load
         assert [(h.id, h.score) for h in again] == [(h.id, h.score) for h in first]
         engine.search("something new", k=3)
-        assert engine._encoder is not None
+        assert engine.models.loaded_encoder is not None
 
 
 def test_a_query_needs_text_or_an_image(engine: Engine) -> None:

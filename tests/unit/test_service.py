@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from mmsearch import Engine
 from mmsearch.cli import cli
-from mmsearch.filters import Filters
-from mmsearch.search import Hit
+from mmsearch.search.filters import Filters
+from mmsearch.search.hits import Hit
 from mmsearch.service.client import find_service, remote_search
 from mmsearch.service.protocol import (
     SERVICE_FILE,
@@ -178,3 +178,18 @@ def test_cli_query_without_a_live_service_searches_itself(tmp_path: Path, photo_
     result = runner.invoke(cli, ["--home", str(home), "query", "a red square", "--json", "-k", "2"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)["hits"]) == 2
+
+
+def test_open_searcher_picks_the_running_service(served, photo_dir: Path) -> None:
+    from mmsearch.searcher import open_searcher
+    from mmsearch.service.client import RemoteSearcher
+
+    service, engine = served
+    with open_searcher(engine.settings.home, model=None) as searcher:
+        assert isinstance(searcher, RemoteSearcher)
+        assert searcher.search("a red square", k=3) == engine.search("a red square", k=3)
+        by_image = searcher.search(image=photo_dir / "a.jpg", k=1)
+    assert by_image[0].path == str(photo_dir / "a.jpg")
+    assert service.requests == 2
+    with open_searcher(engine.settings.home, service=False) as local:
+        assert not isinstance(local, RemoteSearcher)

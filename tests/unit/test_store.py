@@ -7,7 +7,8 @@ from hypothesis.extra.numpy import arrays
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.repository import FileRecord, MetadataStore, vector_from_bytes, vector_to_bytes
+from mmsearch.store.records import FileRecord, vector_from_bytes, vector_to_bytes
+from mmsearch.store.repository import MetadataStore
 
 IDENTITY = ModelIdentity("fake", "4", 4, {"thumbnail": 8})
 
@@ -101,9 +102,9 @@ def test_query_cache_round_trip(store: MetadataStore) -> None:
 
 
 def test_query_cache_evicts_the_oldest_entries(store: MetadataStore, monkeypatch) -> None:
-    import mmsearch.store.repository as repository
+    import mmsearch.store.writes as writes
 
-    monkeypatch.setattr(repository, "QUERY_CACHE_LIMIT", 3)
+    monkeypatch.setattr(writes, "QUERY_CACHE_LIMIT", 3)
     model_id = store.adopt_model(IDENTITY)
     for i in range(5):
         store.cache_query_vectors(model_id, {f"q{i}": np.full(4, i, np.float32)})

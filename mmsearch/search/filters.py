@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mmsearch.store.repository import StoredFile
+    from mmsearch.store.records import StoredFile
 
 
 @dataclass(frozen=True)

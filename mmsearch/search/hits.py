@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SEARCH_KINDS = ("image", "caption", "transcript", "audio", "any")
-"""What a query can look for: images by their pixels, captions, transcript segments, audio files
-(by their best segment), or any asset by its best evidence."""
+from mmsearch.kinds import IMAGE
 
 
 @dataclass(frozen=True)
@@ -18,7 +16,7 @@ class Hit:
     ``transcript`` or ``keyword``; ``text``, ``start`` and ``end`` (seconds) describe the matching caption or
     segment, and ``item_id`` is its id. Scores are cosine similarities when one retriever answered (an image
     query, dense search without captions) and fused, calibrated scores when several did (see
-    :mod:`mmsearch.hybrid`); either way higher is better.
+    :mod:`mmsearch.search.hybrid`); either way higher is better.
     """
 
     rank: int
@@ -28,7 +26,7 @@ class Hit:
     kind: str
     width: int | None
     height: int | None
-    match: str = "image"
+    match: str = IMAGE
     text: str | None = None
     start: float | None = None
     end: float | None = None

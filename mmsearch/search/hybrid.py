@@ -11,26 +11,31 @@ falling outside another's window. The window grows until ``k`` assets pass the f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from mmsearch.errors import MmsearchError
-from mmsearch.filters import Filters
-from mmsearch.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
 from mmsearch.index.base import VectorIndex
-from mmsearch.search import Hit
+from mmsearch.kinds import ANY, AUDIO, CAPTION, DENSE, IMAGE, KEYWORD, TRANSCRIPT
+from mmsearch.search.evidence import (
+    Evidence,
+    best_items,
+    best_matches,
+    best_text_item,
+    evidence_dict,
+    main_evidence,
+    make_hit,
+    rescored,
+)
+from mmsearch.search.filters import Filters
+from mmsearch.search.fusion import Ranked, adaptive_cutoff, collapse_near_duplicates, explain, fuse, mmr
+from mmsearch.search.hits import Hit
+from mmsearch.search.options import SearchError, SearchOptions
+from mmsearch.search.query import QuerySpec
 from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, keyword_search, query_tokens
-from mmsearch.store.repository import IMAGE, MetadataStore, StoredFile, StoredText
-from mmsearch.textitems import CAPTION, TRANSCRIPT
+from mmsearch.store.records import StoredFile, StoredText
+from mmsearch.store.repository import MetadataStore
 
-MODES = ("dense", "keyword", "hybrid")
-DEFAULT_MODE = "hybrid"
-KEYWORD = "keyword"
-DEFAULT_FUSION = "zscore"
-DEFAULT_WEIGHTS: dict[str, float] = {IMAGE: 1.0, CAPTION: 1.0, TRANSCRIPT: 1.0, KEYWORD: 0.5}
-"""Tuned on the DEV mixed library (bench/hybrid.py; see bench/RESULTS.md)."""
 MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", KEYWORD: 0.0}
 """Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a
 missing dense score means the asset has no such modality at all (a photo without captions, a recording
@@ -40,61 +45,9 @@ MIN_WINDOW = 100
 """Candidates asked of each retriever at first (at least 4 k); multiplied by 4 while filters leave too few."""
 DUPLICATE_COSINE = 0.95
 
-ASSET_KINDS = {"image": {IMAGE}, "audio": {"audio"}, "any": {IMAGE, "audio"}}
-DENSE_RETRIEVERS = {"image": (IMAGE, CAPTION), "audio": (TRANSCRIPT,), "any": (IMAGE, CAPTION, TRANSCRIPT)}
-KEYWORD_KINDS = {"image": (CAPTION, NAME), "audio": (TRANSCRIPT, NAME), "any": (CAPTION, TRANSCRIPT, NAME)}
-
-
-class SearchError(MmsearchError):
-    """A search that cannot be made as asked (keyword mode without words, ...)."""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """How to search: mode, fusion method and weights, filters, score cut-offs, diversity, explanations.
-
-    ``fusion``: ``zscore`` or ``minmax`` (each retriever's scores calibrated per query, then weighted and
-    summed) or ``rrf`` (reciprocal-rank fusion). ``cutoff``: ``gap`` or ``zscore`` drops the tail of results
-    that falls away from the rest (an adaptive, per-query relevance cut). ``diverse``: near-duplicates
-    (cosine >= 0.95) are collapsed and the rest re-ordered by maximal marginal relevance.
-    """
-
-    mode: str = DEFAULT_MODE
-    fusion: str = DEFAULT_FUSION
-    weights: Mapping[str, float] = field(default_factory=dict)
-    filters: Filters = field(default_factory=Filters)
-    min_score: float | None = None
-    cutoff: str | None = None
-    diverse: bool = False
-    explain: bool = False
-
-    def weight(self, retriever: str) -> float:
-        return float(self.weights.get(retriever, DEFAULT_WEIGHTS.get(retriever, 1.0)))
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    """A query as the searcher sees it: a unit vector for dense retrieval, words for keyword retrieval."""
-
-    vector: np.ndarray | None
-    keywords: str | None = None
-    image_only: bool = False
-    """Built from images alone (no text term): image evidence answers it, see :func:`dense_retrievers`."""
-
-
-@dataclass
-class _Evidence:
-    """Per retriever: asset id -> (score, best item id or None)."""
-
-    scores: dict[str, dict[int, tuple[float, int | None]]] = field(default_factory=dict)
-
-    def ranked(self) -> dict[str, Ranked]:
-        return {
-            name: sorted(((a, s) for a, (s, _) in entries.items()), key=lambda e: (-e[1], e[0]))
-            for name, entries in self.scores.items()
-        }
+ASSET_KINDS = {IMAGE: {IMAGE}, AUDIO: {AUDIO}, ANY: {IMAGE, AUDIO}}
+DENSE_RETRIEVERS = {IMAGE: (IMAGE, CAPTION), AUDIO: (TRANSCRIPT,), ANY: (IMAGE, CAPTION, TRANSCRIPT)}
+KEYWORD_KINDS = {IMAGE: (CAPTION, NAME), AUDIO: (TRANSCRIPT, NAME), ANY: (CAPTION, TRANSCRIPT, NAME)}
 
 
 class HybridSearcher:
@@ -130,8 +83,6 @@ class HybridSearcher:
     def search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         """The top ``k`` hits of ``kind`` (``image``, ``audio``, ``any``: per asset; ``caption``,
         ``transcript``: per text item)."""
-        if options.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {options.mode!r}")
         self._indexes.clear()  # a searcher may serve several searches: each sees the indexes as they are now
         try:
             return self._search(query, k, kind, options)
@@ -160,7 +111,7 @@ class HybridSearcher:
         return self._rank(evidence, accepted, k, options)
 
     @staticmethod
-    def _one_dense_source(evidence: _Evidence, options: SearchOptions) -> bool:
+    def _one_dense_source(evidence: Evidence, options: SearchOptions) -> bool:
         """Only one dense retriever found anything, and nothing filters: its own top k is the answer.
 
         Each dense index holds one kind of asset, so there is nothing to fuse or filter: what it found is
@@ -169,21 +120,21 @@ class HybridSearcher:
         sources = [name for name, entries in evidence.scores.items() if entries]
         return len(sources) == 1 and sources[0] != KEYWORD and options.filters == Filters() and not options.diverse
 
-    def _rank_one_source(self, query: QuerySpec, evidence: _Evidence, k: int, options: SearchOptions) -> list[Hit]:
+    def _rank_one_source(self, query: QuerySpec, evidence: Evidence, k: int, options: SearchOptions) -> list[Hit]:
         """Keep the top ``k`` of what the one retriever found, by exact cosine: the index's own scores where they
         are exact (flat and HNSWFlat store full vectors), else re-scored with the vectors it holds."""
         name, entries = next((n, e) for n, e in evidence.scores.items() if e)
         index = self.index_for(name)
-        exact = entries if getattr(index, "exact_scores", False) else _rescored(index, name, entries, query)
-        top = _Evidence({name: exact}).ranked()[name][:k]
+        exact = entries if index.exact_scores else rescored(index, name, entries, query)
+        top = Evidence({name: exact}).ranked()[name][:k]
         files = self.store.get_files(asset for asset, _ in top)
-        kept = _Evidence({name: {asset: exact[asset] for asset, _ in top if asset in files}})
+        kept = Evidence({name: {asset: exact[asset] for asset, _ in top if asset in files}})
         return self._rank(kept, files, k, options)
 
     # -- retrieval ------------------------------------------------------------------------
     @staticmethod
     def _dense(query: QuerySpec, options: SearchOptions) -> bool:
-        return options.mode != "keyword" and query.vector is not None
+        return options.mode != KEYWORD
 
     def _keyword_matches(self, keywords: str, kinds: tuple[str, ...], window: int) -> list[KeywordMatch]:
         key = (keywords, kinds, window)
@@ -193,8 +144,8 @@ class HybridSearcher:
 
     def _gather(
         self, query: QuerySpec, kind: str, dense: list[str], keyword: bool, window: int
-    ) -> tuple[_Evidence, bool]:
-        evidence = _Evidence()
+    ) -> tuple[Evidence, bool]:
+        evidence = Evidence()
         exhausted = True
         for retriever in dense:
             index = self.index_for(retriever)
@@ -207,18 +158,18 @@ class HybridSearcher:
             if retriever == IMAGE:
                 evidence.scores[IMAGE] = {file_id: (score, None) for file_id, score in found}
             else:
-                evidence.scores[retriever] = _best_items(found, self.store.get_texts(i for i, _ in found))
+                evidence.scores[retriever] = best_items(found, self.store.get_texts(i for i, _ in found))
         if keyword:
             matches = self._keyword_matches(query.keywords or "", KEYWORD_KINDS[kind], window)
             exhausted &= len(matches) < window
-            evidence.scores[KEYWORD] = _best_matches(matches)
+            evidence.scores[KEYWORD] = best_matches(matches)
         return evidence, exhausted
 
     def _exact(
-        self, query: QuerySpec, dense: list[str], evidence: _Evidence, accepted: Mapping[int, StoredFile]
-    ) -> _Evidence:
+        self, query: QuerySpec, dense: list[str], evidence: Evidence, accepted: Mapping[int, StoredFile]
+    ) -> Evidence:
         """Every accepted candidate's exact cosine for every dense retriever, from the stored vectors."""
-        exact = _Evidence()
+        exact = Evidence()
         ids = list(accepted)
         for retriever in dense:
             index = self.index_for(retriever)
@@ -241,7 +192,7 @@ class HybridSearcher:
 
     # -- ranking --------------------------------------------------------------------------
     def _rank(
-        self, evidence: _Evidence, accepted: Mapping[int, StoredFile], k: int, options: SearchOptions
+        self, evidence: Evidence, accepted: Mapping[int, StoredFile], k: int, options: SearchOptions
     ) -> list[Hit]:
         results = {name: ranked for name, ranked in evidence.ranked().items() if ranked}
         weights = {name: options.weight(name) for name in results}
@@ -264,10 +215,10 @@ class HybridSearcher:
         reasons = explain(results, fused, weights, options.fusion, missing=MISSING) if len(results) > 1 else {}
         return self._asset_hits(fused, evidence, accepted, reasons, results, options.explain)
 
-    def _asset_vectors(self, evidence: _Evidence, assets: list[int]) -> dict[int, np.ndarray]:
+    def _asset_vectors(self, evidence: Evidence, assets: list[int]) -> dict[int, np.ndarray]:
         """Each asset's vector for diversity: its image vector, else its best text item's."""
         vectors = self.index_for(IMAGE).vectors(assets)
-        missing = {a: item for a in assets if a not in vectors for item in [_best_text_item(evidence, a)] if item}
+        missing = {a: item for a in assets if a not in vectors for item in [best_text_item(evidence, a)] if item}
         texts = self.store.vectors_of_texts(self.model_id, missing.values())
         vectors.update({a: texts[item] for a, item in missing.items() if item in texts})
         return vectors
@@ -275,21 +226,22 @@ class HybridSearcher:
     def _asset_hits(
         self,
         fused: Ranked,
-        evidence: _Evidence,
+        evidence: Evidence,
         accepted: Mapping[int, StoredFile],
         reasons: Mapping[int, Any],
         results: Mapping[str, Ranked],
         with_evidence: bool,
     ) -> list[Hit]:
-        items = {a: _best_text_item(evidence, a) for a, _ in fused}
+        items = {a: best_text_item(evidence, a) for a, _ in fused}
         texts = self.store.get_texts(i for i in items.values() if i is not None)
         hits = []
         for rank, (asset, score) in enumerate(fused, 1):
             file = accepted[asset]
-            text = texts.get(items[asset]) if items[asset] is not None else None
-            match = _main_evidence(asset, evidence, reasons.get(asset), results)
-            details = _evidence_dict(asset, evidence, reasons) if with_evidence else None
-            hits.append(_make_hit(rank, score, file, match, text, details))
+            item = items[asset]
+            text = texts.get(item) if item is not None else None
+            match = main_evidence(asset, evidence, reasons.get(asset), results)
+            details = evidence_dict(asset, evidence, reasons) if with_evidence else None
+            hits.append(make_hit(rank, score, file, match, text, details))
         return hits
 
     # -- item-level search (captions, transcript segments) ----------------------------------
@@ -324,6 +276,18 @@ class HybridSearcher:
             results[kind] = sorted(
                 ((i, float(v @ query.vector)) for i, v in vectors.items()), key=lambda e: (-e[1], e[0])
             )
+        return self._rank_items(results, accepted, files, k, kind, options)
+
+    @staticmethod
+    def _rank_items(
+        results: dict[str, Ranked],
+        accepted: Mapping[int, StoredText],
+        files: Mapping[int, StoredFile],
+        k: int,
+        kind: str,
+        options: SearchOptions,
+    ) -> list[Hit]:
+        """Fuse, cut and explain the item-level results (only accepted items count)."""
         results = {name: [(i, s) for i, s in ranked if i in accepted] for name, ranked in results.items()}
         results = {name: ranked for name, ranked in results.items() if ranked}
         weights = {name: options.weight(name) for name in results}
@@ -342,13 +306,13 @@ class HybridSearcher:
         for rank, (item_id, score) in enumerate(fused, 1):
             text = accepted[item_id]
             details = reasons[item_id].to_dict() if item_id in reasons else None
-            hits.append(_make_hit(rank, score, files[text.file_id], kind, text, details))
+            hits.append(make_hit(rank, score, files[text.file_id], kind, text, details))
         return hits
 
 
 def _keyword_used(keywords: str | None, options: SearchOptions) -> bool:
     """Whether a search with these words and options asks the keyword retriever."""
-    return options.mode != "dense" and bool(keywords and query_tokens(keywords)) and options.weight(KEYWORD) > 0
+    return options.mode != DENSE and bool(keywords and query_tokens(keywords)) and options.weight(KEYWORD) > 0
 
 
 def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> list[str]:
@@ -365,73 +329,7 @@ def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> lis
     return retrievers
 
 
-def _rescored(
-    index: VectorIndex, name: str, entries: Mapping[int, tuple[float, int | None]], query: QuerySpec
-) -> dict[int, tuple[float, int | None]]:
-    """``entries`` with the exact cosine of each asset's vector (its item's for text retrievers) in ``index``."""
-    keys = {asset: (asset if name == IMAGE else item) for asset, (_, item) in entries.items()}
-    vectors = index.vectors(keys.values())
-    present = [asset for asset, key in keys.items() if key in vectors]
-    scores = np.stack([vectors[keys[a]] for a in present]) @ query.vector if present else []
-    return {a: (float(score), entries[a][1]) for a, score in zip(present, scores, strict=True)}
-
-
-def _best_items(found: list[tuple[int, float]], texts: Mapping[int, StoredText]) -> dict[int, tuple[float, int]]:
-    best: dict[int, tuple[float, int]] = {}
-    for item_id, score in found:  # best first
-        text = texts.get(item_id)
-        if text is not None and text.file_id not in best:
-            best[text.file_id] = (score, item_id)
-    return best
-
-
-def _best_matches(matches: list[KeywordMatch]) -> dict[int, tuple[float, int | None]]:
-    best: dict[int, tuple[float, int | None]] = {}
-    for match in matches:  # best first
-        if match.file_id not in best:
-            best[match.file_id] = (match.score, match.item_id)
-    return best
-
-
-def _best_text_item(evidence: _Evidence, asset: int) -> int | None:
-    """The text item to show for an asset: its best-scoring caption or segment, else its keyword match."""
-    best: tuple[float, int] | None = None
-    for name in (CAPTION, TRANSCRIPT):
-        score, item = evidence.scores.get(name, {}).get(asset, (0.0, None))
-        if item is not None and (best is None or score > best[0]):
-            best = (score, item)
-    if best is not None:
-        return best[1]
-    return evidence.scores.get(KEYWORD, {}).get(asset, (0.0, None))[1]
-
-
-def _main_evidence(asset: int, evidence: _Evidence, reason: Any, results: Mapping[str, Ranked]) -> str:
-    """The retriever that gave the asset most of its score (by contribution, else by raw score)."""
-    if reason is not None:
-        return max(reason.contributions.items(), key=lambda entry: entry[1].contribution)[0]
-    present = [name for name in results if asset in evidence.scores.get(name, {})]
-    return present[0] if present else IMAGE
-
-
-def _evidence_dict(asset: int, evidence: _Evidence, reasons: Mapping[int, Any]) -> dict[str, Any] | None:
-    if asset not in reasons:
-        return None
-    details = reasons[asset].to_dict()
-    for name, entry in details["contributions"].items():
-        entry["item_id"] = evidence.scores.get(name, {}).get(asset, (None, None))[1]
-    return details
-
-
-def _make_hit(
-    rank: int, score: float, file: StoredFile, match: str, text: StoredText | None, details: dict[str, Any] | None
-) -> Hit:
-    hit = Hit(rank, float(score), file.id, file.path, file.kind, file.width, file.height, match)
-    if text is not None:
-        hit = replace(hit, text=text.text, start=text.start, end=text.end, item_id=text.id)
-    return replace(hit, evidence=details) if details is not None else hit
-
-
 def _nothing_to_search(query: QuerySpec, options: SearchOptions) -> str:
-    if options.mode == "keyword":
+    if options.mode == KEYWORD:
         return "keyword mode needs query text with at least one word"
     return "every retriever this search could use has weight 0, or the query has nothing to search with"

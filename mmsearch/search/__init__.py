@@ -1,0 +1,1 @@
+"""The query side: a query built once, options, hybrid retrieval, fusion, query language, filters, hits."""

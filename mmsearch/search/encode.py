@@ -1,0 +1,75 @@
+"""Turn a parsed :class:`~mmsearch.search.query.Query` into the vector the searcher searches with.
+
+Text vectors come from the query vector cache (``query_cache`` table) where a text was asked before, else
+from the model side's text encoder, in one batch; query images are read with :mod:`mmsearch.imageio`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmsearch.errors import UnreadableMediaError
+from mmsearch.identity import ModelIdentity
+from mmsearch.imageio import load_image
+from mmsearch.models import Models
+from mmsearch.search.query import Query, QuerySpec
+from mmsearch.search.query_cache import QueryVectorCache
+from mmsearch.search.querylang import combine
+
+
+class QueryEncoder:
+    """Encodes queries for one database, remembering text vectors across processes (the query cache)."""
+
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        self._cache: QueryVectorCache | None = None
+
+    @property
+    def cache(self) -> QueryVectorCache | None:
+        """The query vector cache, once a query was encoded."""
+        return self._cache
+
+    def close(self) -> None:
+        """Persist the cached query vectors."""
+        if self._cache is not None:
+            self._cache.close()
+
+    def encode(self, query: Query, model_id: int, identity: ModelIdentity) -> QuerySpec:
+        """The query's vector (its terms combined) with its keywords, ready for the searcher."""
+        texts = query.texts
+        text_vectors = dict(zip(texts, self.text_vectors(model_id, identity, texts), strict=True))
+        vectors = []
+        for term in query.terms:
+            if term.text is not None:
+                vectors.append(text_vectors[term.text])
+            else:
+                picture = self._load_image(Path(str(term.image)))
+                vectors.append(self.models.checked_encoder(identity).encode_images([picture])[0])
+        terms = query.terms
+        vector = vectors[0] if len(terms) == 1 and terms[0].weight == 1 else combine(vectors, [t.weight for t in terms])
+        return query.encoded(vector)
+
+    def text_vectors(self, model_id: int, identity: ModelIdentity, texts: Sequence[str]) -> np.ndarray:
+        """One vector per text: cached ones read back, the others encoded in one batch and cached."""
+        if self._cache is None or self._cache.model_id != model_id:
+            self.close()
+            self._cache = QueryVectorCache(self.models.store, model_id)
+        known = self._cache.get(texts)
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            fresh = dict(zip(missing, self.models.text_encoder(identity).encode_texts(missing), strict=True))
+            self._cache.put(fresh)
+            known.update(fresh)
+        if not texts:
+            return np.zeros((0, identity.dim), dtype=np.float32)
+        return np.stack([known[text] for text in texts])
+
+    def _load_image(self, path: Path) -> Image.Image:
+        try:
+            return load_image(str(path.expanduser()), self.models.settings.max_image_pixels)
+        except UnreadableMediaError as exc:
+            raise UnreadableMediaError(f"cannot read query image {path}: {exc}", exc.reason) from exc

@@ -1,0 +1,59 @@
+"""A query, built once: its terms parsed, its keywords derived, whether it is images alone; its vector later.
+
+:meth:`Query.parse` runs the query language once; the engine encodes the terms (:meth:`Query.encoded`)
+and the searcher reads the result. Nothing parses the text again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmsearch.search.querylang import Term, is_plain, parse_query
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: its weighted terms, the words for keyword search, and whether it has no text term."""
+
+    terms: tuple[Term, ...]
+    keywords: str | None
+    image_only: bool
+
+    @classmethod
+    def parse(cls, text: str | None = None, image: str | os.PathLike[str] | None = None) -> Query:
+        """The parsed text (query arithmetic), with the query image as its first term; at least one is needed."""
+        if text is None and image is None:
+            raise ValueError("give a text, an image, or both")
+        terms = parse_query(text) if text is not None else []
+        if image is not None:
+            terms.insert(0, Term(1.0, image=str(image)))
+        keywords = " ".join(term.text for term in terms if term.text is not None and term.weight > 0) or None
+        return cls(tuple(terms), keywords, all(term.text is None for term in terms))
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of every text term, in order."""
+        return [term.text for term in self.terms if term.text is not None]
+
+    @property
+    def plain_text(self) -> str | None:
+        """The text of an ordinary text search (one text term of weight 1), else None."""
+        return self.terms[0].text if is_plain(self.terms) else None
+
+    def encoded(self, vector: np.ndarray) -> QuerySpec:
+        """This query with its (combined, unit) vector: what the searcher searches with."""
+        return QuerySpec(np.asarray(vector, dtype=np.float32), self.keywords, self.image_only)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """A query as the searcher sees it: a unit vector for dense retrieval, words for keyword retrieval."""
+
+    vector: np.ndarray
+    keywords: str | None = None
+    image_only: bool = False
+    """Built from images alone (no text term): image evidence answers it, see
+    :func:`mmsearch.search.hybrid.dense_retrievers`."""
