@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from mmsearch.config import DEFAULT_HNSW_THRESHOLD
-from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.errors import MissingDependencyError, MmsearchError
+from mmsearch.hints import install_hint
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.cache import IndexCache
 from mmsearch.index.faiss_index import check_vectors
@@ -58,7 +59,7 @@ def milvus_client(url: str) -> Any:
             try:
                 from pymilvus import MilvusClient
             except ImportError as exc:
-                raise ConfigError("vector_url needs the milvus extra: pip install 'mmsearch[milvus]'") from exc
+                raise MissingDependencyError(f"vector_url needs pymilvus: {install_hint('milvus')} ({exc})") from exc
             if not url.startswith(("http://", "https://", "tcp://", "unix:")):
                 Path(url).expanduser().parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from mmsearch.captions.embedded import embedded_captions
-from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.errors import MissingDependencyError, MmsearchError
+from mmsearch.hints import install_hint
 from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.commit import Probe
 from mmsearch.ingest.scanner import ScannedFile
@@ -214,7 +215,7 @@ def _ray(address: str | None) -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise ConfigError("executor 'ray' needs the ray extra: pip install 'mmsearch[ray]'") from exc
+        raise MissingDependencyError(f"executor 'ray' needs Ray: {install_hint('ray')} ({exc})") from exc
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     return ray
