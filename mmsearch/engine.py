@@ -279,11 +279,11 @@ class Engine:
 
     def _tantivy(self) -> TantivyKeywords | None:
         """The Tantivy keyword index when it is the keyword engine (``keyword_engine``), else None."""
-        if self._keywords is None:
-            from mmsearch.store.keyword_tantivy import open_keywords
+        from mmsearch.store.keyword_tantivy import TantivyKeywords, open_keywords
 
+        if self._keywords is None:
             self._keywords = open_keywords(self.settings, self.store.engine) or False
-        return self._keywords or None
+        return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
 
     def _refresh_keywords(self) -> None:
         """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""

@@ -31,8 +31,9 @@ class Mapping:
 
 def map_faiss(path: Path, offset: int) -> tuple[Any, Mapping]:
     """The FAISS index stored in ``path`` from byte ``offset`` to the end, its storage left in the mapping."""
-    import faiss
+    import faiss as faiss_module
 
+    faiss: Any = faiss_module  # Any: faiss's stubs lack much of its SWIG API (ZeroCopyIOReader among it)
     with path.open("rb") as handle:
         try:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)

@@ -31,6 +31,7 @@ from mmsearch.config import DEFAULT_HNSW_THRESHOLD
 from mmsearch.errors import MissingDependencyError, MmsearchError
 from mmsearch.hints import install_hint
 from mmsearch.identity import ModelIdentity
+from mmsearch.index.base import IndexBase
 from mmsearch.index.cache import IndexCache
 from mmsearch.index.faiss_index import check_vectors
 from mmsearch.kinds import IMAGE
@@ -84,7 +85,7 @@ def collection_name(database_url: str, identity: ModelIdentity, collection: str)
     return f"mmsearch_{db_key}_{model_key}_{collection}"
 
 
-class MilvusIndex:
+class MilvusIndex(IndexBase):
     """A :class:`~mmsearch.index.base.VectorIndex` over one Milvus collection."""
 
     kind = MILVUS_KIND
