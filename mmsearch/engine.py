@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsearch.assets import Asset, AssetText
 from mmsearch.check import IntegrityReport, check_integrity
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.encoders import Encoder, EncoderFactory
@@ -109,8 +110,9 @@ class Engine:
         """Refuse a model other than the one the index was built with (None: no model asked for)."""
         self.models.check_model(requested)
 
-    def warm_up(self) -> bool:
-        """Load what text queries need now (the query text encoder and every index), not on the first query.
+    def warm_up(self, *, images: bool = False) -> bool:
+        """Load what text queries need now (the query text encoder and every index), not on the first query;
+        with ``images`` the image tower too (the whole model), for image queries.
 
         False when nothing is indexed yet (there is nothing to load; searches fail until an ingest).
         """
@@ -118,6 +120,8 @@ class Engine:
             return False
         model_id, identity = self.models.active()
         self.models.text_encoder(identity)
+        if images:
+            self.models.checked_encoder(identity)
         searcher = self._searcher(model_id, identity)
         for collection in COLLECTIONS:
             searcher.index_for(collection)
@@ -320,6 +324,31 @@ class Engine:
             if isinstance(cache, MilvusIndexCache):
                 report.indexes[collection] = cache.facts()
         return replace(report, index=report.indexes[IMAGE])
+
+    def asset(self, asset_id: int) -> Asset | None:
+        """An indexed file by its id, with its captions and transcript segments; None when there is no such asset."""
+        file = self.store.get_files([asset_id]).get(asset_id)
+        if file is None:
+            return None
+        texts = [
+            AssetText(t.id, t.kind, t.source, t.text, t.start, t.end)
+            for t in self.store.texts_of_files([asset_id]).get(asset_id, [])
+        ]
+        return Asset(
+            file.id, file.path, file.kind, file.width, file.height, file.size, file.mtime_ns, file.taken_at, texts
+        )
+
+    def assets_under(self, folder: str | os.PathLike[str]) -> list[Asset]:
+        """The indexed files under ``folder`` (without their texts), e.g. to make their thumbnails."""
+        root = str(Path(folder).expanduser().resolve())
+        return [
+            Asset(k.id, k.path, k.kind, k.width, k.height, k.size, k.mtime_ns, k.taken_at)
+            for k in self.store.files_under(root).values()
+        ]
+
+    def existing_assets(self, ids: Sequence[int]) -> set[int]:
+        """Which of ``ids`` are indexed assets."""
+        return set(self.store.get_files(ids))
 
     def check(self) -> IntegrityReport:
         """Files ↔ vectors ↔ index files: what drifted (see :mod:`mmsearch.check`); loads no model."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 
+from mmsearch.hints import install_hint
+
 BASE_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 AVIF_EXTENSIONS = frozenset({".avif"})
-HEIF_HINT = "HEIC/HEIF images need pillow-heif: install mmsearch's 'heif' extra (or pip install pillow-heif)"
 
 
 @functools.cache
@@ -43,5 +44,5 @@ def image_extensions() -> frozenset[str]:
 def missing_plugin_hint(extension: str) -> str | None:
     """The install hint for an image suffix that an optional package would make readable; else None."""
     if extension in HEIF_EXTENSIONS and not heif_available():
-        return HEIF_HINT
+        return f"HEIC/HEIF images need pillow-heif: {install_hint('heif')}"
     return None

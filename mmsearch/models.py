@@ -129,8 +129,13 @@ class Models:
         return encoder
 
     def text_encoder(self, identity: ModelIdentity) -> TextEncoder:
-        """The loaded encoder if any; else the verified torch-free export of the index model's text tower
-        (``mmsearch.encoders.onnx_text``) when there is one; else the encoder, loaded now."""
+        """The verified torch-free export of the index model's text tower (``mmsearch.encoders.onnx_text``) once it
+        is loaded (a warm service that loads the image tower after it keeps answering texts with the vectors a
+        new process computes); else the loaded encoder if any; else the export when there is one; else the
+        encoder, loaded now. Never a second model: the export is not loaded once the encoder is."""
+        exported = self._text_encoders.get(identity.fingerprint)
+        if exported is not None:
+            return exported
         if self._encoder is None:
             if identity.fingerprint not in self._text_encoders:
                 from mmsearch.encoders.onnx_text import load_text_encoder

@@ -1,5 +1,6 @@
-"""A warm query service: ``mmsearch serve`` keeps an engine loaded, and ``mmsearch query`` uses it when it runs.
+"""Talking to a running ``mmsearch serve`` (the web app of :mod:`mmsearch.web`): ``mmsearch query`` uses it when
+it runs.
 
-:mod:`.protocol` (requests, results, the discovery file) and :mod:`.client` import neither torch nor SQLAlchemy,
-so a query that the service answers starts no model and opens no database.
+:mod:`.protocol` (the discovery file, search parameters, results) and :mod:`.client` import neither torch nor numpy
+nor SQLAlchemy, so a query that the service answers starts no model and opens no database.
 """

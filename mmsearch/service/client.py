@@ -1,8 +1,9 @@
-"""Asking a running query service (``mmsearch serve``) instead of loading the engine: no torch, no numpy, no
-database.
+"""Asking a running service (``mmsearch serve``) instead of loading the engine: no torch, no numpy, no database.
 
-:func:`remote_search` answers None whenever no service can answer for this home and database (none running,
-a stale discovery file, another database, the service not reachable): the caller then searches itself.
+A text search is ``GET /api/v1/search?q=...``; an image search uploads the picture (``POST
+/api/v1/search/image``, multipart): the service never opens a path it is sent. :func:`remote_search` answers None
+whenever no service can answer for this home and database (none running, a stale discovery file, another
+database, the service not reachable, the image not readable here): the caller then searches itself.
 :class:`RemoteSearcher` is the :class:`~mmsearch.searcher.Searcher` built on it (it does exactly that).
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.kinds import IMAGE
 from mmsearch.search.hits import Hit
-from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_request
+from mmsearch.service.protocol import API, TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_query
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 TIMEOUT_S = 60.0
 """How long a search may take at most; a service that is gone refuses the connection at once."""
+MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 
 
@@ -49,8 +53,20 @@ def remote_search(
 ) -> list[Hit] | None:
     """The service's hits for this search; None if it cannot be reached. Raises :class:`RemoteError` when the
     service answers with an error (the same error a local search would raise)."""
-    request = search_request(text, image, k, kind, options, model)
-    payload = _post(info, "/search", request)
+    query = urllib.parse.urlencode(search_query(text, k, kind, options, model))
+    if image is None:
+        request = urllib.request.Request(f"{info.url}{API}/search?{query}", method="GET")
+    else:
+        try:
+            with open(image, "rb") as handle:
+                picture = handle.read(MAX_UPLOAD_BYTES + 1)
+        except OSError:
+            return None  # searching here gives the proper error for an unreadable image
+        body, content_type = _multipart("image", Path(image).name, picture)
+        request = urllib.request.Request(f"{info.url}{API}/search/image?{query}", data=body, method="POST")
+        request.add_header("Content-Type", content_type)
+    request.add_header(TOKEN_HEADER, info.token)
+    payload = _send(request)
     return None if payload is None else hits_from_json(payload)
 
 
@@ -74,7 +90,7 @@ class RemoteSearcher:
         **options: Any,
     ) -> list[Hit]:
         if self._local is None:
-            picture = str(Path(image).expanduser().resolve()) if image is not None else None  # the service's cwd
+            picture = str(Path(image).expanduser()) if image is not None else None  # read here, uploaded
             hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
             if hits is not None:
                 return hits
@@ -94,20 +110,29 @@ class RemoteSearcher:
         self.close()
 
 
-def _post(info: ServiceInfo, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-    data = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", TOKEN_HEADER: info.token}
-    request = urllib.request.Request(info.url + path, data=data, headers=headers, method="POST")
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = f"mmsearch-{secrets.token_hex(16)}"
+    safe_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{safe_name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _send(request: urllib.request.Request) -> dict[str, Any] | None:
     try:
         with _OPENER.open(request, timeout=TIMEOUT_S) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403, 421):
+            return None  # another service took the file over meanwhile, or not ours to ask: search locally
         try:
             error = json.loads(exc.read())
         except ValueError:
             error = {"error": f"service answered {exc.code}"}
-        if exc.code == 403:
-            return None  # another service took the file over meanwhile: search locally
-        raise RemoteError(str(error.get("error")), int(error.get("exit_code", 1))) from None
+        if exc.code >= 500 or "error" not in error:
+            return None  # the service failed: searching here gives the real answer
+        raise RemoteError(str(error["error"]), int(error.get("exit_code", 1))) from None
     except (urllib.error.URLError, OSError, ValueError):
         return None  # not reachable (stopped, crashed): search locally

@@ -1,4 +1,4 @@
-"""What the query service and its clients exchange: search requests and results as JSON, and the discovery
+"""What the service and its clients exchange: searches as query parameters, results as JSON, and the discovery
 file a running service leaves in its home (address, access token, database).
 
 Kept free of torch, SQLAlchemy and the engine: the client side imports this and nothing heavy.
@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mmsearch.errors import ConfigError, MmsearchError
-from mmsearch.kinds import IMAGE
-from mmsearch.search.filters import Filters
+from mmsearch.errors import MmsearchError
 from mmsearch.search.hits import Hit
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
-PROTOCOL = 1
+PROTOCOL = 2
+"""2: the FastAPI app's ``/api/v1`` routes (1 was the http.server service's ``POST /search``)."""
+API = "/api/v1"
 TOKEN_HEADER = "X-Mmsearch-Token"
 
 
@@ -81,45 +81,33 @@ class ServiceInfo:
         return True
 
 
-def search_request(
-    text: str | None, image: str | None, k: int, kind: str, options: dict[str, Any], model: str | None = None
-) -> dict[str, Any]:
-    """A search as JSON: ``options`` are ``Engine.search`` keywords (``filters`` a :class:`Filters` or a dict)."""
-    encoded = {name: value for name, value in options.items() if value is not None}
-    filters = encoded.get("filters")
-    if filters is not None and not isinstance(filters, dict):
-        encoded["filters"] = filters_to_json(filters)
-    return {"text": text, "image": image, "k": k, "kind": kind, "options": encoded, "model": model}
-
-
-def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, int, str, dict[str, Any]]:
-    """``(text, image, k, kind, options)`` of a request, ready for ``Engine.search``; raises ConfigError."""
-    try:
-        options = dict(request.get("options") or {})
-        filters = options.get("filters")
-        if filters is not None:
-            options["filters"] = filters_from_json(filters)
-        text, image = request.get("text"), request.get("image")
-        k, kind = int(request.get("k", 10)), str(request.get("kind", IMAGE))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"malformed search request: {exc}") from exc
-    return text, image, k, kind, options
-
-
-def filters_to_json(filters: Filters) -> dict[str, Any]:
-    """Every field of :class:`Filters` (tuples as lists)."""
-    return {name: _plain(value) for name, value in asdict(filters).items()}
-
-
-def filters_from_json(data: dict[str, Any]) -> Filters:
-    """:class:`Filters` from :func:`filters_to_json`'s output; a field left out (or null) keeps its default."""
-    given: dict[str, Any] = {f.name: data[f.name] for f in fields(Filters) if data.get(f.name) is not None}
-    values: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in given.items()}
-    return Filters(**values)
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+def search_query(
+    text: str | None, k: int, kind: str, options: dict[str, Any], model: str | None = None
+) -> list[tuple[str, str]]:
+    """A search as the query parameters of ``GET /api/v1/search`` (and ``POST /api/v1/search/image``):
+    ``options`` are ``Engine.search`` keywords (``filters`` a :class:`Filters`, ``weights`` a dict)."""
+    params: list[tuple[str, str]] = [("k", str(k)), ("kind", kind)]
+    if text is not None:
+        params.append(("q", text))
+    if model:
+        params.append(("model", model))
+    for name, value in options.items():
+        if value is None or name == "filters":
+            continue
+        if name == "weights":
+            params += [("weight", f"{retriever}={weight!r}") for retriever, weight in value.items()]
+        elif isinstance(value, bool):
+            params.append((name, "true" if value else "false"))
+        else:
+            params.append((name, repr(value) if isinstance(value, float) else str(value)))
+    filters = options.get("filters")
+    if filters is not None:
+        if filters.path:
+            params.append(("path", filters.path))
+        params += [("ext", ext) for ext in filters.ext]
+        params += [(name, repr(float(when))) for name, when in (("since", filters.since), ("until", filters.until))
+                   if when is not None]
+    return params
 
 
 def hits_to_json(hits: list[Hit]) -> dict[str, Any]:
@@ -131,5 +119,3 @@ def hits_from_json(payload: dict[str, Any]) -> list[Hit]:
     return [Hit(**{key: value for key, value in hit.items() if key in names}) for hit in payload["hits"]]
 
 
-def error_to_json(error: BaseException) -> dict[str, Any]:
-    return {"error": str(error), "exit_code": int(getattr(error, "exit_code", 1))}

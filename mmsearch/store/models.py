@@ -147,7 +147,7 @@ class FailedFileRow(Base):
     __tablename__ = "failed_files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    path: Mapped[str] = mapped_column(StoredPath(4096), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     # None when the file could not even be read to hash it.

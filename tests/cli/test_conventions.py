@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -17,7 +16,8 @@ import mmsearch
 from mmsearch import Engine
 from mmsearch.cli import cli
 from mmsearch.cli.logs import log_level
-from mmsearch.service.server import QueryService
+from mmsearch.web.server import WebServer
+from tests.web_library import running
 
 PACKAGE = Path(mmsearch.__file__).resolve().parent
 
@@ -76,23 +76,16 @@ def served(tmp_path: Path, photo_dir: Path) -> Iterator[Path]:
     with Engine.open(home, model="fake:16", workers=1, batch_size=4) as engine:
         engine.ingest(photo_dir)
         engine.warm_up()
-        service = QueryService(engine)
-        service.start()
-        thread = threading.Thread(target=service.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with running(WebServer(engine)):
             yield home
-        finally:
-            service.shutdown()
-            thread.join(5)
 
 
 def test_the_request_log_shows_with_verbose_only(served: Path) -> None:
     quiet = invoke("--home", str(served), "query", "a red square", "--json")
-    assert quiet.exit_code == 0 and "POST" not in quiet.output
+    assert quiet.exit_code == 0 and "/api/v1/search" not in quiet.output
     verbose = invoke("-v", "--home", str(served), "query", "a red square", "--json")
     assert verbose.exit_code == 0
-    assert re.search(r"^mmsearch: 127\.0\.0\.1 \"POST /search", verbose.output, re.MULTILINE), verbose.output
+    assert re.search(r"^mmsearch: GET /api/v1/search 200", verbose.output, re.MULTILINE), verbose.output
 
 
 # -- config files ---------------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def test_the_wheel_holds_every_package_and_the_migrations(built: tuple[Path, Pat
     wheel, _ = built
     held = wheel_files(wheel)
     expected = expected_wheel_files(CHECKOUT)
-    assert "mmsearch/service/server.py" in expected and "mmsearch/migrations/env.py" in expected
+    assert "mmsearch/web/server.py" in expected and "mmsearch/migrations/env.py" in expected
+    assert "mmsearch/web/static/app.js" in expected  # the page ships in the wheel
     assert "mmsearch/search/__init__.py" in expected and "mmsearch/search/hybrid.py" in expected  # the query side
     assert expected - held == set()
     assert "mmsearch/py.typed" in held

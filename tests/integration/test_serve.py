@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mmsearch.service.protocol import SERVICE_FILE, TOKEN_HEADER, ServiceInfo
+from tests.conftest import DEV
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ def mmsearch(home: Path, *args: str) -> list[str]:
 
 
 def health(info: ServiceInfo) -> dict:
-    request = urllib.request.Request(info.url + "/health", headers={TOKEN_HEADER: info.token})
+    request = urllib.request.Request(info.url + "/api/v1/health", headers={TOKEN_HEADER: info.token})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -52,6 +53,11 @@ def test_query_processes_use_the_running_service(dev_engine) -> None:
         )
         assert health(info)["requests"] == before + 1  # --no-service searched in its own process
         assert json.loads(served.stdout)["hits"] == json.loads(local.stdout)["hits"]
+        photo = sorted((DEV / "images").glob("*.jpg"))[3]
+        by_image = ["query", "--image", str(photo), "--json", "-k", "3"]
+        served = subprocess.run(mmsearch(home, *by_image), capture_output=True, text=True, timeout=120, check=True)
+        assert health(info)["requests"] == before + 2  # uploaded to the warm service, which has both towers
+        assert json.loads(served.stdout)["hits"][0]["path"] == str(photo)
     finally:
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=60)

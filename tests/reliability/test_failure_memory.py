@@ -168,3 +168,17 @@ def test_a_file_that_could_not_be_read_is_tried_each_run(
     assert hashes[locked] is None and hashes[str(folder / "broken.jpg")]
     report = engine.ingest(folder)  # readable again, same size and mtime
     assert report.added == 1 and report.failed == [] and engine.status().failed_files == 1  # broken.jpg
+
+
+def test_a_failed_file_whose_name_is_not_utf8_is_remembered_and_listed(engine: Engine, tmp_path: Path) -> None:
+    """Failure memory stores paths as the files table does (StoredPath): a bad name must not break the ingest."""
+    folder = tmp_path / "odd"
+    make_folder(folder, 2)
+    broken = os.fsdecode(os.path.join(os.fsencode(folder), b"broken_\xff\xfe.jpg"))
+    with open(os.fsencode(broken), "wb") as handle:
+        handle.write(b"not a picture at all")
+    first = engine.ingest(folder)
+    assert [failure.path for failure in first.failed] == [broken]
+    second = engine.ingest(folder)
+    assert second.failed == [] and second.failed_before == 1
+    assert [failure["path"] for failure in engine.status().failures] == [broken]

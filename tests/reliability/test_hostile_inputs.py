@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from mmsearch import Engine, imageformats, reasons
 from mmsearch.cli import cli
+from mmsearch.hints import install_hint
 from mmsearch.ingest.audio import hash_file
 from tests.conftest import make_image
 from tests.reliability.corpus import INDEXED, build_corpus
@@ -102,7 +103,7 @@ def test_heic_without_pillow_heif_is_skipped_with_the_install_hint(tmp_path: Pat
     with Engine.open(tmp_path / "home", **FAKE) as engine:
         report = engine.ingest(folder)
     assert [(item.path, item.code) for item in report.ignored] == [(str(folder / "b.heic"), reasons.NEEDS_PLUGIN)]
-    assert "pillow-heif" in report.ignored[0].detail
+    assert "pillow-heif" in report.ignored[0].detail and install_hint("heif") in report.ignored[0].detail
 
 
 @pytest.mark.skipif(not imageformats.heif_available(), reason="pillow-heif is not installed (the heif extra)")

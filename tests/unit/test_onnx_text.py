@@ -178,6 +178,21 @@ def test_a_loaded_encoder_is_used_as_it_is(fake_home) -> None:
     np.testing.assert_allclose(vector, FakeEncoder(16).encode_texts(["a red car"])[0], atol=1e-6)
 
 
+def test_a_warm_service_keeps_the_export_once_it_is_loaded(fake_home) -> None:
+    """`mmsearch serve` warms the text export, then the image tower: texts keep going through the export, so a
+    served text query has the vector a new process (which loads only the export) computes."""
+    home, identity = fake_home
+    write_export(home / "indexes", identity)
+    exported = load_text_encoder(home / "indexes", identity).encode_texts(["a blue car"])[0]
+    engine, calls = open_counting(home)
+    with engine:
+        assert engine.warm_up(images=True)
+        assert calls == ["fake:16"]  # the image tower is loaded
+        served = engine.queries.text_vectors(engine.store.active_model()[0], identity, ["a blue car"])[0]
+    np.testing.assert_allclose(served, exported, atol=1e-6)
+    assert not np.allclose(served, FakeEncoder(16).encode_texts(["a blue car"])[0], atol=1e-3)
+
+
 def test_a_failed_export_is_recorded_and_not_retried(tmp_path: Path, monkeypatch) -> None:
     """An unsupported tokenizer fails before torch is imported; the failure is written down once."""
     for name in ("onnx", "onnxruntime", "tokenizers", "ftfy"):

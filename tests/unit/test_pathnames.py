@@ -55,10 +55,9 @@ def test_a_name_that_is_not_utf8_is_ingested_found_and_kept(engine: Engine, tmp_
 
 
 def test_a_name_that_is_not_utf8_round_trips_through_the_service(tmp_path: Path) -> None:
-    import threading
-
     from mmsearch.service.client import find_service, remote_search
-    from mmsearch.service.server import QueryService
+    from mmsearch.web.server import WebServer
+    from tests.web_library import running
 
     folder = tmp_path / "photos"
     bad = os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.jpg"))  # latin-1 bytes: not UTF-8
@@ -66,16 +65,9 @@ def test_a_name_that_is_not_utf8_round_trips_through_the_service(tmp_path: Path)
     make_image(Path(bad), 2)
     with Engine.open(tmp_path / "home", model="fake:16", workers=1, batch_size=4) as engine:
         engine.ingest(folder)
-        service = QueryService(engine)
-        service.start()
-        thread = threading.Thread(target=service.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with running(WebServer(engine)):
             info = find_service(engine.settings.home, engine.settings.database_url)
             assert info is not None
             hits = remote_search(info, None, bad, 2, "image", {})
             assert hits is not None and hits[0].path == bad
             assert os.fsencode(hits[0].path).endswith(b"caf\xe9.jpg")
-        finally:
-            service.shutdown()
-            thread.join(5)
