@@ -49,7 +49,8 @@ class FakeEncoder(EncoderBase):
         return len(text.split()) + 2
 
     def prepare_image(self, image: Image.Image) -> np.ndarray:
-        thumb = image.convert("RGB").resize((_THUMB, _THUMB), Image.Resampling.BILINEAR)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no full-size copy of a decoded RGB image
+        thumb = rgb.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR)
         pixels = np.asarray(thumb, dtype=np.float32).reshape(-1) / 255.0
         return pixels - 0.5
 
