@@ -32,6 +32,10 @@ bench/RESULTS.md), above it grows linearly (170 ms at 1M) while HNSW stays near 
 CONFIG_FILE_NAME = "config.toml"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+EXECUTORS = ("local", "ray")
+KEYWORD_ENGINES = ("auto", "tantivy", "database")
+"""Keyword search: ``tantivy`` (a BM25 index with top-k pruning beside the vector indexes, rebuilt from the
+database), ``database`` (SQLite FTS5 / PostgreSQL full text), ``auto`` (tantivy when installed)."""
 """Model precision: ``auto`` (CPU: bf16 where native and the agreement check passes, else fp32; CUDA: bf16 or
 fp16 autocast), ``fp32``, or ``bf16`` (forced, unchecked); see ``mmsearch.encoders.precision``."""
 ENGINES = ("auto", "onnx", "torch")
@@ -50,6 +54,10 @@ ENV_VARS = {
     "encode_streams": "MMSEARCH_ENCODE_STREAMS",
     "video_interval": "MMSEARCH_VIDEO_INTERVAL",
     "video_max_frames": "MMSEARCH_VIDEO_MAX_FRAMES",
+    "vector_url": "MMSEARCH_VECTOR_URL",
+    "keyword_engine": "MMSEARCH_KEYWORD_ENGINE",
+    "executor": "MMSEARCH_EXECUTOR",
+    "ray_address": "MMSEARCH_RAY_ADDRESS",
 }
 
 
@@ -77,6 +85,15 @@ class Settings:
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD
     """A collection's index is exact (flat) below this many vectors, HNSW from it on (``mmsearch.index.policy``)."""
+    vector_url: str | None = None
+    """Where vectors live: None for FAISS files in the home; a Milvus URL (``http://host:19530``) or a Milvus Lite
+    file (``/path/milvus.db``) for ``mmsearch.index.milvus_index``."""
+    keyword_engine: str = "auto"
+    """One of :data:`KEYWORD_ENGINES`."""
+    executor: str = "local"
+    """Where ingest decodes and encodes images: ``local`` threads or ``ray`` (``mmsearch.ingest.ray_executor``)."""
+    ray_address: str | None = None
+    """The Ray cluster to join with ``executor = "ray"``; None starts a local one."""
     k: int = 10
     """Search default: how many results ``mmsearch query`` shows when ``-k`` is not given."""
     mode: str = DEFAULT_MODE
@@ -224,6 +241,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_image_pixels must be at least 1")
     if settings.hnsw_threshold < 1:
         raise ConfigError("hnsw_threshold must be at least 1")
+    if settings.executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
+    if settings.keyword_engine not in KEYWORD_ENGINES:
+        known = ", ".join(KEYWORD_ENGINES)
+        raise ConfigError(f"keyword_engine must be one of {known}, got {settings.keyword_engine!r}")
     if settings.k < 1:
         raise ConfigError("k must be at least 1")
     if settings.mode not in MODES:

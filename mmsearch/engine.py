@@ -42,6 +42,8 @@ from mmsearch.video.extract import video_settings
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import TranscriberFactory
     from mmsearch.video.storyboard import Storyboard
+    from mmsearch.ingest.ray_executor import RayExecutor
+    from mmsearch.store.keyword_tantivy import TantivyKeywords
 
 
 class Engine:
@@ -62,6 +64,7 @@ class Engine:
         self.store = store
         self.models = Models(settings, store, encoder_factory, transcriber_factory)
         self.queries = QueryEncoder(self.models)
+        self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
 
     @classmethod
     def open(
@@ -171,6 +174,7 @@ class Engine:
         options = IngestOptions(
             given.batch_size, given.workers, given.max_image_pixels, given.encode_streams, video=video
         )
+        options = replace(options, executor=self._executor())
         run = IngestRun(
             self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
         )
@@ -178,6 +182,7 @@ class Engine:
         held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
         report.failed_before = len(held.held)
         run.execute(held.plan, known, scan.files)
+        self._refresh_keywords()
         update_failures(memory, held, scan.files, report, run.unreadable)
         report.elapsed_s = time.perf_counter() - started
         encoder = self.models.loaded_encoder
@@ -277,7 +282,32 @@ class Engine:
 
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
         """A searcher over the indexes as of now."""
-        return HybridSearcher(self.store, model_id, self.models.indexes_now(model_id, identity))
+        keywords = self._tantivy()
+        source = keywords.source(lambda: self.store.generations(COLLECTIONS)) if keywords is not None else None
+        return HybridSearcher(self.store, model_id, self.models.indexes_now(model_id, identity), source)
+
+    def _tantivy(self) -> TantivyKeywords | None:
+        """The Tantivy keyword index when it is the keyword engine (``keyword_engine``), else None."""
+        from mmsearch.store.keyword_tantivy import TantivyKeywords, open_keywords
+
+        if self._keywords is None:
+            self._keywords = open_keywords(self.settings, self.store.engine) or False
+        return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
+
+    def _refresh_keywords(self) -> None:
+        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""
+        keywords = self._tantivy()
+        if keywords is not None:
+            keywords.ensure(self.store.generations(COLLECTIONS))
+
+    def _executor(self) -> RayExecutor | None:
+        """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""
+        if self.settings.executor != "ray":
+            return None
+        from mmsearch.ingest.ray_executor import RayExecutor
+
+        recipe, settings = self.models.encoder_recipe, self.settings
+        return RayExecutor(recipe, self.models.model_name(), settings.device, settings.ray_address)
 
     def describe(self, path: str | os.PathLike[str]) -> Storyboard:
         """The storyboard of an indexed video: its shots (times, keyframe times) and the transcript lines of each."""
@@ -305,7 +335,16 @@ class Engine:
                 paths[collection] = index_path(
                     self.settings.index_dir, self.settings.database_url, active[1], collection
                 )
-        return build_status(self.settings, self.store, active[1] if active else None, paths)
+        if active is None or not self.settings.vector_url:
+            return build_status(self.settings, self.store, active[1] if active else None, paths)
+        from mmsearch.index.milvus_index import MilvusIndexCache
+
+        report = build_status(self.settings, self.store, active[1], {})  # vectors in Milvus: no index files
+        for collection in COLLECTIONS:
+            cache = self.models.index_cache(active[0], active[1], collection)
+            if isinstance(cache, MilvusIndexCache):
+                report.indexes[collection] = cache.facts()
+        return replace(report, index=report.indexes[IMAGE])
 
     def asset(self, asset_id: int) -> Asset | None:
         """An indexed file by its id, with its captions and transcript segments; None when there is no such asset."""
@@ -350,6 +389,9 @@ class Engine:
         for collection in COLLECTIONS:
             cache = self.models.index_cache(model_id, identity, collection)
             rebuilt[collection] = IndexRebuilt(len(cache.rebuild()), str(cache.path))
+        keywords = self._tantivy()
+        if keywords is not None:
+            keywords.rebuild(self.store.generations(COLLECTIONS))
         return ReindexReport(identity.spec, rebuilt, round(time.perf_counter() - started, 3))
 
 

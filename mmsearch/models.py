@@ -60,6 +60,11 @@ class Models:
         self._text_encoders: dict[str, TextEncoder | None] = {}  # fingerprint -> torch-free export, or None
 
     # -- which model ----------------------------------------------------------------------
+    @property
+    def encoder_recipe(self) -> EncoderFactory:
+        """How an encoder is made (``(model name, device) -> Encoder``): what Ray's encoder actors run."""
+        return self._encoder_factory
+
     def model_name(self) -> str:
         """The model to use: the index's, after checking it against any explicitly requested one."""
         active = self.store.active_model()
@@ -154,10 +159,16 @@ class Models:
         """The cache of ``collection``'s vector index for this model (made once per model)."""
         cache = self._indexes.get(collection)
         if cache is None or cache.identity.fingerprint != identity.fingerprint:
-            path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
-            cache = IndexCache(
-                self.store, model_id, identity, path, collection=collection, hnsw_threshold=self.settings.hnsw_threshold
-            )
+            if self.settings.vector_url:  # vectors in Milvus (mmsearch.index.milvus_index)
+                from mmsearch.index.milvus_index import MilvusIndexCache
+
+                url, database_url = self.settings.vector_url, self.settings.database_url
+                cache = MilvusIndexCache(self.store, model_id, identity, url, database_url, collection)
+            else:
+                path = index_path(self.settings.index_dir, self.settings.database_url, identity, collection)
+                cache = IndexCache(
+                    self.store, model_id, identity, path, collection, hnsw_threshold=self.settings.hnsw_threshold
+                )
             self._indexes[collection] = cache
         return cache
 

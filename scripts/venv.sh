@@ -20,7 +20,7 @@ _mmsearch_venv() {
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     python="${PYTHON:-python3}"
     cache_root="${MMSEARCH_VENV_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mmsearch/venvs}"
-    extras="${MMSEARCH_VENV_EXTRAS:-clip,onnx,postgres,audio,heif,server,dev}"
+    extras="${MMSEARCH_VENV_EXTRAS:-clip,onnx,postgres,audio,heif,server,milvus,ray,dev}"
 
     # The requirement lines of the dependencies and the chosen extras, and the spec hash they make.
     local reqs

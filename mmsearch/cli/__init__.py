@@ -66,6 +66,12 @@ if TYPE_CHECKING:
     help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
 )
 @click.option(
+    "--vector-url",
+    envvar="MMSEARCH_VECTOR_URL",
+    help="Where vectors live (default FAISS files in the home): a Milvus URL (http://host:19530) or a Milvus Lite "
+    "file (milvus.db); needs mmsearch[milvus]. Env: MMSEARCH_VECTOR_URL.",
+)
+@click.option(
     "-v",
     "--verbose",
     count=True,
@@ -83,6 +89,7 @@ def cli(
     precision: str | None,
     engine: str | None,
     db_url: str | None,
+    vector_url: str | None,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -97,6 +104,7 @@ def cli(
         "engine": engine,
         "db_url": db_url,
     }
+    ctx.obj["vector_url"] = vector_url
 
 
 VERBOSITY = "mmsearch.verbosity"
@@ -181,6 +189,12 @@ def clean_errors() -> Iterator[None]:
     help="faster-whisper model for audio without .srt/.vtt/.txt: a size name (tiny.en, base, small, ...) or a "
     "local CTranslate2 folder. Default: small. Env: MMSEARCH_SPEECH_MODEL.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where images are decoded and encoded: local threads (default) or a Ray cluster (mmsearch[ray]).",
+)
+@click.option("--ray-address", help="Ray cluster to join with --executor ray (default: start a local one).")
 @click.option("--retry-failed", is_flag=True, help="Retry files that failed before even if they have not changed.")
 @click.option(
     "--wait/--no-wait",
@@ -198,6 +212,8 @@ def ingest(
     encode_streams: int | None,
     manifests: tuple[Path, ...],
     speech_model: str | None,
+    executor: str | None,
+    ray_address: str | None,
     retry_failed: bool,
     wait: bool,
     as_json: bool,
@@ -209,6 +225,7 @@ def ingest(
     from mmsearch.cli.progress import progress_bar
 
     ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
+    ctx.obj.update(executor=executor, ray_address=ray_address)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
         report = engine.ingest(
             folder, progress=callback, captions=manifests, retry_failed=retry_failed, wait=wait, on_wait=_say_waiting

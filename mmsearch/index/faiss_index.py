@@ -25,6 +25,7 @@ import numpy as np
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import IndexBase
+from mmsearch.index.mapped import Mapping, map_faiss, owned_copy
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")
@@ -45,6 +46,12 @@ class FaissIndex(IndexBase):
         self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
         self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(identity.dim))
         self._rows: dict[int, int] | None = None
+        self._mapping: Mapping | None = None  # set when the vectors are read in place from the file
+
+    def _own(self) -> None:
+        """Before a change: an index read in place becomes an ordinary copy (``mmsearch.index.mapped``)."""
+        if self._mapping is not None:
+            self._index, self._mapping = owned_copy(self._index), None
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -53,6 +60,7 @@ class FaissIndex(IndexBase):
         vectors = check_vectors(self.identity, vectors, "vectors")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         self.remove(ids)  # re-adding an id replaces its vector
+        self._own()
         self._index.add_with_ids(vectors, ids)
         self._rows = None
 
@@ -60,6 +68,7 @@ class FaissIndex(IndexBase):
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.size == 0 or self._index.ntotal == 0:
             return 0
+        self._own()
         self._rows = None
         return int(self._index.remove_ids(self._faiss.IDSelectorBatch(ids)))
 
@@ -100,10 +109,14 @@ class FaissIndex(IndexBase):
 
     @classmethod
     def load(cls, path: Path) -> tuple[FaissIndex, dict[str, Any]]:
-        """Read an index written by :meth:`save`; returns it with its header."""
+        """Read an index written by :meth:`save` (its vectors left in place in the file, see
+        ``mmsearch.index.mapped``); returns it with its header."""
         with open_index_file(path) as (header, handle):
-            raw = read_faiss(handle, path)
-        return cls(ModelIdentity.from_dict(header["identity"]), raw), header
+            offset = handle.tell()
+        raw, mapping = map_faiss(path, offset)
+        index = cls(ModelIdentity.from_dict(header["identity"]), raw)
+        index._mapping = mapping
+        return index, header
 
 
 SINGLE_THREAD_QUERIES = 8

@@ -32,11 +32,11 @@ from mmsearch.index.faiss_index import (
     index_header,
     open_index_file,
     read_exact,
-    read_faiss,
     search_threads,
     write_faiss,
     write_index_file,
 )
+from mmsearch.index.mapped import Mapping, map_faiss, owned_copy
 
 HNSW_KIND = "faiss-hnsw-ip"
 HNSW_M = 32
@@ -50,6 +50,8 @@ At 1M clustered 512-d vectors (bench/index.py, 2-core Xeon): efSearch 64 gives r
 COMPACT_FRACTION = 0.2
 """``needs_compaction()`` once tombstones exceed this fraction of the graph's nodes."""
 _OVERFETCH_MARGIN = 8
+_SCAN_LOOKUPS = 256
+"""``vectors()`` of up to this many ids scans the id map (~2 ms at 1M) rather than build the id -> position map."""
 _EMPTY_SCORE = np.float32(-np.finfo(np.float32).max)  # what FAISS reports for an empty slot
 
 
@@ -73,7 +75,9 @@ class HnswIndex(IndexBase):
         self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
         self._index = self._new_graph()
         self._labels = np.empty(0, dtype=np.int64)  # graph position -> id, -1 for a tombstone
-        self._positions: dict[int, int] = {}  # live id -> graph position
+        self._position_map: dict[int, int] | None = {}  # live id -> graph position; None: not built yet
+        self._live = 0  # live ids while the map is not built
+        self._mapping: Mapping | None = None  # set when the graph is read in place from the file
 
     def _new_graph(self) -> Any:
         graph = self._faiss.IndexHNSWFlat(self.identity.dim, self.m, self._faiss.METRIC_INNER_PRODUCT)
@@ -81,8 +85,23 @@ class HnswIndex(IndexBase):
         graph.hnsw.efSearch = self.ef_search
         return graph
 
+    @property
+    def _positions(self) -> dict[int, int]:
+        """Live id -> graph position, built on first need (a loaded index that is only searched never needs it:
+        1M entries cost a few hundred ms)."""
+        if self._position_map is None:
+            live = np.flatnonzero(self._labels >= 0)
+            self._position_map = dict(zip(self._labels[live].tolist(), live.tolist(), strict=True))
+            if len(self._position_map) != len(live):
+                raise IndexCorruptError("an id appears twice in the HNSW id map")
+        return self._position_map
+
+    @_positions.setter
+    def _positions(self, positions: dict[int, int]) -> None:
+        self._position_map = positions
+
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._position_map) if self._position_map is not None else self._live
 
     @property
     def tombstones(self) -> int:
@@ -102,6 +121,8 @@ class HnswIndex(IndexBase):
         if len(keep) < len(ids):
             ids, vectors = ids[keep], vectors[keep]
         self.remove(ids)
+        if self._mapping is not None:  # a graph read in place must become an ordinary copy before it changes
+            self._index, self._mapping = owned_copy(self._index), None
         start = int(self._index.ntotal)
         self._index.add(vectors)
         self._labels = np.concatenate([self._labels, ids])
@@ -167,7 +188,12 @@ class HnswIndex(IndexBase):
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored (exact, HNSWFlat keeps full vectors) vector of each given live id."""
-        found = [(int(key), self._positions[int(key)]) for key in ids if int(key) in self._positions]
+        wanted = [int(key) for key in ids]
+        if self._position_map is None and len(wanted) <= _SCAN_LOOKUPS:  # a scan of the id map beats building it
+            at = np.flatnonzero(np.isin(self._labels, np.array(wanted, dtype=np.int64)))
+            found = list(zip(self._labels[at].tolist(), at.tolist(), strict=True))
+        else:
+            found = [(key, self._positions[key]) for key in wanted if key in self._positions]
         if not found:
             return {}
         rows = self._index.reconstruct_batch(np.array([position for _, position in found], dtype=np.int64))
@@ -203,19 +229,21 @@ class HnswIndex(IndexBase):
 
     @classmethod
     def load(cls, path: Path) -> tuple[HnswIndex, dict[str, Any]]:
-        """Read an index written by :meth:`save`; returns it with its header."""
+        """Read an index written by :meth:`save`, its graph left in place in the file (``mmsearch.index.mapped``);
+        returns it with its header."""
         with open_index_file(path) as (header, handle):
             index, nodes = cls._from_header(header, path)
             labels = np.frombuffer(read_exact(handle, nodes * 8, path), dtype="<i8").astype(np.int64)
-            graph = read_faiss(handle, path)
-        live = np.flatnonzero(labels >= 0)
+            offset = handle.tell()
+        graph, mapping = map_faiss(path, offset)
         if int(graph.ntotal) != nodes or graph.d != index.identity.dim or not hasattr(graph, "hnsw"):
             raise IndexCorruptError(f"{path}: the graph does not match its header")
-        if len(np.unique(labels[live])) != len(live):
-            raise IndexCorruptError(f"{path}: an id appears twice in the id map")
+        live = int(np.count_nonzero(labels >= 0))
+        if live != int(header.get("count", live)):
+            raise IndexCorruptError(f"{path}: {live} live ids, the header says {header.get('count')}")
         graph.hnsw.efSearch = index.ef_search
-        index._index, index._labels = graph, labels
-        index._positions = dict(zip(labels[live].tolist(), live.tolist(), strict=True))
+        index._index, index._labels, index._mapping = graph, labels, mapping
+        index._position_map, index._live = None, live
         return index, header
 
     @classmethod

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -40,6 +40,9 @@ from mmsearch.store.repository import MetadataStore
 from mmsearch.textitems import TextItem
 from mmsearch.video.extract import ExtractSettings
 
+if TYPE_CHECKING:
+    from mmsearch.ingest.ray_executor import RayExecutor
+
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
 T = TypeVar("T")
@@ -68,6 +71,8 @@ class IngestOptions:
     """The largest image file read (each is read whole, once, to be hashed and decoded)."""
     video: ExtractSettings = field(default_factory=ExtractSettings)
     """Shot detection and keyframe selection for videos."""
+    executor: RayExecutor | None = None
+    """Decode and encode on a Ray cluster instead of local threads (``mmsearch.ingest.ray_executor``)."""
 
 
 def parallel_batches(encoder: Encoder, requested: int = 0) -> AbstractContextManager[int]:
@@ -218,6 +223,9 @@ class IngestRun:
     def _embed(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         if not files:
             return
+        if self.options.executor is not None:
+            self._embed_remote(self.options.executor, files, known)
+            return
         encoder = self.models.encoder()
         device = str(encoder.device)
         size = self.options.batch_size or default_batch_size(device)
@@ -251,6 +259,35 @@ class IngestRun:
                 committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
             self._wait_for(committing)
         self.report.embed_s += time.perf_counter() - started
+
+    def _embed_remote(self, executor: RayExecutor, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
+        """Decode and encode on the cluster; each batch comes back in order and is committed here, on the commit
+        thread, as the local path does."""
+        encoder = self.models.encoder()  # the model is adopted (identity checked) on the driver
+        size = self.options.batch_size or default_batch_size(executor.device)
+        self.report.batch_size, self.report.workers = size, self.options.workers or default_workers(executor.device)
+        min_size = encoder.min_decode_size
+        with (
+            executor.session() as session,  # the actors load their models first, as the local path does above
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
+        ):
+            done, started = 0, time.perf_counter()
+            committing: Future[int] | None = None
+            for batch, result in session.embed(files, size, self.options.max_pixels, min_size):
+                for path, reason in result.failed:
+                    self._fail(path, UnreadableMediaError(reason), known)
+                by_path = {file.path: file for file in batch}
+                vectors = result.vectors if result.vectors is not None else np.zeros((0, 0), dtype=np.float32)
+                changes = [
+                    AssetChange(by_path[path], probe, vector, True, self._image_texts(by_path[path], probe, known))
+                    for (path, probe), vector in zip(result.encoded, vectors, strict=True)
+                ]
+                self._wait_for(committing)
+                committing = committer.submit(self._commit_embedded, changes, known)
+                done += len(batch)
+                self.progress("embedding", done, len(files))
+            self._wait_for(committing)
+            self.report.embed_s += time.perf_counter() - started
 
     def _commit_encoded(
         self,

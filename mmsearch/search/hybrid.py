@@ -33,7 +33,7 @@ from mmsearch.search.hits import Hit
 from mmsearch.search.moments import best_moment, scored_moment, with_moment
 from mmsearch.search.options import SearchError, SearchOptions
 from mmsearch.search.query import QuerySpec
-from mmsearch.store.keyword import NAME, KeywordMatch, keyword_search, query_tokens
+from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, keyword_search, query_tokens
 from mmsearch.store.records import StoredFile, StoredText
 from mmsearch.store.repository import MetadataStore
 
@@ -68,10 +68,17 @@ COLLECTION_ASSETS = {IMAGE: {IMAGE}, CAPTION: {IMAGE}, TRANSCRIPT: {AUDIO, VIDEO
 class HybridSearcher:
     """Searches one model's collections of one store; see the module docstring."""
 
-    def __init__(self, store: MetadataStore, model_id: int, index_for: Callable[[str], VectorIndex]) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        model_id: int,
+        index_for: Callable[[str], VectorIndex],
+        keywords: KeywordSource | None = None,
+    ) -> None:
         self.store = store
         self.model_id = model_id
         self._index_source = index_for
+        self._keyword_source = keywords
         self._indexes: dict[str, VectorIndex] = {}
         self._prefetched: dict[tuple[str, tuple[str, ...], int], list[KeywordMatch]] = {}
 
@@ -153,7 +160,7 @@ class HybridSearcher:
     def _keyword_matches(self, keywords: str, kinds: tuple[str, ...], window: int) -> list[KeywordMatch]:
         key = (keywords, kinds, window)
         if key not in self._prefetched:
-            self._prefetched[key] = keyword_search(self.store.reads, keywords, window, kinds)
+            self._prefetched[key] = keyword_search(self.store.reads, keywords, window, kinds, self._keyword_source)
         return self._prefetched[key]
 
     def _gather(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mmsearch.errors import ConfigError
@@ -61,6 +61,10 @@ class KeywordMatch:
     score: float
 
 
+KeywordSource = Callable[[str, int, Collection[str]], "list[KeywordMatch]"]
+"""``(query, limit, kinds) -> matches``: another keyword engine (``mmsearch.store.keyword_tantivy``)."""
+
+
 def query_tokens(query: str) -> list[str]:
     """The words of a query, lower-cased, in order, without repeats (at most 32)."""
     return list(dict.fromkeys(token.lower() for token in _TOKEN.findall(query)))[:_MAX_TOKENS]
@@ -74,11 +78,18 @@ def search_tokens(query: str) -> list[str]:
 
 
 def keyword_search(
-    reads: DriverReads, query: str, limit: int, kinds: Collection[str] = (CAPTION, TRANSCRIPT, NAME)
+    reads: DriverReads,
+    query: str,
+    limit: int,
+    kinds: Collection[str] = (CAPTION, TRANSCRIPT, NAME),
+    engine: KeywordSource | None = None,
 ) -> list[KeywordMatch]:
     """Items and file names matching ANY word of ``query`` (BM25 / ts_rank_cd), best first, at most ``limit``.
 
-    Stop words are left out (see :func:`search_tokens`)."""
+    Stop words are left out (see :func:`search_tokens`). ``engine``, when given, answers instead of the database's
+    full text (the Tantivy index)."""
+    if engine is not None:
+        return engine(query, limit, kinds)
     tokens = search_tokens(query)
     text_kinds = sorted(kind for kind in kinds if kind != NAME)
     names = NAME in kinds

@@ -7,68 +7,21 @@ can and then sets it, so there a server that cannot start is a failure.
 
 from __future__ import annotations
 
-import getpass
-import glob
-import os
-import shutil
 import subprocess
-import tempfile
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.pg_server import fresh_database, postgres_server
+
 pytestmark = pytest.mark.integration
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("MMSEARCH_REQUIRE_POSTGRES"):
-        pytest.fail(f"PostgreSQL is required here (MMSEARCH_REQUIRE_POSTGRES is set): {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg not installed (pip install 'mmsearch[postgres]')")
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        _unavailable("PostgreSQL server programs (initdb, pg_ctl) not found")
-    # Not under pytest's tmp folder: that is private to this user, and the server may run as another.
-    root = Path(tempfile.mkdtemp(prefix="mmsearch-pg-"))
-    data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
-    prefix: list[str] = []
-    user = getpass.getuser()
-    if os.geteuid() == 0:  # the server refuses to run as root
-        if shutil.which("runuser") is None:
-            _unavailable("running as root without runuser: cannot start PostgreSQL")
-        user = "postgres"
-        prefix = ["runuser", "-u", user, "--"]
-        shutil.chown(root, user)
-        shutil.chown(sockets, user)
-    run = lambda *args: subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)  # noqa: E731
-    made = run(initdb, "-D", str(data), "-A", "trust", "-U", user, "--no-sync")
-    if made.returncode != 0:
-        _unavailable(f"initdb failed: {made.stderr.strip()[-300:]}")
-    options = f"-k {sockets} -c listen_addresses='' -c fsync=off"
-    started = run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-    if started.returncode != 0:
-        _unavailable(f"PostgreSQL did not start: {started.stderr.strip()[-300:]}")
-    try:
-        yield f"postgresql+psycopg://{user}@/postgres?host={sockets}"
-    finally:
-        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    yield from postgres_server()
 
 
 def test_engine_on_postgres(postgres_url: str, tmp_path: Path, photo_dir: Path) -> None:
@@ -101,8 +54,10 @@ def test_migrations_match_the_models_on_postgres(postgres_url: str) -> None:
     engine.dispose()
 
 
-def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path) -> None:
-    """The same keyword interface as SQLite's FTS5, on PostgreSQL full text (tsvector, ts_rank_cd)."""
+@pytest.mark.parametrize("keyword_engine", ["database", "tantivy"])
+def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path, keyword_engine: str) -> None:
+    """The same keyword interface as SQLite's FTS5, on PostgreSQL full text (tsvector, ts_rank_cd), and the same
+    answers from the Tantivy index built from either database."""
     from mmsearch import Engine
     from mmsearch.store.keyword import keyword_search
     from tests.conftest import make_image
@@ -114,9 +69,10 @@ def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path
         (folder / f"{stem}.txt").write_text(caption, encoding="utf-8")
     make_image(folder / "lighthouse_at_night.png", 3)
     results = {}
-    for name, url in (("postgres", postgres_url), ("sqlite", "sqlite://")):
+    database = fresh_database(postgres_url, f"keywords_{keyword_engine}")  # the other parameter's rows left out
+    for name, url in (("postgres", database), ("sqlite", "sqlite://")):
         home = tmp_path / f"home-{name}"
-        with Engine.open(home, model="fake:16", db_url=url) as engine:
+        with Engine.open(home, model="fake:16", db_url=url, keyword_engine=keyword_engine) as engine:
             assert engine.ingest(folder).failed == []
             stem = lambda hits: [Path(hit.path).stem for hit in hits]  # noqa: E731
             results[name] = {
@@ -173,8 +129,6 @@ upgrade_to_head(engine)
 
 def test_a_fresh_postgres_database_opened_by_several_processes_at_once(postgres_url: str) -> None:
     """Migrations run under an advisory lock (issue 12, item 4)."""
-    import sys
-    import time
 
     from sqlalchemy import text
 

@@ -1,0 +1,274 @@
+"""Keyword search on a Tantivy index: BM25 with block-max WAND top-k pruning, a rebuildable cache of the database.
+
+SQLite FTS5 and PostgreSQL full text score every row that matches any query word before sorting, so their cost
+grows with the number of matching texts (see bench/scale.py). Tantivy keeps, per term, blocks of postings with
+their best possible score and skips every block that cannot enter the current top k, so a disjunction of a few
+terms costs about the same at 100k and at 1M texts.
+
+The database stays the source of truth (on SQLite and PostgreSQL alike): the index is written into a folder
+beside the vector index files, built from the text items and file names in the database, and stamped with the
+collections' generations it reflects (``stamp.json``). A stale or missing folder is rebuilt whole into a temporary
+folder and renamed into place, so a reader sees the old index or the new one, never half of one.
+
+Analysis matches the database engines': words are split on non-alphanumerics, lower-cased, diacritics folded
+(FTS5's ``remove_diacritics``), stemmed with the English Snowball stemmer (PostgreSQL's ``english``); stop words
+are left out of the query (``search_tokens``), as with the database engines. As in FTS5, every text item and file
+name is one ``body`` field of one collection, so BM25's statistics (document frequencies, average length) are
+those of all of them. A search is a pure disjunction of term queries, which is what lets Tantivy prune (a filter
+clause would make it score every match); a search over some kinds only fetches more and filters, fetching more
+again while filtered hits are short of the limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import text
+
+from mmsearch.config import Settings
+from mmsearch.errors import ConfigError, IndexCorruptError
+from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, search_tokens
+
+ANALYZER = "mmsearch_en"
+KINDS = ("caption", "transcript", NAME)
+"""The kinds of document (a fast field, for filtering)."""
+_KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+STAMP_FILE = "stamp.json"
+FORMAT = 2
+_OVERFETCH = 4  # a search over some kinds fetches this many times the limit before filtering
+WRITER_HEAP = 256_000_000
+_TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
+_NAME_ROWS = "SELECT id, path FROM media_files"
+
+
+def keyword_index_path(index_dir: Path, database_url: str) -> Path:
+    """The folder of the keyword index of one database (several databases may share an index folder)."""
+    db_key = hashlib.sha256(database_url.encode()).hexdigest()[:8]
+    return index_dir / f"keyword-{db_key}.tantivy"
+
+
+def _tantivy() -> Any:
+    try:
+        import tantivy
+    except ImportError as exc:  # pragma: no cover - tantivy is a default dependency
+        raise ConfigError("keyword_engine 'tantivy' needs the tantivy package (pip install tantivy)") from exc
+    return tantivy
+
+
+def _analyzer(tantivy: Any) -> Any:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def _schema(tantivy: Any) -> Any:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("body", stored=False, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_integer_field("row", stored=False, fast=True)
+    builder.add_integer_field("file", stored=False, fast=True)
+    builder.add_integer_field("kind", stored=False, fast=True)
+    return builder.build()
+
+
+def open_keywords(settings: Settings, engine: SqlEngine) -> TantivyKeywords | None:
+    """The Tantivy keyword index of the settings' database when ``keyword_engine`` chooses it, else None."""
+    if not tantivy_chosen(settings.keyword_engine):
+        return None
+    return TantivyKeywords(engine, keyword_index_path(settings.index_dir, settings.database_url))
+
+
+def tantivy_chosen(engine_setting: str) -> bool:
+    """Whether the ``keyword_engine`` setting means Tantivy (``auto``: when the package is installed)."""
+    if engine_setting == "database":
+        return False
+    if engine_setting == "tantivy":
+        _tantivy()
+        return True
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:  # pragma: no cover - tantivy is a default dependency
+        return False
+    return True
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+class TantivyKeywords:
+    """Keyword search of one database through its Tantivy index folder, kept in step by generation stamps."""
+
+    def __init__(self, engine: SqlEngine, path: Path) -> None:
+        self._engine = engine
+        self.path = path
+        self._tantivy = _tantivy()
+        self._analyzer = _analyzer(self._tantivy)
+        self._index: Any = None
+        self._searcher: Any = None
+        self.stamp: dict[str, int] | None = None
+        self._present: set[int] | None = None  # kind codes the index holds (None: unknown, filter always)
+        self._lock = threading.Lock()
+
+    def source(self, generations: Callable[[], Mapping[str, int]]) -> KeywordSource:
+        """A keyword engine for ``HybridSearcher`` that brings the index up to the database's ``generations()``
+        (read only when a search asks for keywords)."""
+
+        def search(query: str, limit: int, kinds: Collection[str]) -> list[KeywordMatch]:
+            self.ensure(generations())
+            return self.search(query, limit, kinds)
+
+        return search
+
+    # -- freshness --------------------------------------------------------------------------
+    def ensure(self, generations: Mapping[str, int]) -> None:
+        """Open the index as of ``generations`` (the database's, read by the caller); rebuild it when stale."""
+        wanted = {key: int(value) for key, value in generations.items()}
+        with self._lock:
+            if self._searcher is not None and self.stamp == wanted:
+                return
+            if self._read_stamp() != wanted:
+                self.rebuild(wanted)
+            self._open()
+
+    def _read_stamp(self) -> dict[str, int] | None:
+        generations = self._stamp_file().get("generations")
+        return generations if isinstance(generations, dict) else None
+
+    def _stamp_file(self) -> dict[str, Any]:
+        try:
+            stamp = json.loads((self.path / STAMP_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return stamp if isinstance(stamp, dict) and stamp.get("format") == FORMAT else {}
+
+    def _open(self) -> None:
+        try:
+            index = self._tantivy.Index.open(str(self.path))
+        except ValueError as exc:
+            raise IndexCorruptError(f"cannot open keyword index {self.path}: {exc}") from exc
+        index.register_tokenizer(ANALYZER, self._analyzer)
+        self._index, self._searcher = index, index.searcher()
+        stamp = self._stamp_file()
+        self.stamp = stamp.get("generations")
+        counts = stamp.get("kinds")
+        self._present = {_KIND_CODES[k] for k, n in counts.items() if n and k in _KIND_CODES} if counts else None
+
+    # -- building ---------------------------------------------------------------------------
+    def rebuild(self, generations: Mapping[str, int]) -> int:
+        """Write the index of every text item and file name into a new folder, then swap it in; returns docs.
+
+        ``generations`` must have been read before the rows are (a change in between leaves the index stamped
+        older than what it holds, so it is rebuilt again next time, never missed)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        try:
+            kinds = self._write(building)
+            count = sum(kinds.values())
+            stamp = {"format": FORMAT, "generations": dict(generations), "documents": count, "kinds": kinds}
+            (building / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True))
+            _swap_in(building, self.path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._index = self._searcher = None
+        return count
+
+    def _write(self, folder: Path) -> dict[str, int]:
+        """Index every document into ``folder``; returns how many of each kind."""
+        tantivy = self._tantivy
+        index = tantivy.Index(_schema(tantivy), path=str(folder), reuse=False)
+        index.register_tokenizer(ANALYZER, self._analyzer)
+        # One indexing thread: one segment, documents in database order, so equal scores come back in the same
+        # order from every build of the same data (several threads would split documents between segments by race).
+        writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
+        kinds = dict.fromkeys(KINDS, 0)
+        for row, file_id, kind, body in self._documents():
+            writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], body=body))
+            kinds[kind] += 1
+        writer.commit()
+        writer.wait_merging_threads()
+        return kinds
+
+    def _documents(self) -> Iterator[tuple[int, int, str, str]]:
+        """(row, file id, kind, text): text items by id, file names as row = -file id (as in FTS5)."""
+        with self._engine.connect() as connection:
+            streamed = connection.execution_options(stream_results=True, yield_per=10_000)
+            for item_id, file_id, kind, body in streamed.execute(text(_TEXT_ROWS)):
+                if kind in _KIND_CODES and kind != NAME:
+                    yield int(item_id), int(file_id), kind, str(body)
+            for file_id, path in streamed.execute(text(_NAME_ROWS)):
+                yield -int(file_id), int(file_id), NAME, _basename(str(path))
+
+    # -- searching --------------------------------------------------------------------------
+    def search(self, query: str, limit: int, kinds: Collection[str] = KINDS) -> list[KeywordMatch]:
+        """Items and file names matching ANY word of ``query`` (BM25), best first, at most ``limit``."""
+        if self._searcher is None:
+            raise IndexCorruptError("the keyword index is not open: call ensure() first")
+        wanted = {_KIND_CODES[kind] for kind in kinds if kind in _KIND_CODES}
+        terms = list(dict.fromkeys(term for token in search_tokens(query) for term in self._analyzer.analyze(token)))
+        if not terms or not wanted or limit < 1:
+            return []
+        tantivy = self._tantivy
+        schema = self._index.schema
+        disjunction = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", term)) for term in terms]
+        )
+        present = self._present if self._present is not None else set(_KIND_CODES.values())
+        if not present & wanted:
+            return []
+        unwanted = present - wanted
+        fetch = limit * _OVERFETCH if unwanted else limit  # nothing to filter out: a plain top-k
+        while True:
+            hits = self._searcher.search(disjunction, fetch, count=False).hits
+            found = [hit for hit in self._described(hits) if hit[3] in wanted]
+            if len(found) >= limit or len(hits) < fetch:
+                break
+            fetch *= _OVERFETCH  # too few of the wanted kinds among the best: look further down
+        found.sort(key=lambda hit: (-hit[0], hit[1]))
+        return [
+            KeywordMatch(file_id, row if row > 0 else None, KINDS[code], score)
+            for score, row, file_id, code in found[:limit]
+        ]
+
+    def _described(self, hits: list[tuple[float, Any]]) -> list[tuple[float, int, int, int]]:
+        """(score, row, file id, kind code) of each hit, read from the fast fields."""
+        if not hits:
+            return []
+        addresses = [address for _, address in hits]
+        rows = self._searcher.fast_field_values("row", addresses)
+        files = self._searcher.fast_field_values("file", addresses)
+        codes = self._searcher.fast_field_values("kind", addresses)
+        return [
+            (float(score), int(row), int(file_id), int(code))
+            for (score, _), row, file_id, code in zip(hits, rows, files, codes, strict=True)
+        ]
+
+
+def _swap_in(built: Path, target: Path) -> None:
+    """Put the folder ``built`` at ``target``: one rename when there is none yet, else the old one is renamed
+    away first (a reader that opened it keeps its files) and removed. When another process swaps its own build in
+    at the same moment, one of the two equivalent builds wins and the other is dropped."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(target, old)
+    try:
+        os.replace(built, target)
+    except OSError:  # another build took the name first
+        shutil.rmtree(built, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
