@@ -41,9 +41,9 @@ from mmsearch.video.extract import video_settings
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import TranscriberFactory
-    from mmsearch.video.storyboard import Storyboard
     from mmsearch.ingest.ray_executor import RayExecutor
     from mmsearch.store.keyword_tantivy import TantivyKeywords
+    from mmsearch.video.storyboard import Storyboard
 
 
 class Engine:
