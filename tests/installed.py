@@ -58,11 +58,11 @@ def dependency_site() -> Path:
 
 def expected_wheel_files(checkout: Path) -> set[str]:
     """What the wheel must hold, from the source tree (not a hand list): every module and package data file under
-    mmsearch/, and every migration file as mmsearch/migrations/..."""
+    mmsearch/ (modules, the page's static files, schemas...), and every migration file as mmsearch/migrations/..."""
     wanted = set()
     for path in source_files(checkout):
         parts = path.parts
-        if parts[0] == "mmsearch" and path.suffix in (".py", ".typed", ".json"):
+        if parts[0] == "mmsearch" and path.suffix != ".pyc":
             wanted.add(path.as_posix())
         elif parts[0] == "migrations" and path.suffix in (".py", ".mako"):
             wanted.add(Path("mmsearch", *parts).as_posix())

@@ -176,7 +176,7 @@ def served_query(installed: Installed, user: dict[str, Any]) -> dict[str, Any]:
     finally:
         service.send_signal(signal.SIGTERM)
         _, log = service.communicate(timeout=30)
-    assert "POST /search" in log, f"the query did not go through the service; its log:\n{log}"
+    assert "/api/v1/search" in log, f"the query did not go through the service; its log:\n{log}"
     assert not discovery.exists()
     return answer
 
