@@ -39,6 +39,9 @@ class ModeResult:
     queries: int
 
 
+SCHEMA_VERSION = 1
+
+
 @dataclass
 class EvalReport:
     k: int
@@ -46,7 +49,8 @@ class EvalReport:
     modes: list[ModeResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The eval document (``mmsearch/schemas/eval.json``)."""
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
 
 
 def load_queries(path: str | os.PathLike[str]) -> list[EvalQuery]:

@@ -21,6 +21,8 @@ from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
 from mmsearch.kinds import IMAGE
 from mmsearch.store.repository import MetadataStore
 
+SCHEMA_VERSION = 1
+
 
 @dataclass(frozen=True)
 class StatusReport:
@@ -42,7 +44,11 @@ class StatusReport:
     """An HNSW index goes back to flat only below this many vectors (hysteresis)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The status document (``mmsearch/schemas/status.json``): every field but ``index``, which repeats
+        ``indexes["image"]``."""
+        data = asdict(self)
+        del data["index"]
+        return {"schema_version": SCHEMA_VERSION, **data}
 
 
 def build_status(

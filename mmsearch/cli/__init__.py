@@ -177,8 +177,8 @@ def ingest(
 @click.option(
     "--from-file",
     "from_file",
-    type=click.File("r", encoding="utf-8"),
-    help="One text query per line ('-' for stdin); prints one JSON line per query.",
+    type=click.File("rb"),
+    help="One text query per line ('-' for stdin); prints one JSON line per query (a bad line: its error).",
 )
 @click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
 @click.option(
@@ -190,8 +190,9 @@ def ingest(
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
-@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (docs/json.md).")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
+@click.option("-0", "--print0", "print0", is_flag=True, help="Print only the paths, each ended by NUL (xargs -0).")
 @click.option(
     "--no-service",
     "no_service",
@@ -208,12 +209,14 @@ def query(
     k: int,
     as_json: bool,
     paths: bool,
+    print0: bool,
     no_service: bool,
     **options: Any,
 ) -> None:
     """Search by TEXT (query arithmetic: '"beach" + "sunset" - "people"', '2:"dog"'), by --image, by both,
-    or by many texts --from-file."""
+    or by many texts --from-file. Paths (--image, image: terms, --path) are taken from the current folder."""
     from mmsearch.cli.output import emit_json, print_hits, print_paths
+    from mmsearch.search.paths import client_path, resolve_query_images
 
     if text is not None and text_option is not None:
         raise click.UsageError("give the text once: as TEXT or as --text")
@@ -222,30 +225,53 @@ def query(
         raise click.UsageError("--from-file does not go with TEXT or --image")
     if from_file is None and text is None and image is None:
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
-    if as_json and paths:
-        raise click.UsageError("--json and --paths do not go together")
-    kind = options["kind"]
-    search = engine_options(options)
-    if from_file is not None:
-        queries = [line.strip() for line in from_file if line.strip()]
-        with open_engine(ctx) as engine:
-            results = engine.search_many(queries, k=k, **search)
-        for query_text, hits in zip(queries, results, strict=True):
-            if paths:
-                print_paths(hits)
-            else:
-                emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
-        return
+    if as_json and (paths or print0):
+        raise click.UsageError("--json and --paths/--print0 do not go together")
+    with clean_errors():
+        search = engine_options(options)
+        if from_file is not None:
+            query_lines(ctx, from_file, k, search, paths or print0, print0)
+            return
+        picture = client_path(image) if image is not None else None
+        text = resolve_query_images(text) if text is not None else None
     with open_searcher(ctx, service=not no_service) as searcher:
-        hits = searcher.search(text, image=image, k=k, **search)
+        hits = searcher.search(text, image=picture, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
-        described: Any = text if image is None else {"image": str(image), "text": text}
-        emit_json({"query": described, "kind": kind, "mode": search["mode"], "hits": [h.to_dict() for h in hits]})
-    elif paths:
-        print_paths(hits)
+        emit_json(hits.to_dict())
+    elif paths or print0:
+        print_paths(hits, nul=print0)
     else:
         print_hits(hits, label, explain=search.get("explain", False))
+    if hits.note and not as_json:
+        click.echo(f"note: {hits.note}", err=True)
+
+
+def query_lines(ctx: click.Context, stream: Any, k: int, search: dict[str, Any], paths: bool, nul: bool) -> None:
+    """``query --from-file``: every valid line answered (one JSON line each, in file order), every bad line
+    reported with its number (a JSON line with ``error``, and on stderr); exit code 3 when any line was bad."""
+    from mmsearch.cli.output import emit_json, print_paths
+    from mmsearch.search.batch import read_query_lines
+    from mmsearch.search.hits import Asked, Hits
+
+    lines = read_query_lines(stream, name="--from-file")
+    with open_engine(ctx) as engine:
+        results = engine.search_many([text for _, text in lines.texts], k=k, **search) if lines.texts else []
+    answers: dict[int, Any] = {number: hits for (number, _), hits in zip(lines.texts, results, strict=True)}
+    answers.update(dict(lines.errors))
+    asked = Asked(kind=search["kind"], mode=search["mode"], k=k)
+    for number in sorted(answers):
+        answer = answers[number]
+        if isinstance(answer, str):
+            click.echo(f"line {number}: {answer}", err=True)
+            if not paths:
+                emit_json(Hits(asked=asked).to_dict(line=number, error=answer))
+        elif paths:
+            print_paths(answer, nul=nul)
+        else:
+            emit_json(answer.to_dict(line=number))
+    if lines.errors:
+        ctx.exit(3)
 
 
 @cli.command()
@@ -300,7 +326,8 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
     from mmsearch.cli.output import emit_json, print_eval_report
 
-    search = engine_options(options)
+    with clean_errors():
+        search = engine_options(options)
     with open_engine(ctx) as engine:
         report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:

@@ -20,34 +20,69 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
-def _console():
+def _console(width: int | None = None):
     from rich.console import Console
 
-    return Console(soft_wrap=True, highlight=False)
+    return Console(soft_wrap=True, highlight=False, width=width)
 
 
-def print_hits(hits: Sequence[Hit], query: str, explain: bool = False) -> None:
+def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: int | None = None) -> None:
+    """The hits as a table that fits ``width`` columns (default: the terminal's): paths relative to the current
+    folder and shortened from the middle (a file name is never split), evidence lines after the table."""
     from rich.table import Table
 
     if not hits:
         click.echo(f"no results for {query}")
         return
-    table = Table(title=f"top {len(hits)} for {query}", title_justify="left")
+    console = _console(width)
+    with_text = any(hit.text is not None for hit in hits)
+    table = Table(title=f"top {len(hits)} for {query}", title_justify="left", box=None, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold")
-    with_text = any(hit.text is not None for hit in hits)
+    columns = 2 + (2 if with_text else 1)
+    fixed = len(str(len(hits))) + 6 + 2 * (columns - 1) + (_match_width(hits) + 24 if with_text else 0)
+    room = max(24, console.width - fixed)
+    table.add_column("path", no_wrap=True, overflow="ignore")
     if with_text:
-        table.add_column("match")
-        table.add_column("text", overflow="fold")
+        table.add_column("match", no_wrap=True)
+        table.add_column("text", overflow="fold", ratio=1, min_width=12)
     for hit in hits:
-        row = [str(hit.rank), f"{hit.score:.4f}", hit.path]
+        row = [str(hit.rank), f"{hit.score:.4f}", shorten_path(display_path(hit.path), room)]
         if with_text:
             row += [_match(hit), hit.text or ""]
         table.add_row(*row)
-        if explain and hit.evidence:
-            table.add_row("", "", _evidence_line(hit.evidence), *([""] * (2 if with_text else 0)))
-    _console().print(table)
+    console.print(table)
+    if explain:
+        for hit in hits:
+            if hit.evidence:
+                console.print(f"#{hit.rank} " + _evidence_line(hit.evidence))
+
+
+def display_path(path: str, cwd: str | None = None) -> str:
+    """``path`` relative to the current folder when it is under it, else as stored."""
+    import os
+
+    folder = os.path.join(cwd if cwd is not None else os.getcwd(), "")
+    return path[len(folder) :] if path.startswith(folder) else path
+
+
+def shorten_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters where it can be: whole leading and trailing folders kept (taken
+    in turn from each end), the middle ones replaced by ``…``; the file name is never cut (a name longer
+    than ``width`` is shown whole, after ``…/``)."""
+    if len(path) <= width:
+        return path
+    head, _, name = path.rpartition("/")
+    folders = head.split("/")
+    kept_left, kept_right = 0, len(folders)  # folders[kept_left:kept_right] are left out
+    from_left = True
+    while kept_left < kept_right:
+        left, right = (kept_left + 1, kept_right) if from_left else (kept_left, kept_right - 1)
+        gap = ["…"] if left < right else []
+        if len("/".join([*folders[:left], *gap, *folders[right:], name])) > width:
+            break
+        kept_left, kept_right, from_left = left, right, not from_left
+    return "/".join([*folders[:kept_left], "…", *folders[kept_right:], name])
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:
@@ -57,6 +92,10 @@ def _evidence_line(evidence: dict[str, Any]) -> str:
         rank = "-" if entry["rank"] is None else f"#{entry['rank']}"
         parts.append(f"{name} {raw} {rank} ({entry['contribution']:+.3f})")
     return f"[dim]{evidence['method']}: " + ", ".join(parts) + "[/dim]"
+
+
+def _match_width(hits: Sequence[Hit]) -> int:
+    return max(len(_match(hit)) for hit in hits)
 
 
 def print_eval_report(report: EvalReport) -> None:
@@ -84,9 +123,12 @@ def _match(hit: Hit) -> str:
     return f"{hit.match} {hit.start:.1f}-{end} s"
 
 
-def print_paths(hits: Sequence[Hit]) -> None:
+def print_paths(hits: Sequence[Hit], nul: bool = False) -> None:
+    """One path per line, as stored (absolute); with ``nul``, each ended by a NUL byte instead (``xargs -0``)."""
     for hit in hits:
-        click.echo(hit.path)
+        click.echo(hit.path, nl=not nul)
+        if nul:
+            click.echo("\0", nl=False)
 
 
 def print_ingest_report(report: IngestReport) -> None:

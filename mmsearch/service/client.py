@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.kinds import IMAGE
-from mmsearch.search.hits import Hit
-from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_request
+from mmsearch.search.hits import Hits
+from mmsearch.search.paths import client_path
+from mmsearch.service.protocol import TOKEN_HEADER, RemoteError, ServiceInfo, search_request
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -46,12 +47,12 @@ def remote_search(
     kind: str,
     options: dict[str, Any],
     model: str | None = None,
-) -> list[Hit] | None:
+) -> Hits | None:
     """The service's hits for this search; None if it cannot be reached. Raises :class:`RemoteError` when the
     service answers with an error (the same error a local search would raise)."""
     request = search_request(text, image, k, kind, options, model)
     payload = _post(info, "/search", request)
-    return None if payload is None else hits_from_json(payload)
+    return None if payload is None else Hits.from_dict(payload)
 
 
 class RemoteSearcher:
@@ -72,9 +73,9 @@ class RemoteSearcher:
         k: int = 10,
         kind: str = IMAGE,
         **options: Any,
-    ) -> list[Hit]:
+    ) -> Hits:
         if self._local is None:
-            picture = str(Path(image).expanduser().resolve()) if image is not None else None  # the service's cwd
+            picture = client_path(image) if image is not None else None  # the service's folder is not ours
             hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
             if hits is not None:
                 return hits

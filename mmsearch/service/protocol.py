@@ -16,7 +16,7 @@ from typing import Any
 from mmsearch.errors import ConfigError, MmsearchError
 from mmsearch.kinds import IMAGE
 from mmsearch.search.filters import Filters
-from mmsearch.search.hits import Hit
+from mmsearch.search.hits import Hit, Hits
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
@@ -92,15 +92,17 @@ def search_request(
     return {"text": text, "image": image, "k": k, "kind": kind, "options": encoded, "model": model}
 
 
-def search_arguments(request: dict[str, Any]) -> tuple[str | None, str | None, int, str, dict[str, Any]]:
-    """``(text, image, k, kind, options)`` of a request, ready for ``Engine.search``; raises ConfigError."""
+def search_arguments(request: dict[str, Any]) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """``(text, image, k, kind, options)`` of a request, for ``Engine.search`` (which checks their values and
+    types: a wrong one is an :class:`~mmsearch.search.options.OptionError`); raises ConfigError when the
+    request is no mapping."""
     try:
         options = dict(request.get("options") or {})
         filters = options.get("filters")
         if filters is not None:
             options["filters"] = filters_from_json(filters)
         text, image = request.get("text"), request.get("image")
-        k, kind = int(request.get("k", 10)), str(request.get("kind", IMAGE))
+        k, kind = request.get("k", 10), request.get("kind", IMAGE)  # checked by the search (Target, Query)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"malformed search request: {exc}") from exc
     return text, image, k, kind, options
@@ -123,12 +125,12 @@ def _plain(value: Any) -> Any:
 
 
 def hits_to_json(hits: list[Hit]) -> dict[str, Any]:
-    return {"hits": [hit.to_dict() for hit in hits]}
+    """The hits document (:meth:`Hits.to_dict`)."""
+    return (hits if isinstance(hits, Hits) else Hits(hits)).to_dict()
 
 
-def hits_from_json(payload: dict[str, Any]) -> list[Hit]:
-    names = {f.name for f in fields(Hit)}
-    return [Hit(**{key: value for key, value in hit.items() if key in names}) for hit in payload["hits"]]
+def hits_from_json(payload: dict[str, Any]) -> Hits:
+    return Hits.from_dict(payload)
 
 
 def error_to_json(error: BaseException) -> dict[str, Any]:

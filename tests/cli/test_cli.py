@@ -69,7 +69,7 @@ def test_ingest_query_status_round_trip(run, photo_dir: Path) -> None:
     assert "fake:16" in status.output and "6 images" in status.output and "up to date" in status.output
     status_json = json.loads(run("status", "--json").output)
     assert status_json["files_by_kind"] == {"image": 6}
-    assert status_json["index"]["kind"] == "faiss-flat-ip"
+    assert status_json["indexes"]["image"]["kind"] == "faiss-flat-ip"  # "index" repeated it (issue 11.10)
 
     rebuilt = run("reindex")
     assert rebuilt.exit_code == 0 and "6 vectors" in rebuilt.output
