@@ -46,9 +46,7 @@ class Searcher(Protocol):
     ) -> None: ...
 
 
-def open_searcher(
-    home: str | os.PathLike[str] | None = None, *, service: bool = True, **settings: Any
-) -> Searcher:
+def open_searcher(home: str | os.PathLike[str] | None = None, *, service: bool = True, **settings: Any) -> Searcher:
     """The searcher for ``home`` (``settings`` as for :meth:`Engine.open`): the running query service of this home
     and database where there is one and ``service`` is true, else the engine, opened in this process.
 

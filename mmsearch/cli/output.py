@@ -26,6 +26,10 @@ def _console(width: int | None = None):
     return Console(soft_wrap=True, highlight=False, width=width)
 
 
+TEXT_MIN = 20
+"""The narrowest the text column of a table gets (the path column takes the rest)."""
+
+
 def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: int | None = None) -> None:
     """The hits as a table that fits ``width`` columns (default: the terminal's): paths relative to the current
     folder and shortened from the middle (a file name is never split), evidence lines after the table."""
@@ -37,17 +41,22 @@ def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: in
     console = _console(width)
     with_text = any(hit.text is not None for hit in hits)
     table = Table(title=f"top {len(hits)} for {query}", title_justify="left", box=None, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    columns = 2 + (2 if with_text else 1)
-    fixed = len(str(len(hits))) + 6 + 2 * (columns - 1) + (_match_width(hits) + 24 if with_text else 0)
+    digits = len(str(len(hits)))
+    table.add_column("#", justify="right", no_wrap=True, min_width=digits)
+    table.add_column("score", justify="right", no_wrap=True, min_width=6)
+    gaps = 2 * (4 if with_text else 2)  # rich's padding between columns
+    fixed = digits + 6 + gaps + (_match_width(hits) + TEXT_MIN if with_text else 0)
     room = max(24, console.width - fixed)
-    table.add_column("path", no_wrap=True, overflow="ignore")
+    shown = [shorten_path(display_path(hit.path), room) for hit in hits]
+    widest = max(len(path) for path in shown)
+    if widest > room:  # a file name longer than the room: the line grows, the name stays whole
+        console = _console(console.width + widest - room)
+    table.add_column("path", no_wrap=True, min_width=widest)
     if with_text:
-        table.add_column("match", no_wrap=True)
-        table.add_column("text", overflow="fold", ratio=1, min_width=12)
-    for hit in hits:
-        row = [str(hit.rank), f"{hit.score:.4f}", shorten_path(display_path(hit.path), room)]
+        table.add_column("match", no_wrap=True, min_width=_match_width(hits))
+        table.add_column("text", overflow="fold", min_width=TEXT_MIN, ratio=1)
+    for hit, path in zip(hits, shown, strict=True):
+        row = [str(hit.rank), f"{hit.score:.4f}", path]
         if with_text:
             row += [_match(hit), hit.text or ""]
         table.add_row(*row)

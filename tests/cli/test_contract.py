@@ -198,7 +198,8 @@ def test_extreme_dates_work(ingested: str) -> None:
 
 def test_diverse_goes_with_cutoff(ingested: str) -> None:
     for cutoff in ("gap", "zscore"):
-        result = CliRunner().invoke(cli, ["--home", ingested, "query", "red", "--diverse", "--cutoff", cutoff, "--json"])
+        args = ["--home", ingested, "query", "red", "--diverse", "--cutoff", cutoff, "--json"]
+        result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert 1 <= len(json.loads(result.output)["hits"]) <= 6
 
@@ -251,3 +252,75 @@ def test_service_answers_wrong_types_with_400(tmp_path: Path, photo_dir: Path, c
         finally:
             service.shutdown()
             thread.join(5)
+
+
+# -- 11.9: the table -----------------------------------------------------------------------------------------
+
+
+def test_the_table_fits_80_columns_and_never_splits_a_file_name(capsys, monkeypatch, tmp_path: Path) -> None:
+    from mmsearch.cli.output import print_hits
+    from mmsearch.search.hits import Hit
+
+    deep = "/data/archive/photographs/by-year/2019/summer holidays/italy/rome/day three"
+    names = ["IMG_20190704_123456_with_a_long_name.jpg", "short.png", "x" * 70 + ".jpg"]
+    evidence = {
+        "method": "zscore",
+        "contributions": {
+            "image": {"weight": 1.0, "raw_score": 0.31, "rank": 1, "normalised": 1.2, "contribution": 1.2}
+        },
+    }
+    hits = [Hit(i, 0.5, i, f"{deep}/{name}", "image", 1, 1, evidence=evidence) for i, name in enumerate(names, 1)]
+    monkeypatch.chdir(tmp_path)
+    print_hits(hits[:2], "'dog'", explain=True, width=80)
+    fitting = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in fitting), fitting
+    print_hits(hits, "'dog'", explain=True, width=80)  # a name longer than the room: shown whole all the same
+    lines = capsys.readouterr().out.splitlines()
+    for name in names:  # each name whole, on one line
+        assert sum(name in line for line in lines) == 1, (name, lines)
+    assert any(line.startswith("#1 zscore: image 0.310 #1") for line in lines)  # evidence after the table
+    assert not any("zscore" in line and ".jpg" in line for line in lines)
+
+
+def test_paths_are_shown_relative_to_the_current_folder(capsys, monkeypatch, tmp_path: Path) -> None:
+    from mmsearch.cli.output import display_path, print_hits
+    from mmsearch.search.hits import Hit
+
+    assert display_path("/a/b/c.jpg", "/a") == "b/c.jpg" and display_path("/ab/c.jpg", "/a") == "/ab/c.jpg"
+    monkeypatch.chdir(tmp_path)
+    print_hits([Hit(1, 0.5, 1, str(tmp_path / "sub" / "c.jpg"), "image", 1, 1)], "'x'", width=80)
+    out = capsys.readouterr().out
+    assert " sub/c.jpg" in out and str(tmp_path) not in out
+
+
+def test_shorten_path_keeps_whole_names() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from mmsearch.cli.output import shorten_path
+
+    part = st.text("abc de", min_size=1, max_size=12)
+
+    @given(folders=st.lists(part, max_size=8), name=part, width=st.integers(5, 80))
+    def check(folders: list[str], name: str, width: int) -> None:
+        path = "/".join(["", *folders, name])
+        short = shorten_path(path, width)
+        assert short.endswith("/" + name)
+        assert len(short) <= max(width, len("…/" + name))
+        if len(path) <= width:
+            assert short == path
+        kept = short.split("/")[:-1]
+        assert all(piece == "…" or piece in ["", *folders] for piece in kept)
+
+    check()
+
+
+def test_print0_ends_each_path_with_nul(tmp_path: Path, photo_dir: Path) -> None:
+    home = str(tmp_path / "home")
+    (photo_dir / "with space.jpg").write_bytes((photo_dir / "a.jpg").read_bytes())
+    assert CliRunner().invoke(cli, ["--home", home, "--model", "fake:16", "ingest", str(photo_dir)]).exit_code == 0
+    for flag in ("-0", "--print0"):
+        result = CliRunner().invoke(cli, ["--home", home, "query", "red", flag, "-k", "7"])
+        assert result.exit_code == 0
+        paths = result.stdout.split("\0")
+        assert paths[-1] == "" and len(paths) == 8 and str(photo_dir / "with space.jpg") in paths
