@@ -31,6 +31,7 @@ from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.faults import database_faults, faults_as_errors
 from mmsearch.store.repository import MetadataStore
 
 if TYPE_CHECKING:
@@ -73,8 +74,9 @@ class Engine:
         ``options`` are further settings (``batch_size``, ``workers``, ``speech_model``, ...).
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
-        engine = connect(settings.database_url)
-        upgrade_to_head(engine)
+        with database_faults(settings.database_url):
+            engine = connect(settings.database_url)
+            upgrade_to_head(engine)
         return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)
 
     def close(self) -> None:
@@ -89,6 +91,10 @@ class Engine:
         self.close()
 
     @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    @property
     def encoder(self) -> Encoder:
         """The encoder, loaded on first use."""
         return self.models.encoder
@@ -97,6 +103,7 @@ class Engine:
         """Refuse a model other than the one the index was built with (None: no model asked for)."""
         self.models.check_model(requested)
 
+    @faults_as_errors
     def warm_up(self) -> bool:
         """Load what text queries need now (the query text encoder and every index), not on the first query.
 
@@ -112,6 +119,7 @@ class Engine:
         return True
 
     # -- ingest ---------------------------------------------------------------------------
+    @faults_as_errors
     def ingest(
         self,
         folder: str | os.PathLike[str],
@@ -152,6 +160,7 @@ class Engine:
         return report
 
     # -- search ---------------------------------------------------------------------------
+    @faults_as_errors
     def search(
         self,
         text: str | None = None,
@@ -174,6 +183,7 @@ class Engine:
         model_id, identity = self.models.active()
         return self._search(query, model_id, identity, target, search_options)
 
+    @faults_as_errors
     def search_many(self, texts: Sequence[str], k: int = 10, kind: str = IMAGE, **options: Any) -> list[Hits]:
         """Top-``k`` hits for each text; the model is loaded once, and not at all for cached queries."""
         target, search_options = Target(k, kind), SearchOptions.from_keywords(options)
@@ -191,6 +201,7 @@ class Engine:
             for query in queries
         ]
 
+    @faults_as_errors
     def evaluate(
         self,
         queries: str | os.PathLike[str] | Sequence[EvalQuery],
@@ -249,6 +260,7 @@ class Engine:
         return HybridSearcher(self.store, model_id, self.models.indexes_now(model_id, identity))
 
     # -- maintenance ----------------------------------------------------------------------
+    @faults_as_errors
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
         active = self.store.active_model()
@@ -260,6 +272,7 @@ class Engine:
                 )
         return build_status(self.settings, self.store, active[1] if active else None, paths)
 
+    @faults_as_errors
     def reindex(self) -> ReindexReport:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""
         model_id, identity = self.models.active()
