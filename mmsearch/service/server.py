@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +47,7 @@ class QueryService:
         self.token = secrets.token_urlsafe(24)
         self.requests = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _listen(host, port, _handler_for(self))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
         self.url = f"http://{_url_host(str(bound_host))}:{bound_port}"
@@ -140,6 +141,28 @@ def _handler_for(service: QueryService) -> type[BaseHTTPRequestHandler]:
             log.debug("%s %s", self.address_string(), format % args)
 
     return Handler
+
+
+class ServiceError(MmsearchError):
+    """The service cannot start as asked (an address it cannot listen on)."""
+
+    exit_code = 2
+
+
+def _listen(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server bound to ``host:port``, IPv4 or IPv6 as ``host`` is (``::`` too); ServiceError where it cannot."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServiceError(f"cannot listen on {host!r}: {exc}") from None
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+
+    try:
+        return Server((host, port), handler)
+    except OSError as exc:
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _url_host(host: str) -> str:

@@ -105,3 +105,29 @@ def test_engine_faults_are_typed(tmp_path: Path) -> None:
     bad.write_bytes(b"\0garbage" * 512)
     with pytest.raises(DatabaseError, match="is damaged"):
         Engine.open(tmp_path / "home", db_url=f"sqlite:///{bad}")
+
+
+@pytest.mark.parametrize(("host", "listens"), [("::1", True), ("::", True), ("nosuchhost.invalid", False)])
+def test_serve_listens_on_ipv6_or_says_why_not(tmp_path: Path, host: str, listens: bool) -> None:
+    import socket
+    import threading
+
+    from mmsearch import Engine
+    from mmsearch.service.server import QueryService, ServiceError
+
+    if listens and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with Engine.open(tmp_path / "home", model="fake:16") as engine:
+        if not listens:
+            with pytest.raises(ServiceError, match="cannot listen on 'nosuchhost.invalid'"):
+                QueryService(engine, host)
+            return
+        try:
+            service = QueryService(engine, host)
+        except ServiceError as exc:  # IPv6 present in Python but not configured on this host
+            pytest.skip(str(exc))
+        assert service.url.startswith("http://[")
+        thread = threading.Thread(target=service.serve_forever, daemon=True)
+        thread.start()
+        service.shutdown()
+        thread.join(5)
