@@ -119,7 +119,7 @@ def test_serve_listens_on_ipv6_or_says_why_not(tmp_path: Path, host: str, listen
         pytest.skip("no IPv6 on this machine")
     with Engine.open(tmp_path / "home", model="fake:16") as engine:
         if not listens:
-            with pytest.raises(ServiceError, match="cannot listen on 'nosuchhost.invalid'"):
+            with pytest.raises(ServiceError, match=r"cannot listen on 'nosuchhost\.invalid'"):
                 QueryService(engine, host)
             return
         try:
