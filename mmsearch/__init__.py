@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.errors import MmsearchError
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "Engine": "mmsearch.engine",
     "EvalReport": "mmsearch.evaluation",
@@ -60,6 +58,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that `import mmsearch` (and `mmsearch --help`) stays light.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("mmsearch")  # the one version: pyproject.toml's, as installed
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'mmsearch' has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""Settings: where data lives, which model and device to use.
+"""Settings: where data lives, which model and device to use, and the search defaults.
 
-Precedence, highest first: explicit arguments (CLI flags) > environment
-variables > ``config.toml`` in the home directory > built-in defaults.
+Precedence, highest first: explicit arguments (CLI flags) > environment variables > ``config.toml`` in the home >
+the user's ``config.toml`` in the platform's config folder (:func:`user_config_file`: on Linux
+``$XDG_CONFIG_HOME/mmsearch/config.toml``, by default ``~/.config/mmsearch/config.toml``) > built-in defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import ConfigError
+from mmsearch.kinds import DEFAULT_MODE, IMAGE, MODES, SEARCH_KINDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,6 +70,12 @@ class Settings:
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD
     """A collection's index is exact (flat) below this many vectors, HNSW from it on (``mmsearch.index.policy``)."""
+    k: int = 10
+    """Search default: how many results ``mmsearch query`` shows when ``-k`` is not given."""
+    mode: str = DEFAULT_MODE
+    """Search default: the ``--mode`` of ``mmsearch query`` when it is not given."""
+    kind: str = IMAGE
+    """Search default: the ``--kind`` of ``mmsearch query`` and ``eval`` when it is not given."""
 
     @property
     def database_url(self) -> str:
@@ -110,6 +118,15 @@ def default_home() -> Path:
     return Path(xdg) / "mmsearch"
 
 
+def user_config_file() -> Path:
+    """The user's own config file, for every home: ``config.toml`` in the platform's config folder (platformdirs:
+    ``$XDG_CONFIG_HOME/mmsearch`` on Linux, ``~/Library/Application Support/mmsearch`` on macOS,
+    ``%LOCALAPPDATA%\\mmsearch`` on Windows)."""
+    from platformdirs import user_config_path
+
+    return user_config_path("mmsearch", appauthor=False) / CONFIG_FILE_NAME
+
+
 def _is_checkout_home(home: Path) -> bool:
     return home.name == "indexes" and (home.parent / "pyproject.toml").is_file()
 
@@ -129,17 +146,24 @@ def resolve_settings(
     home_path = Path(home_value).expanduser().resolve()
 
     values: dict[str, Any] = {}
-    values.update(_read_config_file(home_path / CONFIG_FILE_NAME))
+    for path in (user_config_file(), home_path / CONFIG_FILE_NAME):  # lowest precedence first
+        values.update(_known(_read_config_file(path), f" in {path}"))
     values.update({key: env[var] for key, var in ENV_VARS.items() if key != "home" and env.get(var)})
-    values.update({key: value for key, value in overrides.items() if value is not None})
-
-    known = {f.name for f in fields(Settings)} - {"home"}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values.update(_known({key: value for key, value in overrides.items() if value is not None}, ""))
     settings = replace(Settings(home=home_path), **_coerce(values))
     _validate(settings)
     return settings
+
+
+def _known(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values``, after checking that each names a setting (``where`` says where they came from)."""
+    known = {f.name for f in fields(Settings)} - {"home"}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s){where}: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
+    return values
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -155,7 +179,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     coerced = dict(values)
-    for key in ("batch_size", "workers", "encode_streams", "max_image_pixels", "hnsw_threshold"):
+    for key in ("batch_size", "workers", "encode_streams", "max_image_pixels", "hnsw_threshold", "k"):
         if key in coerced:
             try:
                 coerced[key] = int(coerced[key])
@@ -179,3 +203,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_image_pixels must be at least 1")
     if settings.hnsw_threshold < 1:
         raise ConfigError("hnsw_threshold must be at least 1")
+    if settings.k < 1:
+        raise ConfigError("k must be at least 1")
+    if settings.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {settings.mode!r}")
+    if settings.kind not in SEARCH_KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(SEARCH_KINDS)}, got {settings.kind!r}")

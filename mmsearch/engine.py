@@ -10,16 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsearch.check import IntegrityReport, check_integrity
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.encoders import Encoder, EncoderFactory
-from mmsearch.errors import EmptyFolderError, FolderNotFoundError
+from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError
 from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.cache import index_path
+from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
 from mmsearch.ingest.plan import plan_ingest
-from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
+from mmsearch.ingest.report import IngestReport, ProgressFn
 from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
-from mmsearch.ingest.scanner import scan_folder
+from mmsearch.ingest.scanner import ScanResult, scan_folder
 from mmsearch.kinds import COLLECTIONS, IMAGE, MODES
 from mmsearch.models import Models, default_transcriber
 from mmsearch.reports import IndexRebuilt, ReindexReport
@@ -30,8 +32,11 @@ from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.status import StatusReport, build_status
-from mmsearch.store.database import connect, upgrade_to_head
+from mmsearch.store.database import connect, database_exists, upgrade_to_head
+from mmsearch.store.failures import FailureMemory
 from mmsearch.store.faults import database_faults, faults_as_errors
+from mmsearch.store.lock import WaitFn, database_lock
+from mmsearch.store.records import KnownFile
 from mmsearch.store.repository import MetadataStore
 
 if TYPE_CHECKING:
@@ -67,13 +72,18 @@ class Engine:
         db_url: str | None = None,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
+        create: bool = True,
         **options: Any,
     ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
 
-        ``options`` are further settings (``batch_size``, ``workers``, ``speech_model``, ...).
+        ``create=False`` opens an existing database only: where there is none, :class:`NoIndexError` is raised and
+        nothing is created (for commands that only read, like ``status``). ``options`` are further settings
+        (``batch_size``, ``workers``, ``speech_model``, ...).
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
+        if not create and not database_exists(settings.database_url):
+            raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
         with database_faults(settings.database_url):
             engine = connect(settings.database_url)
             upgrade_to_head(engine)
@@ -126,18 +136,57 @@ class Engine:
         progress: ProgressFn | None = None,
         *,
         captions: Sequence[str | os.PathLike[str]] = (),
+        retry_failed: bool = False,
+        wait: bool = True,
+        on_wait: WaitFn | None = None,
     ) -> IngestReport:
         """Index every image and audio file under ``folder`` with their captions and transcripts.
 
         New and changed files are embedded, deleted ones removed, files whose sidecars changed have their
         texts read again. ``captions`` names caption manifests (tsv, csv, jsonl, json/COCO) to apply.
+        Files that failed before and have not changed are skipped unless ``retry_failed``.
+        One ingest or reindex writes to a database at a time (``mmsearch.store.lock``): another one waits
+        (``on_wait`` is told why, once), or with ``wait=False`` raises :class:`LockBusyError`.
         """
+        with database_lock(self.store.engine, purpose="ingest", wait=wait, on_wait=on_wait):
+            return self._ingest(folder, progress, captions, retry_failed)
+
+    def _ingest(
+        self,
+        folder: str | os.PathLike[str],
+        progress: ProgressFn | None,
+        captions: Sequence[str | os.PathLike[str]],
+        retry_failed: bool,
+    ) -> IngestReport:
         from mmsearch.captions.manifest import load_manifest
 
         started = time.perf_counter()
         root = _existing_folder(folder)
         model_name = self.models.model_name()
         manifests = [load_manifest(path, base=str(root)) for path in captions]
+        scan, known = self._scan(root)
+        report = IngestReport(folder=str(root), model=model_name)
+        report.failed.extend(scan.errors)
+        report.ignored.extend(scan.ignored)
+        self.models.repair_indexes()
+        given = self.settings
+        options = IngestOptions(given.batch_size, given.workers, given.max_image_pixels, given.encode_streams)
+        run = IngestRun(
+            self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
+        )
+        memory = FailureMemory(self.store)
+        held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
+        report.failed_before = len(held.held)
+        run.execute(held.plan, known, scan.files)
+        update_failures(memory, held, scan.files, report, run.unreadable)
+        report.elapsed_s = time.perf_counter() - started
+        encoder = self.models.loaded_encoder
+        if encoder is not None:
+            report.precision = dict(encoder.precision)
+        return report
+
+    def _scan(self, root: Path) -> tuple[ScanResult, dict[str, KnownFile]]:
+        """The media under ``root`` and what the database knows there; EmptyFolderError when both are empty."""
         scan = scan_folder(root)
         known = self.store.files_under(str(root))
         if not scan.files and not known:
@@ -145,19 +194,7 @@ class Engine:
                 f"no supported media under {root} (looked for jpg, png, webp, gif, bmp, tiff images and "
                 "wav, mp3, flac, m4a, ogg, opus audio)"
             )
-        report = IngestReport(folder=str(root), model=model_name)
-        report.failed.extend(FailedFile(path, reason) for path, reason in scan.errors)
-        given = self.settings
-        options = IngestOptions(given.batch_size, given.workers, given.max_image_pixels, given.encode_streams)
-        run = IngestRun(
-            self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
-        )
-        run.execute(plan_ingest(scan.files, known), known, scan.files)
-        report.elapsed_s = time.perf_counter() - started
-        encoder = self.models.loaded_encoder
-        if encoder is not None:
-            report.precision = dict(encoder.precision)
-        return report
+        return scan, known
 
     # -- search ---------------------------------------------------------------------------
     @faults_as_errors
@@ -273,8 +310,19 @@ class Engine:
         return build_status(self.settings, self.store, active[1] if active else None, paths)
 
     @faults_as_errors
-    def reindex(self) -> ReindexReport:
-        """Rebuild every vector index (image, caption, transcript) from the vectors in the database."""
+    def check(self) -> IntegrityReport:
+        """Files ↔ vectors ↔ index files: what drifted (see :mod:`mmsearch.check`); loads no model."""
+        return check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+
+    @faults_as_errors
+    def reindex(self, *, wait: bool = True, on_wait: WaitFn | None = None) -> ReindexReport:
+        """Rebuild every vector index (image, caption, transcript) from the vectors in the database.
+
+        Takes the writer lock as :meth:`ingest` does (``wait``, ``on_wait``)."""
+        with database_lock(self.store.engine, purpose="reindex", wait=wait, on_wait=on_wait):
+            return self._reindex()
+
+    def _reindex(self) -> ReindexReport:
         model_id, identity = self.models.active()
         started = time.perf_counter()
         rebuilt = {}

@@ -6,6 +6,8 @@ clean messages and non-zero exit codes.
 
 from __future__ import annotations
 
+from mmsearch.reasons import DECODE_ERROR
+
 
 class MmsearchError(Exception):
     """Base class of every error mmsearch raises on purpose."""
@@ -42,7 +44,14 @@ class ModelMismatchError(MmsearchError):
 
 
 class UnreadableMediaError(MmsearchError):
-    """A media file (for example a query image) cannot be read or decoded."""
+    """A media file (for example a query image) cannot be read or decoded.
+
+    ``reason`` is its class in ingest reports, one of :data:`mmsearch.reasons.FAIL_REASONS`.
+    """
+
+    def __init__(self, message: str, reason: str = DECODE_ERROR) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class IndexCorruptError(MmsearchError):
@@ -60,3 +69,13 @@ class DatabaseError(MmsearchError):
 
 class DiskFullError(DatabaseError):
     """A write failed for want of disk space; what was committed before stays intact."""
+
+
+class LockError(MmsearchError):
+    """The home's lock cannot be taken (its lock file cannot be created, say)."""
+
+
+class LockBusyError(LockError):
+    """Another process holds the home's writer lock (an ingest or reindex is running) and waiting was declined."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

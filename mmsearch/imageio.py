@@ -8,6 +8,42 @@ import io
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmsearch.errors import UnreadableMediaError
+from mmsearch.imageformats import heif_available
+from mmsearch.reasons import EXTREME_ASPECT, TOO_MANY_PIXELS
+
+MAX_ASPECT = 100
+"""The longest side may be at most this many times the shortest. Models resize the short side to their input
+size (224 px, say), so a 30000x1 image would become 6,720,000x224 pixels (4.5 GB as RGB) before the crop; at
+100:1 that step stays under 16 MB. Panoramas reach about 10:1."""
+MAX_DECODED_BYTES = 512 << 20
+"""The largest decoded pixel buffer (width x height x bytes per pixel of its mode) an image may need: with the
+default pixel limit, 16-bit and 4-channel images stay within it; anything larger is refused before decoding."""
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "RGB": 3}
+
+
+def check_size(width: int, height: int, mode: str, max_pixels: int) -> None:
+    """Refuse, before anything is decoded, an image whose pixels, side ratio or decoded buffer are over the
+    limits (``max_pixels``, :data:`MAX_ASPECT`, :data:`MAX_DECODED_BYTES`): :class:`UnreadableMediaError`."""
+    pixels = width * height
+    if pixels > max_pixels:
+        raise UnreadableMediaError(
+            f"image is {width}x{height} = {pixels:,} pixels, over the limit of {max_pixels:,} "
+            "(decompression bomb guard)",
+            TOO_MANY_PIXELS,
+        )
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT * min(width, height):
+        raise UnreadableMediaError(
+            f"image is {width}x{height}: sides more than {MAX_ASPECT} times apart (the model's resize would need "
+            "too much memory)",
+            EXTREME_ASPECT,
+        )
+    decoded = pixels * _BYTES_PER_PIXEL.get(mode, 4)
+    if decoded > MAX_DECODED_BYTES:
+        raise UnreadableMediaError(
+            f"image is {width}x{height} in mode {mode}: {decoded >> 20} MiB decoded, over the limit of "
+            f"{MAX_DECODED_BYTES >> 20} MiB",
+            TOO_MANY_PIXELS,
+        )
 
 
 def hash_bytes(data: bytes) -> str:
@@ -31,6 +67,7 @@ def decode_image(
     readable image within ``max_pixels``.
     """
     label = source if isinstance(source, str) else "<bytes>"
+    heif_available()  # registers the HEIC/HEIF opener when pillow-heif is installed
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -39,25 +76,21 @@ def decode_image(
         try:
             image = Image.open(handle)
             width, height = image.size
-            if width * height > max_pixels:
-                raise UnreadableMediaError(
-                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                    f"{max_pixels:,} (decompression bomb guard)"
-                )
+            check_size(width, height, image.mode, max_pixels)
             image.seek(0)
             if min_size is not None:
                 image.draft("RGB", min_size)  # a no-op for anything but JPEG
             image.load()
             if image.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES:
                 width, height = height, width
-            upright = ImageOps.exif_transpose(image) or image
-            return upright.convert("RGB"), (width, height)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
+            return (image if image.mode == "RGB" else image.convert("RGB")), (width, height)
         except UnreadableMediaError:
             raise
         except UnidentifiedImageError:
             raise UnreadableMediaError("not an image Pillow can read") from None
         except Image.DecompressionBombError as exc:
-            raise UnreadableMediaError(f"decompression bomb: {exc}") from exc
+            raise UnreadableMediaError(f"decompression bomb: {exc}", TOO_MANY_PIXELS) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise UnreadableMediaError(f"cannot decode image: {exc}") from exc
 

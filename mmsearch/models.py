@@ -154,6 +154,15 @@ class Models:
             self._indexes[collection] = cache
         return cache
 
+    def repair_indexes(self) -> list[str]:
+        """Rebuild the saved index files a killed writer left stale, or that a former version stamped current with
+        the wrong number of vectors (:meth:`IndexCache.repair`: headers and row counts only); the collections
+        rebuilt. Nothing before the first ingest."""
+        active = self.store.active_model()
+        if active is None:
+            return []
+        return [collection for collection in COLLECTIONS if self.index_cache(*active, collection).repair()]
+
     def active_index_cache(self, model_id: int, collection: str) -> IndexCache:
         """``index_cache`` of the active model (ingest asks right after adopting it)."""
         return self.index_cache(model_id, self.active()[1], collection)

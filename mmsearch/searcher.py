@@ -46,9 +46,12 @@ class Searcher(Protocol):
     ) -> None: ...
 
 
-def open_searcher(home: str | os.PathLike[str] | None = None, *, service: bool = True, **settings: Any) -> Searcher:
+def open_searcher(
+    home: str | os.PathLike[str] | None = None, *, service: bool = True, create: bool = True, **settings: Any
+) -> Searcher:
     """The searcher for ``home`` (``settings`` as for :meth:`Engine.open`): the running query service of this home
-    and database where there is one and ``service`` is true, else the engine, opened in this process.
+    and database where there is one and ``service`` is true, else the engine, opened in this process
+    (``create=False``: a missing database is not created, as :meth:`Engine.open`).
 
     A service that stops answering is not an error: the remote searcher then opens the engine itself.
     """
@@ -60,11 +63,11 @@ def open_searcher(home: str | os.PathLike[str] | None = None, *, service: bool =
 
         info = find_service(resolved.home, resolved.database_url)
         if info is not None:
-            return RemoteSearcher(info, model=resolved.model, local=lambda: _open_engine(home, settings))
-    return _open_engine(home, settings)
+            return RemoteSearcher(info, model=resolved.model, local=lambda: _open_engine(home, create, settings))
+    return _open_engine(home, create, settings)
 
 
-def _open_engine(home: str | os.PathLike[str] | None, settings: dict[str, Any]) -> Searcher:
+def _open_engine(home: str | os.PathLike[str] | None, create: bool, settings: dict[str, Any]) -> Searcher:
     from mmsearch.engine import Engine
 
-    return Engine.open(home, **settings)
+    return Engine.open(home, create=create, **settings)

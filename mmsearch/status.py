@@ -7,7 +7,7 @@ that count (``mmsearch.index.policy.kind_for`` with the ``hnsw_threshold`` setti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from mmsearch.identity import ModelIdentity
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
 from mmsearch.kinds import IMAGE
+from mmsearch.store.failures import FailureMemory
 from mmsearch.store.repository import MetadataStore
 
 SCHEMA_VERSION = 1
@@ -42,6 +43,10 @@ class StatusReport:
     """The ``hnsw_threshold`` setting: a collection's index is flat below it, HNSW from it on."""
     hnsw_shrink_below: int
     """An HNSW index goes back to flat only below this many vectors (hysteresis)."""
+    failed_files: int = 0
+    """Files that failed to ingest and are skipped until they change (``ingest --retry-failed``)."""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """Each remembered failure: path, size, mtime_ns, content_hash, reason, failed_at."""
 
     def to_dict(self) -> dict[str, Any]:
         """The status document (``mmsearch/schemas/status.json``): every field but ``index``, which repeats
@@ -56,6 +61,7 @@ def build_status(
 ) -> StatusReport:
     """Collect the facts ``mmsearch status`` shows; ``paths`` are the index files by collection."""
     counts = store.counts()
+    failures = FailureMemory(store).all()
     generation = store.generation()
     indexes = {
         collection: facts
@@ -83,6 +89,8 @@ def build_status(
         indexes=indexes,
         hnsw_threshold=settings.hnsw_threshold,
         hnsw_shrink_below=math.ceil(SHRINK_FRACTION * settings.hnsw_threshold),
+        failed_files=len(failures),
+        failures=[failure.to_dict() for failure in failures],
     )
 
 

@@ -26,6 +26,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's own config file (the platform's config folder; XDG on Linux)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+
+
 FIXTURE_MODEL = "hf-hub:mmsearch-fixtures/lit-effnet-minilm"
 DEV = SHARED / "data" / "flickr8k" / "dev"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mmsearch.errors import MissingDependencyError, UnreadableMediaError
+from mmsearch.hints import install_hint
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus"})
-INSTALL_HINT = "reading audio needs PyAV: pip install 'mmsearch[audio]'"
 
 
 def import_av() -> Any:
@@ -15,7 +15,7 @@ def import_av() -> Any:
     try:
         import av
     except ImportError as exc:
-        raise MissingDependencyError(f"{INSTALL_HINT} ({exc})") from exc
+        raise MissingDependencyError(f"reading audio needs PyAV: {install_hint('audio')} ({exc})") from exc
     return av
 
 

@@ -25,11 +25,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from mmsearch.audio.probe import describe_av_error, import_av
 from mmsearch.errors import ConfigError, MissingDependencyError, UnknownModelError, UnreadableMediaError
+from mmsearch.hints import install_hint
 from mmsearch.textitems import Segment
 
 DEFAULT_SPEECH_MODEL = "small"
 FASTER_WHISPER = "faster-whisper"
-INSTALL_HINT = "speech-to-text needs faster-whisper: pip install 'mmsearch[audio]'"
 DEFAULT_BEAM_SIZE = 1
 NO_SPEECH = "no speech found"
 EMPTY_AUDIO = "empty audio (zero duration)"
@@ -143,7 +143,8 @@ class FasterWhisperTranscriber:
             import ctranslate2
             from faster_whisper import WhisperModel, decode_audio
         except ImportError as exc:
-            raise MissingDependencyError(f"{INSTALL_HINT} ({exc})") from exc
+            hint = install_hint("audio")
+            raise MissingDependencyError(f"speech-to-text needs faster-whisper: {hint} ({exc})") from exc
         model = _model_argument(spec.strip())
         self.name = f"{FASTER_WHISPER}:{model}"
         self.device = resolve_device(device, ctranslate2.get_cuda_device_count)

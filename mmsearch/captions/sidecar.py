@@ -61,6 +61,8 @@ def read_caption_sidecar(path: str) -> list[TextItem]:
         raise UnreadableMediaError(f"cannot read caption sidecar {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_SIDECAR_BYTES:
         raise UnreadableMediaError(f"caption sidecar {path} is over the {MAX_SIDECAR_BYTES >> 20} MiB limit")
+    if looks_binary(data):
+        raise UnreadableMediaError(f"caption sidecar {path} is not a text file (binary data)")
     items: list[TextItem] = []
     seen: set[str] = set()
     for line in _LINE_BREAK.split(decode_text(data)):
@@ -69,6 +71,22 @@ def read_caption_sidecar(path: str) -> list[TextItem]:
             seen.add(text)
             items.append(TextItem(CAPTION, "sidecar", text, origin=path))
     return items
+
+
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D} | {0x7F}
+BINARY_CONTROL_SHARE = 0.05
+"""Text with more control bytes than this share (tab and line breaks aside) is taken for binary data."""
+
+
+def looks_binary(data: bytes) -> bool:
+    """Whether ``data`` is binary rather than text: a NUL byte outside UTF-16 (which starts with its byte-order
+    mark), or more than :data:`BINARY_CONTROL_SHARE` control bytes. Latin-1 and Windows-1252 text pass."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    if b"\0" in data:
+        return True
+    controls = sum(1 for byte in data if byte in _CONTROL_BYTES)
+    return controls > BINARY_CONTROL_SHARE * max(len(data), 1)
 
 
 def decode_text(data: bytes) -> str:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch import __version__
-from mmsearch.cli.search_options import engine_options, search_options
+from mmsearch.cli.logs import configure_logging, log_level
+from mmsearch.cli.search_options import apply_search_defaults, engine_options, search_options
 from mmsearch.errors import MmsearchError
 from mmsearch.kinds import DEFAULT_MODE, MODES
 
@@ -58,7 +58,15 @@ if TYPE_CHECKING:
     envvar="MMSEARCH_DB_URL",
     help="SQLAlchemy URL of the metadata database (default SQLite in the home). Env: MMSEARCH_DB_URL.",
 )
-@click.version_option(__version__, prog_name="mmsearch")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more: -v what mmsearch does (with `ingest`, every file passed over and decoder warnings; with "
+    "`serve`, every request), -vv debugging detail.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(None, "-V", "--version", package_name="mmsearch", prog_name="mmsearch")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -67,18 +75,32 @@ def cli(
     device: str | None,
     precision: str | None,
     db_url: str | None,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
+    configure_logging(log_level(verbose, quiet))
+    ctx.meta[VERBOSITY] = -1 if quiet else verbose
     ctx.obj = {"home": home, "model": model, "device": device, "precision": precision, "db_url": db_url}
 
 
+VERBOSITY = "mmsearch.verbosity"
+"""Key of the global -v count in ``ctx.meta`` (shared by every command's context): -1 with -q, else 0, 1, 2..."""
+
+
+def verbosity(ctx: click.Context) -> int:
+    """How much the global options asked to be told: -1 (-q), 0 (default), 1 (-v), 2 (-vv) and more."""
+    return int(ctx.meta.get(VERBOSITY, 0))
+
+
 @contextmanager
-def open_engine(ctx: click.Context) -> Iterator[Engine]:
-    """Open the engine from the global options; library errors become clean messages."""
+def open_engine(ctx: click.Context, create: bool = True) -> Iterator[Engine]:
+    """Open the engine from the global options; library errors become clean messages. Commands that only read
+    pass ``create=False``: no database is created as a side effect (a missing one is "nothing indexed")."""
     with library_errors():
         from mmsearch.engine import Engine
 
-        with Engine.open(**ctx.obj) as engine:
+        with Engine.open(**ctx.obj, create=create) as engine:
             _collect_again()
             yield engine
 
@@ -86,11 +108,12 @@ def open_engine(ctx: click.Context) -> Iterator[Engine]:
 @contextmanager
 def open_searcher(ctx: click.Context, service: bool) -> Iterator[Searcher]:
     """The searcher of the global options: the home's running query service, else the engine
-    (:func:`mmsearch.searcher.open_searcher` picks); library errors become clean messages."""
+    (:func:`mmsearch.searcher.open_searcher` picks; it only reads: no database is created); library errors
+    become clean messages."""
     with library_errors():
         from mmsearch.searcher import open_searcher
 
-        with open_searcher(**ctx.obj, service=service) as searcher:
+        with open_searcher(**ctx.obj, service=service, create=False) as searcher:
             _collect_again()
             yield searcher
 
@@ -143,6 +166,12 @@ def clean_errors() -> Iterator[None]:
     help="faster-whisper model for audio without .srt/.vtt/.txt: a size name (tiny.en, base, small, ...) or a "
     "local CTranslate2 folder. Default: small. Env: MMSEARCH_SPEECH_MODEL.",
 )
+@click.option("--retry-failed", is_flag=True, help="Retry files that failed before even if they have not changed.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    help="When another ingest or reindex is writing to this home: wait for it (default, with a message), or fail.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
@@ -154,6 +183,8 @@ def ingest(
     encode_streams: int | None,
     manifests: tuple[Path, ...],
     speech_model: str | None,
+    retry_failed: bool,
+    wait: bool,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -163,11 +194,13 @@ def ingest(
 
     ctx.obj.update(batch_size=batch_size, workers=workers, encode_streams=encode_streams, speech_model=speech_model)
     with open_engine(ctx) as engine, progress_bar(progress) as callback:
-        report = engine.ingest(folder, progress=callback, captions=manifests)
+        report = engine.ingest(
+            folder, progress=callback, captions=manifests, retry_failed=retry_failed, wait=wait, on_wait=_say_waiting
+        )
     if as_json:
         emit_json(report.to_dict())
     else:
-        print_ingest_report(report)
+        print_ingest_report(report, verbose=verbosity(ctx) > 0)
 
 
 @cli.command()
@@ -180,13 +213,14 @@ def ingest(
     type=click.File("rb"),
     help="One text query per line ('-' for stdin); prints one JSON line per query (a bad line: its error).",
 )
-@click.option("-k", "--top", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many results.")
+@click.option(
+    "-k", "--top", "k", type=click.IntRange(min=1), help="How many results. Default: 10, or `k` in config.toml."
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
-    default=DEFAULT_MODE,
-    show_default=True,
-    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only.",
+    help="Evidence to use: vectors and keywords fused (hybrid), vectors only (dense), keywords only. "
+    f"Default: {DEFAULT_MODE}, or `mode` in config.toml.",
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
@@ -227,7 +261,10 @@ def query(
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
     if as_json and (paths or print0):
         raise click.UsageError("--json and --paths/--print0 do not go together")
+    settings = _settings(ctx)
+    k = k or settings.k
     with clean_errors():
+        apply_search_defaults(options, settings)
         search = engine_options(options)
         if from_file is not None:
             query_lines(ctx, from_file, k, search, paths or print0, print0)
@@ -255,7 +292,7 @@ def query_lines(ctx: click.Context, stream: Any, k: int, search: dict[str, Any],
     from mmsearch.search.hits import Asked, Hits
 
     lines = read_query_lines(stream, name="--from-file")
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         results = engine.search_many([text for _, text in lines.texts], k=k, **search) if lines.texts else []
     answers: dict[int, Any] = {number: hits for (number, _), hits in zip(lines.texts, results, strict=True)}
     answers.update(dict(lines.errors))
@@ -272,6 +309,14 @@ def query_lines(ctx: click.Context, stream: Any, k: int, search: dict[str, Any],
             emit_json(answer.to_dict(line=number))
     if lines.errors:
         ctx.exit(3)
+
+
+def _settings(ctx: click.Context) -> Any:
+    """The resolved settings of the global options (config files and environment included)."""
+    from mmsearch.config import resolve_settings
+
+    with clean_errors():
+        return resolve_settings(**ctx.obj)
 
 
 @cli.command()
@@ -327,8 +372,9 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     from mmsearch.cli.output import emit_json, print_eval_report
 
     with clean_errors():
+        apply_search_defaults(options, _settings(ctx))
         search = engine_options(options)
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:
         emit_json(report.to_dict())
@@ -343,7 +389,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Show what is indexed: model, counts, index type and sizes."""
     from mmsearch.cli.output import emit_json, print_status
 
-    with open_engine(ctx) as engine:
+    with open_engine(ctx, create=False) as engine:
         report = engine.status()
     if as_json:
         emit_json(report.to_dict())
@@ -352,20 +398,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--wait/--no-wait", default=True, help="When an ingest is writing to this home: wait (default) or fail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def reindex(ctx: click.Context, as_json: bool) -> None:
+def reindex(ctx: click.Context, wait: bool, as_json: bool) -> None:
     """Rebuild the vector index from the vectors stored in the database."""
     from mmsearch.cli.output import emit_json
 
-    with open_engine(ctx) as engine:
-        result = engine.reindex()
+    with open_engine(ctx, create=False) as engine:
+        result = engine.reindex(wait=wait, on_wait=_say_waiting)
     if as_json:
         emit_json(result.to_dict())
     else:
         for collection, entry in result.indexes.items():
             click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
         click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
+
+
+def _say_waiting(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def main() -> None:

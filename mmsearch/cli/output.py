@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from mmsearch.pathnames import display, json_text
 
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
     from mmsearch.evaluation import EvalReport
@@ -16,8 +19,8 @@ if TYPE_CHECKING:  # type names only: a query answered by the service imports no
 
 
 def emit_json(data: Any) -> None:
-    """One JSON document on one line."""
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    """One JSON document on one line (file names that are not valid UTF-8 as ``\\udcNN`` escapes: they round-trip)."""
+    click.echo(json_text(json.dumps(data, ensure_ascii=False, default=str)))
 
 
 def _console(width: int | None = None):
@@ -47,7 +50,7 @@ def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: in
     gaps = 2 * (4 if with_text else 2)  # rich's padding between columns
     fixed = digits + 6 + gaps + (_match_width(hits) + TEXT_MIN if with_text else 0)
     room = max(24, console.width - fixed)
-    shown = [shorten_path(display_path(hit.path), room) for hit in hits]
+    shown = [shorten_path(display(display_path(hit.path)), room) for hit in hits]
     widest = max(len(path) for path in shown)
     if widest > room:  # a file name longer than the room: the line grows, the name stays whole
         console = _console(console.width + widest - room)
@@ -69,8 +72,6 @@ def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: in
 
 def display_path(path: str, cwd: str | None = None) -> str:
     """``path`` relative to the current folder when it is under it, else as stored."""
-    import os
-
     folder = os.path.join(cwd if cwd is not None else os.getcwd(), "")
     return path[len(folder) :] if path.startswith(folder) else path
 
@@ -133,14 +134,13 @@ def _match(hit: Hit) -> str:
 
 
 def print_paths(hits: Sequence[Hit], nul: bool = False) -> None:
-    """One path per line, as stored (absolute); with ``nul``, each ended by a NUL byte instead (``xargs -0``)."""
+    """One path a line, as the bytes on disk (a name that is not valid UTF-8 is written as it is, for xargs);
+    with ``nul``, each ended by a NUL byte instead of a newline (``xargs -0``: names with newlines too)."""
     for hit in hits:
-        click.echo(hit.path, nl=not nul)
-        if nul:
-            click.echo("\0", nl=False)
+        click.echo(os.fsencode(hit.path) + (b"\0" if nul else b"\n"), nl=False)
 
 
-def print_ingest_report(report: IngestReport) -> None:
+def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     click.echo(
         f"ingested {report.folder} with {report.model}: "
         f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -148,6 +148,8 @@ def print_ingest_report(report: IngestReport) -> None:
         f"in {report.elapsed_s:.1f} s ({report.embedded} embedded, {report.images_per_s:.1f} images/s"
         f"{f', {report.reused} reused' if report.reused else ''})"
     )
+    if report.failed_before:
+        click.echo(f"  {report.failed_before} files skipped: they failed before and have not changed (--retry-failed)")
     texts = _text_changes(report)
     if texts:
         click.echo(f"  texts: {texts}")
@@ -157,7 +159,18 @@ def print_ingest_report(report: IngestReport) -> None:
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     for failure in report.failed:
-        click.echo(f"  failed: {failure.path}: {failure.reason}", err=True)
+        click.echo(f"  failed: {display(failure.path)}: {failure.reason} [{failure.code}]", err=True)
+    ignored = report.ignored_by_reason()
+    if ignored:
+        counts = ", ".join(f"{count} {code}" for code, count in ignored.items())
+        click.echo(f"  not indexed: {counts}" + ("" if verbose else " (-v lists them)"))
+    if verbose:
+        for item in report.ignored:
+            click.echo(f"  skipped: {display(item.path)}: {item.detail} [{item.code}]")
+        for noted in report.file_warnings:
+            click.echo(f"  decoder warning: {display(noted.path)}: {noted.message}", err=True)
+    elif report.file_warnings:
+        click.echo(f"  {len(report.file_warnings)} decoder warnings (-v shows them)", err=True)
 
 
 def _text_changes(report: IngestReport) -> str:
@@ -186,6 +199,11 @@ def print_status(status: StatusReport) -> None:
     texts = ", ".join(_count(count, kind) for kind, count in sorted(status.texts_by_kind.items())) or "none"
     lines.append(f"texts:     {texts}")
     lines.append(f"vectors:   {status.vectors} stored")
+    if status.failed_files:
+        lines.append(
+            f"failed:    {status.failed_files} files failed and are skipped until they change "
+            "(listed by --json; ingest --retry-failed retries them)"
+        )
     lines.append(
         f"indexes:   exact (flat) below {status.hnsw_threshold} vectors per collection, HNSW from "
         f"{status.hnsw_threshold} (back to flat below {status.hnsw_shrink_below}); setting hnsw_threshold"

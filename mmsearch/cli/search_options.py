@@ -16,9 +16,8 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--kind",
             type=click.Choice(SEARCH_KINDS),
-            default=IMAGE,
-            show_default=True,
-            help="What to find: images, captions, transcript segments (with times), audio files, or any asset.",
+            help="What to find: images, captions, transcript segments (with times), audio files, or any asset. "
+            f"Default: {IMAGE}, or `kind` in config.toml.",
         ),
         click.option(
             "--fusion",
@@ -51,6 +50,13 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def apply_search_defaults(params: dict[str, Any], settings: Any) -> None:
+    """Fill the search options left out on the command line from the settings (config files, else built-in)."""
+    params["kind"] = params.get("kind") or settings.kind
+    if "mode" in params:
+        params["mode"] = params["mode"] or settings.mode
 
 
 def engine_options(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Writes and verifies the ONNX export of an open_clip text tower that ``onnx_text`` runs without torch.
 
 Needs torch, open_clip, ``onnx`` (torch's exporter writes through it), ``onnxruntime``, ``tokenizers`` and
-``ftfy`` (``pip install 'mmsearch[clip,onnx]'``). :func:`ensure_text_export` is called whenever the engine loads
+``ftfy`` (the ``clip`` and ``onnx`` extras). :func:`ensure_text_export` is called whenever the engine loads
 the torch encoder; it does the work once per model fingerprint and never raises: a failure is logged and
 recorded in the manifest (so it is not retried until the installed versions change), and queries keep
 using torch.
@@ -49,6 +49,7 @@ from mmsearch.encoders.onnx_text import (
     read_manifest,
     usable,
 )
+from mmsearch.hints import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
         return manifest
     missing = missing_runtime_modules() + [name for name in ("onnx",) if importlib.util.find_spec(name) is None]
     if missing:
-        log.info("no torch-free query encoder: %s not installed (pip install 'mmsearch[onnx]')", ", ".join(missing))
+        log.info("no torch-free query encoder: %s not installed (%s)", ", ".join(missing), install_hint("onnx"))
         return None
     model, tokenizer = tower
     try:

@@ -26,10 +26,10 @@ from mmsearch.encoders.precision import (
     probe_images,
 )
 from mmsearch.errors import ConfigError, MissingDependencyError, UnknownModelError
+from mmsearch.hints import install_hint
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
-INSTALL_HINT = "the open_clip encoder needs extra packages: pip install 'mmsearch[clip]'"
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ class OpenClipEncoder(EncoderBase):
             import open_clip
             import torch
         except ImportError as exc:
-            raise MissingDependencyError(f"{INSTALL_HINT} ({exc})") from exc
+            hint = install_hint("clip")
+            raise MissingDependencyError(f"the open_clip encoder needs extra packages: {hint} ({exc})") from exc
         self._torch = torch
         self.device = resolve_device(device)
         self.precision_setting = precision

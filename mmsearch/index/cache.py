@@ -11,11 +11,14 @@ from mmsearch.config import DEFAULT_HNSW_THRESHOLD
 from mmsearch.errors import IndexCorruptError
 from mmsearch.identity import ModelIdentity
 from mmsearch.index import VectorIndex, load_index
+from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import build_index, maintain
 from mmsearch.kinds import IMAGE
+from mmsearch.store.integrity import collection_size
 from mmsearch.store.repository import MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
+REBUILD_TRIES = 3
 
 
 def index_path(index_dir: Path, database_url: str, identity: ModelIdentity, collection: str = IMAGE) -> Path:
@@ -78,6 +81,26 @@ class IndexCache:
             self._index = None
         return self.get()
 
+    def repair(self) -> bool:
+        """Rebuild a saved file that is stale (an interrupted writer left it behind its database) or that claims
+        the database's generation but holds another number of vectors (written by a version that could stamp a
+        generation it did not reflect); True when it was rebuilt. A missing or unreadable file is left to be
+        built on first use.
+
+        Reads only the file's header and counts the rows (what every ingest can afford)."""
+        if not self.path.is_file():
+            return False
+        try:
+            header = read_header(self.path)
+        except IndexCorruptError:
+            return False
+        current = header.get("generation") == self.store.generation(self.collection)
+        if current and header.get("count") == collection_size(self.store, self.model_id, self.collection):
+            return False
+        self._index = None
+        self.rebuild()
+        return True
+
     def _load_fresh(self) -> VectorIndex | None:
         if not self.path.is_file():
             return None
@@ -93,10 +116,18 @@ class IndexCache:
         return index
 
     def rebuild(self) -> VectorIndex:
-        """Build the index from the vectors stored in the database and save it."""
-        generation = self.store.generation(self.collection)
-        chunks = self.store.iter_vectors(self.model_id, self.collection)
-        index = build_index(self.identity, chunks, self.hnsw_threshold)
+        """Build the index from the vectors stored in the database and save it.
+
+        The generation is read before and after the vectors: if another process wrote in between, the build
+        is done again (a few times), and otherwise stamped with the older generation, so that it is rebuilt
+        again on next use rather than claimed current.
+        """
+        for _ in range(REBUILD_TRIES):
+            generation = self.store.generation(self.collection)
+            chunks = self.store.iter_vectors(self.model_id, self.collection)
+            index = build_index(self.identity, chunks, self.hnsw_threshold)
+            if self.store.generation(self.collection) == generation:
+                break
         self._index, self.generation = index, generation
         self.save()
         return index
@@ -111,9 +142,15 @@ class IndexCache:
         """Mirror a committed database change; ``generation`` is the database's after it.
 
         Changes are made in place; then the index is converted if the collection crossed the threshold,
-        or compacted if removals left too many tombstones.
+        or compacted if removals left too many tombstones. Each write bumps the generation by one, so a
+        ``generation`` past the next one means another process wrote in between: the index is rebuilt from
+        the database (which holds both changes) instead of being stamped with a generation it does not
+        reflect. (A change the index already holds, when it was loaded after the write, applies harmlessly.)
         """
         index = self.get()
+        if generation > self.generation + 1:
+            self.rebuild()
+            return
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
         if add_ids is not None and add_vectors is not None and len(add_ids):

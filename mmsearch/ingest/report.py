@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from mmsearch import reasons
+from mmsearch.errors import ConfigError, MissingDependencyError, UnreadableMediaError
+from mmsearch.pathnames import UnrepresentableNameError
+from mmsearch.reasons import ERROR
+
+
+def reason_class(error: BaseException) -> str:
+    """The reason class (:data:`mmsearch.reasons.FAIL_REASONS`) of an error that stopped one file."""
+    if isinstance(error, UnreadableMediaError):
+        return error.reason
+    if isinstance(error, UnrepresentableNameError):
+        return reasons.BAD_NAME
+    if isinstance(error, (ConfigError, MissingDependencyError)):
+        return reasons.NO_TRANSCRIBER
+    if isinstance(error, FileNotFoundError):
+        return reasons.VANISHED
+    if isinstance(error, OSError):
+        return reasons.UNREADABLE
+    return ERROR
+
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; phases are ``"hashing"``, ``"embedding"``, ``"transcribing"``,
@@ -13,8 +35,30 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class FailedFile:
+    """A file that should have been indexed but was not: ``reason`` says why, ``code`` is its class
+    (:data:`mmsearch.reasons.FAIL_REASONS`)."""
+
     path: str
     reason: str
+    code: str = ERROR
+
+
+@dataclass(frozen=True)
+class IgnoredFile:
+    """A file the run passed over on purpose (a video, a FIFO, a link out of the folder): ``code`` is one of
+    :data:`mmsearch.reasons.SKIP_REASONS`, ``detail`` a few words for people."""
+
+    path: str
+    code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FileWarning:
+    """A warning a decoder gave while reading a file that was still indexed (corrupt EXIF, ...)."""
+
+    path: str
+    message: str
 
 
 @dataclass
@@ -41,6 +85,12 @@ class IngestReport:
     texts_added: dict[str, int] = field(default_factory=dict)
     texts_removed: dict[str, int] = field(default_factory=dict)
     failed: list[FailedFile] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    """Files passed over on purpose, with their reason class (counted per class in ``ignored_by_reason``)."""
+    file_warnings: list[FileWarning] = field(default_factory=list)
+    """Decoder warnings, per file (shown by ``mmsearch -v ingest``; never printed while decoding)."""
+    failed_before: int = 0
+    """Files skipped because they failed in an earlier run and have not changed (``retry_failed`` retries them)."""
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     embed_s: float = 0.0
@@ -58,8 +108,14 @@ class IngestReport:
         """Images embedded per second of the whole run."""
         return self.embedded / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def ignored_by_reason(self) -> dict[str, int]:
+        """How many files were passed over, per reason class, most frequent first."""
+        return dict(Counter(item.code for item in self.ignored).most_common())
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed_count"] = len(self.failed)
+        data["failed_by_reason"] = dict(Counter(failure.code for failure in self.failed))
+        data["ignored_by_reason"] = self.ignored_by_reason()
         data["images_per_s"] = round(self.images_per_s, 2)
         return data

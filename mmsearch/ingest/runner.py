@@ -4,17 +4,16 @@ commit batch by batch."""
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mmsearch.captions.embedded import embedded_captions
 from mmsearch.captions.manifest import CaptionManifest
@@ -25,19 +24,23 @@ from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
+from mmsearch.ingest.decodewarnings import collecting, routed
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
-from mmsearch.ingest.report import FailedFile, IngestReport, ProgressFn
+from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, file_signature, read_probe, read_whole
+from mmsearch.ingest.report import FailedFile, FileWarning, IngestReport, ProgressFn, reason_class
 from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
 from mmsearch.kinds import AUDIO, IMAGE
+from mmsearch.reasons import BAD_SIDECAR
 from mmsearch.store.records import KnownFile
 from mmsearch.store.repository import MetadataStore
 from mmsearch.textitems import TextItem
 
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
+T = TypeVar("T")
 AUDIO_BATCH = 8
 """Audio files per commit: transcription is slow, so a crash should lose little."""
 
@@ -59,43 +62,13 @@ class IngestOptions:
     max_pixels: int = 89_478_485
     encode_streams: int = 0
     """Batches encoded at once (0: the encoder's choice, see ``parallel_batches``)."""
-
-
-def read_probe(path: str) -> Probe:
-    """Hash the file, read its pixel size and embedded captions from the header (no full decode)."""
-    data = _read(path)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            embedded = tuple(embedded_captions(image))
-            taken = taken_at(image)
-    except UnidentifiedImageError:
-        raise UnreadableMediaError("not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
-    return Probe(hash_bytes(data), width, height, embedded, taken)
+    max_file_bytes: int = MAX_IMAGE_FILE_BYTES
+    """The largest image file read (each is read whole, once, to be hashed and decoded)."""
 
 
 def parallel_batches(encoder: Encoder, requested: int = 0) -> AbstractContextManager[int]:
     """The encoder's :meth:`parallel_batches` (one batch at a time unless it says otherwise)."""
     return encoder.parallel_batches(requested)
-
-
-def _file_signature(path: str) -> str:
-    """Size and mtime of a file, to tell whether it changed since it was last applied."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return ""
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise UnreadableMediaError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 class IngestRun:
@@ -120,9 +93,23 @@ class IngestRun:
         self.manifests = manifests
         self.writer = BatchWriter(store, models, report)
         self._failed_known: list[KnownFile] = []
+        self._warned: dict[str, dict[str, None]] = {}
+        """Decoder warnings per file path (an ordered set of messages), filled by the decoding threads."""
+        self.unreadable: set[str] = set()
+        """Paths that failed because of their own content (see ``mmsearch.ingest.failure_memory``)."""
 
     def execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile] = ()) -> None:
-        """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure."""
+        """Remove, check, reuse, embed, transcribe, re-sync, in that order; indexes are saved even on failure.
+        Decoder warnings are attached to their files in the report, never printed."""
+        try:
+            with routed():
+                self._execute(plan, known, scanned)
+        finally:
+            self.report.file_warnings.extend(
+                FileWarning(path, message) for path, messages in self._warned.items() for message in messages
+            )
+
+    def _execute(self, plan: IngestPlan, known: dict[str, KnownFile], scanned: Sequence[ScannedFile]) -> None:
         try:
             self.report.skipped += len(plan.unchanged)
             self._remove(plan.deleted)
@@ -156,7 +143,9 @@ class IngestRun:
     def _fail(self, path: str, error: BaseException, known: dict[str, KnownFile]) -> None:
         """Report a bad file; a known file that no longer reads must not keep answering queries."""
         reason = str(error) if isinstance(error, MmsearchError) else f"{type(error).__name__}: {error}"
-        self.report.failed.append(FailedFile(path, reason))
+        self.report.failed.append(FailedFile(path, reason, reason_class(error)))
+        if isinstance(error, UnreadableMediaError):  # the file's own fault, not the set-up's: worth remembering
+            self.unreadable.add(path)
         if path in known:
             self._failed_known.append(known[path])
 
@@ -174,7 +163,7 @@ class IngestRun:
         """Hash and read the header of each file: changed bytes or not, and stored vectors to reuse."""
         probed: list[tuple[ScannedFile, Probe]] = []
         workers = self.options.workers or default_workers("cpu")
-        outcomes = map_ahead(lambda f: read_probe(f.path), files, workers, 4 * workers)
+        outcomes = map_ahead(lambda f: self._decoding(f.path, read_probe, f.path), files, workers, 4 * workers)
         for done, outcome in enumerate(outcomes, 1):
             if outcome.error is None:
                 probed.append((outcome.item, outcome.result))
@@ -231,7 +220,8 @@ class IngestRun:
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="mmsearch-encode") as encoders,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
         ):
-            outcomes = map_ahead(lambda f: self._prepare(encoder, f), files, workers, (streams + 1) * size + workers)
+            window = (streams + 1) * size + workers
+            outcomes = map_ahead(lambda f: self._decoding(f.path, self._prepare, encoder, f), files, workers, window)
             encoding: deque[tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]]] = deque()
             committing: Future[int] | None = None
             for batch in batched(outcomes, size):
@@ -277,8 +267,18 @@ class IngestRun:
         if committing is not None:
             self.report.embedded += committing.result()
 
+    def _decoding(self, path: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, in a decoding thread, with the decoder warnings it raises kept for ``path``."""
+        sink: list[str] = []
+        try:
+            with collecting(sink):
+                return fn(*args)
+        finally:
+            if sink:  # one thread per path at a time: the dict of that path is only touched here
+                self._warned.setdefault(path, {}).update(dict.fromkeys(sink))
+
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
-        data = _read(file.path)
+        data = read_whole(file.path, self.options.max_file_bytes)
         image, (width, height) = decode_image(data, self.options.max_pixels, encoder.min_decode_size)
         with Image.open(io.BytesIO(data)) as header:
             embedded = tuple(embedded_captions(header))
@@ -298,7 +298,7 @@ class IngestRun:
             try:
                 items.extend(read_caption_sidecar(sidecar.path))
             except MmsearchError as exc:
-                self.report.failed.append(FailedFile(sidecar.path, str(exc)))
+                self.report.failed.append(FailedFile(sidecar.path, str(exc), BAD_SIDECAR))
         return items
 
     # -- audio ----------------------------------------------------------------------------
@@ -376,7 +376,7 @@ class IngestRun:
         for manifest in self.manifests:
             group = manifest_group(manifest.path)
             key = f"manifest_signature:{manifest.path}"
-            signature = _file_signature(manifest.path)
+            signature = file_signature(manifest.path)
             applied = self.store.setting(key) == signature
             # A manifest applied before unchanged only needs setting on the files this run wrote.
             paths = [path for path in every if path in self.writer.committed] if applied else every

@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmsearch.audio.probe import AUDIO_EXTENSIONS
+from mmsearch import reasons
 from mmsearch.audio.subtitles import transcript_sidecar
 from mmsearch.captions.sidecar import caption_sidecars
+from mmsearch.imageformats import BASE_IMAGE_EXTENSIONS
+from mmsearch.ingest.classify import FILE, FOLDER, classify, media_kind, unsupported
+from mmsearch.ingest.report import FailedFile, IgnoredFile
 from mmsearch.kinds import AUDIO, IMAGE
+from mmsearch.pathnames import UnrepresentableNameError, to_stored
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = BASE_IMAGE_EXTENSIONS
+"""Images every install reads; :func:`media_kind` also knows AVIF and HEIC/HEIF where they can be decoded."""
 
 
 @dataclass(frozen=True)
@@ -41,48 +46,60 @@ class ScannedFile:
         if not self.sidecars:
             return None
         text = "\n".join(f"{s.path}\0{s.size}\0{s.mtime_ns}" for s in self.sidecars)
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
 @dataclass
 class ScanResult:
+    """The media files found, the entries that could not be examined, and those passed over with a reason."""
+
     files: list[ScannedFile]
-    errors: list[tuple[str, str]]
+    errors: list[FailedFile] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
 
 
-def media_kind(path: str) -> str | None:
-    """``"image"`` or ``"audio"`` by extension, else ``None``."""
-    extension = os.path.splitext(path)[1].lower()
-    if extension in IMAGE_EXTENSIONS:
-        return IMAGE
-    if extension in AUDIO_EXTENSIONS:
-        return AUDIO
-    return None
+__all__ = ["AUDIO", "IMAGE", "IMAGE_EXTENSIONS", "ScanResult", "ScannedFile", "Sidecar", "media_kind", "scan_folder"]
 
 
 def scan_folder(root: Path) -> ScanResult:
-    """Every supported media file under ``root`` (recursively, hidden files and folders skipped), sorted by path."""
-    files: list[ScannedFile] = []
-    errors: list[tuple[str, str]] = []
-    for folder, entries in _walk(str(root), errors):
+    """Every supported media file under ``root`` (recursively, hidden files and folders skipped), sorted by path;
+    every other visible entry is reported in ``ignored`` with its reason class (sidecars in use excepted)."""
+    result = ScanResult([])
+    for folder, entries in _walk(str(root), str(root), result):
         by_name = {entry.name: entry for entry in entries}
+        used: set[str] = set()
         for entry in entries:
             kind = media_kind(entry.name)
             if kind is None:
                 continue
             try:
+                to_stored(entry.path)
                 stat = entry.stat()
-            except OSError as exc:
-                errors.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+            except UnrepresentableNameError as exc:
+                result.errors.append(FailedFile(entry.path, str(exc), reasons.BAD_NAME))
                 continue
-            sidecars = _sidecars(folder, entry.path, kind, by_name, errors)
-            files.append(ScannedFile(entry.path, kind, stat.st_size, stat.st_mtime_ns, sidecars))
-    files.sort(key=lambda f: f.path)
-    return ScanResult(files, errors)
+            except OSError as exc:
+                result.errors.append(_failure(entry.path, "cannot stat", exc))
+                continue
+            sidecars = _sidecars(folder, entry.path, kind, by_name, result.errors)
+            used.update(os.path.basename(sidecar.path) for sidecar in sidecars)
+            result.files.append(ScannedFile(entry.path, kind, stat.st_size, stat.st_mtime_ns, sidecars))
+        for entry in entries:
+            if media_kind(entry.name) is None and entry.name not in used:
+                skip = unsupported(entry.name)
+                result.ignored.append(IgnoredFile(entry.path, skip.code, skip.detail))
+    result.files.sort(key=lambda f: f.path)
+    result.ignored.sort(key=lambda item: item.path)
+    return result
+
+
+def _failure(path: str, what: str, exc: OSError) -> FailedFile:
+    code = reasons.VANISHED if isinstance(exc, FileNotFoundError) else reasons.UNREADABLE
+    return FailedFile(path, f"{what}: {exc.strerror or exc}", code)
 
 
 def _sidecars(
-    folder: str, path: str, kind: str, by_name: dict[str, os.DirEntry[str]], errors: list[tuple[str, str]]
+    folder: str, path: str, kind: str, by_name: dict[str, os.DirEntry[str]], errors: list[FailedFile]
 ) -> tuple[Sidecar, ...]:
     if kind == IMAGE:
         paths = caption_sidecars(path, by_name.keys())
@@ -92,21 +109,26 @@ def _sidecars(
     sidecars = []
     for sidecar_path in paths:
         try:
+            to_stored(sidecar_path)
             stat = by_name[os.path.basename(sidecar_path)].stat()
-        except (OSError, KeyError) as exc:
-            errors.append((sidecar_path, f"cannot stat: {getattr(exc, 'strerror', None) or exc}"))
+        except UnrepresentableNameError as exc:
+            errors.append(FailedFile(sidecar_path, str(exc), reasons.BAD_NAME))
+            continue
+        except OSError as exc:
+            errors.append(_failure(sidecar_path, "cannot stat", exc))
             continue
         sidecars.append(Sidecar(os.path.join(folder, os.path.basename(sidecar_path)), stat.st_size, stat.st_mtime_ns))
     return tuple(sidecars)
 
 
-def _walk(folder: str, errors: list[tuple[str, str]]) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
-    """Yield (folder, its visible plain files) for ``folder`` and every visible subfolder."""
+def _walk(folder: str, root: str, result: ScanResult) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """Yield (folder, its visible regular files, links to files included) for ``folder`` and every visible
+    subfolder; every other entry goes to ``result.ignored`` (or ``result.errors`` when it cannot be examined)."""
     try:
         with os.scandir(folder) as listing:
             children = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
-        errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+        result.errors.append(_failure(folder, "cannot list folder", exc))
         return
     files: list[os.DirEntry[str]] = []
     subfolders: list[str] = []
@@ -114,12 +136,16 @@ def _walk(folder: str, errors: list[tuple[str, str]]) -> Iterator[tuple[str, lis
         if entry.name.startswith("."):
             continue
         try:
-            if entry.is_dir(follow_symlinks=False):
-                subfolders.append(entry.path)
-            elif entry.is_file():
-                files.append(entry)
+            found = classify(entry, root)
         except OSError as exc:
-            errors.append((entry.path, f"cannot read: {exc.strerror or exc}"))
+            result.errors.append(_failure(entry.path, "cannot read", exc))
+            continue
+        if found.what == FOLDER:
+            subfolders.append(entry.path)
+        elif found.what == FILE:
+            files.append(entry)
+        else:
+            result.ignored.append(IgnoredFile(entry.path, found.code, found.detail))
     yield folder, files
     for subfolder in subfolders:
-        yield from _walk(subfolder, errors)
+        yield from _walk(subfolder, root, result)

@@ -72,4 +72,4 @@ class QueryEncoder:
         try:
             return load_image(str(path.expanduser()), self.models.settings.max_image_pixels)
         except UnreadableMediaError as exc:
-            raise UnreadableMediaError(f"cannot read query image {path}: {exc}") from exc
+            raise UnreadableMediaError(f"cannot read query image {path}: {exc}", exc.reason) from exc

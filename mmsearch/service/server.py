@@ -138,7 +138,7 @@ def _handler_for(service: QueryService) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), format % args)  # shown with `mmsearch -v serve`
 
     return Handler
 

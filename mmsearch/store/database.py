@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from mmsearch.errors import ConfigError, MissingDependencyError
+from mmsearch.hints import install_hint
+from mmsearch.store.lock import MIGRATE, database_lock
 
 
 def connect(url: str) -> SqlEngine:
@@ -31,9 +33,7 @@ def connect(url: str) -> SqlEngine:
     try:
         engine = create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
-        raise MissingDependencyError(
-            f"no driver for {parsed.drivername}: pip install 'mmsearch[postgres]' ({exc})"
-        ) from exc
+        raise MissingDependencyError(f"no driver for {parsed.drivername}: {install_hint('postgres')} ({exc})") from exc
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas(wal=not in_memory))
     return engine
@@ -96,6 +96,21 @@ _REVISION = re.compile(r"^revision(?::[^=\n]*)? = [\"']([^\"']+)[\"']\s*$", re.M
 _DOWN_REVISION = re.compile(r"^down_revision(?::[^=\n]*)? = (None|[\"'][^\"']+[\"'])\s*$", re.MULTILINE)
 
 
+def database_exists(url: str) -> bool:
+    """Whether the database at ``url`` exists with mmsearch's schema; creates nothing (no file, no folder)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database not in (None, "", ":memory:") and Path(parsed.database).is_file()
+    engine = connect(url)
+    try:
+        return _current_revision(engine) is not None
+    finally:
+        engine.dispose()
+
+
 def _current_revision(engine: SqlEngine) -> str | None:
     """The database's Alembic revision, or None (no version table yet, or it cannot be read)."""
     try:
@@ -110,6 +125,8 @@ def upgrade_to_head(engine: SqlEngine) -> None:
     """Bring the schema to the newest migration; a no-op when it is already there.
 
     The usual case (already at the head) is checked without Alembic, which keeps it off the query path.
+    Otherwise the migrations run under the database's migration lock (a file lock beside a SQLite file, an
+    advisory lock on PostgreSQL), so processes opening a fresh home at once create the schema once.
     """
     head = script_head()
     if head is not None and _current_revision(engine) == head:
@@ -120,7 +137,7 @@ def upgrade_to_head(engine: SqlEngine) -> None:
 
     config = alembic_config(engine)
     head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.begin() as connection:
+    with database_lock(engine, MIGRATE, purpose="schema upgrade"), engine.begin() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:
             return

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsearch.identity import ModelIdentity
 from mmsearch.kinds import IMAGE
+from mmsearch.pathnames import from_stored
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, Setting, TextItemRow
 from mmsearch.store.reads import DriverReads
 from mmsearch.store.records import KnownFile, StoredFile, StoredText, vector_from_bytes
@@ -126,7 +127,8 @@ class StoreReads:
         """Files by id (ids that no longer exist are left out)."""
         out: dict[int, StoredFile] = {}
         for chunk in chunked([int(i) for i in ids], 500):
-            out.update({row[0]: StoredFile(*row) for row in self.reads.rows(_FILES_BY_ID, [chunk])})
+            for row in self.reads.rows(_FILES_BY_ID, [chunk]):  # plain SQL: the path is in its stored form
+                out[row[0]] = StoredFile(row[0], from_stored(row[1]), *row[2:])
         return out
 
     def any_file(self, accepts: Callable[[StoredFile], bool], batch: int = 2000) -> bool:

@@ -17,9 +17,12 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mmsearch.pathnames import from_stored, to_stored
 
 
 def utcnow() -> datetime:
@@ -28,6 +31,20 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class StoredPath(TypeDecorator[str]):
+    """A file path (or a text holding one): names that are not valid UTF-8 are stored through
+    :func:`mmsearch.pathnames.to_stored` and read back in their surrogateescape form."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return None if value is None else to_stored(value)
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        return None if value is None else from_stored(value)
 
 
 class ModelRecord(Base):
@@ -50,7 +67,7 @@ class MediaFile(Base):
     __tablename__ = "media_files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    path: Mapped[str] = mapped_column(StoredPath(4096), unique=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -79,9 +96,9 @@ class TextItemRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("media_files.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
-    group_key: Mapped[str] = mapped_column(String(4200))
+    group_key: Mapped[str] = mapped_column(StoredPath(4200))
     source: Mapped[str] = mapped_column(String(16))
-    origin: Mapped[str | None] = mapped_column(String(4096))
+    origin: Mapped[str | None] = mapped_column(StoredPath(4096))
     ordinal: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     start_s: Mapped[float | None] = mapped_column(Float)
@@ -122,3 +139,18 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FailedFileRow(Base):
+    """A media file that failed to ingest, with the size, mtime and hash it had then: skipped until it changes."""
+
+    __tablename__ = "failed_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(StoredPath(4096), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # None when the file could not even be read to hash it.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -225,11 +225,12 @@ def test_query_modes_explain_and_filters(run, photo_dir: Path) -> None:
 
 def test_image_to_caption_and_text_to_transcript_from_the_cli(run, tmp_path: Path) -> None:
     from tests.conftest import make_image
+    from tests.unit.test_texts_ingest import write_wav
 
     folder = tmp_path / "library"
     make_image(folder / "dog.jpg", 1)
     (folder / "dog.txt").write_text("a brown dog on the beach\n", encoding="utf-8")
-    (folder / "talk.wav").write_bytes(b"RIFF")  # never decoded: the subtitle sidecar is the transcript
+    write_wav(folder / "talk.wav")  # a real (short) recording: the subtitle sidecar is the transcript
     (folder / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:04,500\nwelcome to the harbour tour\n")
     assert run("--model", "fake:16", "ingest", str(folder)).exit_code == 0
     captions = json.loads(run("query", "--image", str(folder / "dog.jpg"), "--kind", "caption", "--json").output)

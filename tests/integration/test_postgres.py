@@ -143,3 +143,53 @@ def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path
             "hybrid": 3,
         }
     )
+
+
+def test_one_writer_at_a_time_on_postgres(postgres_url: str, tmp_path: Path, photo_dir: Path) -> None:
+    """The writer lock is a PostgreSQL advisory lock on the database (issue 12, item 2)."""
+    from mmsearch import Engine
+    from mmsearch.errors import LockBusyError
+    from mmsearch.store.lock import database_lock
+
+    busy = r"another ingest or reindex is running \(pid server backend"
+    with (
+        Engine.open(tmp_path / "a", model="fake:16", db_url=postgres_url) as holder,
+        Engine.open(tmp_path / "b", model="fake:16", db_url=postgres_url) as other,
+    ):
+        with database_lock(holder.store.engine, purpose="ingest"), pytest.raises(LockBusyError, match=busy):
+            other.ingest(photo_dir, wait=False)
+        assert other.ingest(photo_dir, wait=False).failed == []
+
+
+OPEN_AT = """
+import sys, time
+from mmsearch.store.database import connect, upgrade_to_head
+engine = connect(sys.argv[1])
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+upgrade_to_head(engine)
+"""
+
+
+def test_a_fresh_postgres_database_opened_by_several_processes_at_once(postgres_url: str) -> None:
+    """Migrations run under an advisory lock (issue 12, item 4)."""
+    import sys
+    import time
+
+    from sqlalchemy import text
+
+    from mmsearch.store.database import connect
+
+    admin = connect(postgres_url)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("CREATE DATABASE fresh_race"))
+    admin.dispose()
+    url = postgres_url.replace("/postgres?", "/fresh_race?")
+    start = str(time.time() + 3)
+    runs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT, url, start], stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]
+    for run in runs:
+        _out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err

@@ -44,6 +44,8 @@ def imports_of(folder: str) -> dict[str, set[str]]:
         ("models.py", ("mmsearch.search", "mmsearch.ingest", "mmsearch.engine")),
         ("index", ("mmsearch.encoders", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
         ("store", ("mmsearch.encoders", "mmsearch.index", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
+        ("imageio.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
+        ("imageformats.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
         ("kinds.py", ("mmsearch.",)),
         ("identity.py", ("mmsearch.",)),
     ],

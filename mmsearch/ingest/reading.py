@@ -1,0 +1,61 @@
+"""Reading image files for an ingest: the probe (hash and header, no decode) and the whole bytes, within limits."""
+
+from __future__ import annotations
+
+import os
+
+from PIL import Image, UnidentifiedImageError
+
+from mmsearch.captions.embedded import embedded_captions
+from mmsearch.errors import UnreadableMediaError
+from mmsearch.ingest.audio import hash_file
+from mmsearch.ingest.commit import Probe
+from mmsearch.ingest.taken import taken_at
+from mmsearch.reasons import EMPTY_FILE, FILE_TOO_LARGE, TOO_MANY_PIXELS, UNREADABLE, VANISHED
+
+MAX_IMAGE_FILE_BYTES = 512 << 20
+"""Image files over 512 MiB are refused (``file-too-large``) before they are read."""
+
+
+def read_probe(path: str) -> Probe:
+    """Hash the file (in chunks), read its pixel size and embedded captions from the header (no full decode)."""
+    content_hash = hash_file(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            embedded = tuple(embedded_captions(image))
+            taken = taken_at(image)
+    except FileNotFoundError:
+        raise UnreadableMediaError("cannot read file: it is gone (deleted during the run?)", VANISHED) from None
+    except UnidentifiedImageError:
+        raise UnreadableMediaError("not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableMediaError(f"decompression bomb: {exc}", TOO_MANY_PIXELS) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
+    return Probe(content_hash, width, height, embedded, taken)
+
+
+def file_signature(path: str) -> str:
+    """Size and mtime of a file, to tell whether it changed since it was last applied."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def read_whole(path: str, max_bytes: int) -> bytes:
+    """The whole file (images are read once, to be hashed and decoded from the same bytes), within ``max_bytes``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise UnreadableMediaError("cannot read file: it is gone (deleted during the run?)", VANISHED) from None
+    except OSError as exc:
+        raise UnreadableMediaError(f"cannot read file: {exc.strerror or exc}", UNREADABLE) from exc
+    if len(data) > max_bytes:
+        raise UnreadableMediaError(f"image file is over the size limit of {max_bytes >> 20} MiB", FILE_TOO_LARGE)
+    if not data:
+        raise UnreadableMediaError("the file is empty (0 bytes)", EMPTY_FILE)
+    return data
