@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.check import IntegrityReport, check_integrity
+from mmsearch.check import repair as fix_integrity
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.encoders import Encoder, EncoderFactory
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError
@@ -310,9 +311,21 @@ class Engine:
         return build_status(self.settings, self.store, active[1] if active else None, paths)
 
     @faults_as_errors
-    def check(self) -> IntegrityReport:
-        """Files ↔ vectors ↔ index files: what drifted (see :mod:`mmsearch.check`); loads no model."""
-        return check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+    def check(self, *, repair: bool = False, wait: bool = True, on_wait: WaitFn | None = None) -> IntegrityReport:
+        """Files ↔ vectors ↔ index files ↔ keyword index: what drifted (see :mod:`mmsearch.check`); loads no
+        model. ``repair``: fix it under the writer lock (``wait``, ``on_wait`` as for :meth:`ingest`) and report
+        the check made after the repair, with what was done in ``repaired``."""
+        report = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+        if not repair:
+            return report
+        with database_lock(self.store.engine, purpose="check --repair", wait=wait, on_wait=on_wait):
+            done = fix_integrity(self.store, report, self._rebuild_index)
+        after = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+        return replace(after, repaired=done)
+
+    def _rebuild_index(self, collection: str) -> None:
+        model_id, identity = self.models.active()
+        self.models.index_cache(model_id, identity, collection).rebuild()
 
     @faults_as_errors
     def reindex(self, *, wait: bool = True, on_wait: WaitFn | None = None) -> ReindexReport:

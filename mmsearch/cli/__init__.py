@@ -22,6 +22,10 @@ from mmsearch.cli.search_options import apply_search_defaults, engine_options, s
 from mmsearch.errors import MmsearchError
 from mmsearch.kinds import DEFAULT_MODE, MODES
 
+PARTIAL_FAILURE = 3
+"""Exit code of a run that completed with per-item failures (files that failed to ingest, bad --from-file lines,
+drift found by check)."""
+
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
     from mmsearch.searcher import Searcher
@@ -201,6 +205,8 @@ def ingest(
         emit_json(report.to_dict())
     else:
         print_ingest_report(report, verbose=verbosity(ctx) > 0)
+    if report.failed:
+        ctx.exit(PARTIAL_FAILURE)
 
 
 @cli.command()
@@ -308,7 +314,7 @@ def query_lines(ctx: click.Context, stream: Any, k: int, search: dict[str, Any],
         else:
             emit_json(answer.to_dict(line=number))
     if lines.errors:
-        ctx.exit(3)
+        ctx.exit(PARTIAL_FAILURE)
 
 
 def _settings(ctx: click.Context) -> Any:
@@ -413,6 +419,29 @@ def reindex(ctx: click.Context, wait: bool, as_json: bool) -> None:
         for collection, entry in result.indexes.items():
             click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
         click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
+
+
+@cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fix what drifted (see docs/json.md#check); files that lost their vectors are re-embedded by the next ingest.",
+)
+@click.option("--wait/--no-wait", default=True, help="With --repair: wait while another writer holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/json.md).")
+@click.pass_context
+def check(ctx: click.Context, repair: bool, wait: bool, as_json: bool) -> None:
+    """Check files ↔ vectors ↔ vector indexes ↔ keyword index; exit code 3 when something drifted."""
+    from mmsearch.cli.output import emit_json, print_check
+
+    with open_engine(ctx, create=False) as engine:
+        report = engine.check(repair=repair, wait=wait, on_wait=_say_waiting)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_check(report)
+    if report.needs_attention:
+        ctx.exit(PARTIAL_FAILURE)
 
 
 def _say_waiting(message: str) -> None:

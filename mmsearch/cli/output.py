@@ -12,6 +12,7 @@ import click
 from mmsearch.pathnames import display, json_text
 
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
+    from mmsearch.check import IntegrityReport
     from mmsearch.evaluation import EvalReport
     from mmsearch.ingest.report import IngestReport
     from mmsearch.search.hits import Hit
@@ -141,6 +142,12 @@ def print_paths(hits: Sequence[Hit], nul: bool = False) -> None:
 
 
 def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
+    blocked = report.audio_blocked()
+    if blocked is not None:  # said first: the whole audio side of the run failed for one reason
+        click.echo(
+            f"every audio file needing speech-to-text failed ({blocked.count}): {blocked.reason} [{blocked.code}]",
+            err=True,
+        )
     click.echo(
         f"ingested {report.folder} with {report.model}: "
         f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -158,8 +165,7 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
         click.echo(f"  precision: {towers}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
-    for failure in report.failed:
-        click.echo(f"  failed: {display(failure.path)}: {failure.reason} [{failure.code}]", err=True)
+    _print_failures(report, verbose)
     ignored = report.ignored_by_reason()
     if ignored:
         counts = ", ".join(f"{count} {code}" for code, count in ignored.items())
@@ -171,6 +177,60 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
             click.echo(f"  decoder warning: {display(noted.path)}: {noted.message}", err=True)
     elif report.file_warnings:
         click.echo(f"  {len(report.file_warnings)} decoder warnings (-v shows them)", err=True)
+
+
+LISTED = 5
+"""Files named per failure cause without -v (all of them with -v, and in --json)."""
+
+
+def _print_failures(report: IngestReport, verbose: bool) -> None:
+    """One line per failure cause (with its count), then its files: a cause shared by many files is said once."""
+    for group in report.failure_groups():
+        if group.count == 1:
+            click.echo(f"  failed: {display(group.paths[0])}: {group.reason} [{group.code}]", err=True)
+            continue
+        click.echo(f"  failed: {group.count} files: {group.reason} [{group.code}]", err=True)
+        shown = group.paths if verbose else group.paths[:LISTED]
+        for path in shown:
+            click.echo(f"    {display(path)}", err=True)
+        if len(shown) < group.count:
+            click.echo(f"    ... and {group.count - len(shown)} more (-v lists them)", err=True)
+
+
+def print_check(report: IntegrityReport) -> None:
+    """The integrity report: one line per part, then what a repair did."""
+    lines = [f"files:     {report.files} images, {report.files_without_vector} without a vector"]
+    lines += [f"  lost: {display(path)}" for path in report.lost_sample]
+    if report.duplicate_paths:
+        lines.append(f"duplicates: {len(report.duplicate_paths)} paths stored twice")
+    for name, entry in report.collections.items():
+        state = (
+            "ok"
+            if entry.matches
+            else (f"{entry.missing} missing, {entry.extra} extra" if entry.index is not None else "no index file")
+        )
+        lines.append(f"{name + ' index:':<18}{entry.database} in the database, {state}")
+    if report.keyword is not None:
+        keyword = "ok" if report.keyword.ok else f"{report.keyword.missing} missing, {report.keyword.extra} extra"
+        lines.append(f"keyword index:    {keyword}")
+    done = report.repaired
+    if done is not None:
+        lines.append(
+            f"repaired:  {len(done.reembed_next_ingest)} files to re-embed on the next ingest, {done.vectors_dropped} "
+            f"unused vectors dropped, indexes rebuilt: {', '.join(done.indexes_rebuilt) or 'none'}"
+            + (", keyword index rebuilt" if done.keyword_rebuilt else "")
+        )
+    verdict = (
+        "ok"
+        if report.ok
+        else (
+            "drift left: run `mmsearch check --repair`"
+            if report.needs_attention
+            else "ok once the next ingest has embedded the marked files"
+        )
+    )
+    lines.append(f"result:    {verdict}")
+    click.echo("\n".join(lines))
 
 
 def _text_changes(report: IngestReport) -> str:

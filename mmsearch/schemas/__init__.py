@@ -7,7 +7,7 @@ import json
 from importlib import resources
 from typing import Any
 
-NAMES = ("hits", "status", "eval", "reindex")
+NAMES = ("hits", "ingest", "status", "eval", "reindex", "check")
 
 
 def load(name: str) -> dict[str, Any]:
