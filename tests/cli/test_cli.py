@@ -146,7 +146,7 @@ def test_model_mismatch_exits_non_zero(run, photo_dir: Path) -> None:
 def test_failed_files_are_listed_on_stderr(run, photo_dir: Path) -> None:
     (photo_dir / "broken.jpg").write_text("not really")
     result = run("--model", "fake:16", "ingest", str(photo_dir))
-    assert result.exit_code == 0
+    assert result.exit_code == 3  # completed with per-file failures (issue 11 item 7; was 0)
     assert "1 failed" in result.stdout
     assert "failed:" in result.stderr and "broken.jpg: not an image" in result.stderr
 
