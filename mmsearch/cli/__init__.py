@@ -273,7 +273,12 @@ def query(
         apply_search_defaults(options, settings)
         search = engine_options(options)
         if from_file is not None:
-            query_lines(ctx, from_file, k, search, paths or print0, print0)
+            from mmsearch.cli.from_file import query_lines
+
+            with open_engine(ctx, create=False) as engine:
+                failed = query_lines(engine, from_file, k, search, paths or print0, print0)
+            if failed:
+                ctx.exit(PARTIAL_FAILURE)
             return
         picture = client_path(image) if image is not None else None
         text = resolve_query_images(text) if text is not None else None
@@ -288,33 +293,6 @@ def query(
         print_hits(hits, label, explain=search.get("explain", False))
     if hits.note and not as_json:
         click.echo(f"note: {hits.note}", err=True)
-
-
-def query_lines(ctx: click.Context, stream: Any, k: int, search: dict[str, Any], paths: bool, nul: bool) -> None:
-    """``query --from-file``: every valid line answered (one JSON line each, in file order), every bad line
-    reported with its number (a JSON line with ``error``, and on stderr); exit code 3 when any line was bad."""
-    from mmsearch.cli.output import emit_json, print_paths
-    from mmsearch.search.batch import read_query_lines
-    from mmsearch.search.hits import Asked, Hits
-
-    lines = read_query_lines(stream, name="--from-file")
-    with open_engine(ctx, create=False) as engine:
-        results = engine.search_many([text for _, text in lines.texts], k=k, **search) if lines.texts else []
-    answers: dict[int, Any] = {number: hits for (number, _), hits in zip(lines.texts, results, strict=True)}
-    answers.update(dict(lines.errors))
-    asked = Asked(kind=search["kind"], mode=search["mode"], k=k)
-    for number in sorted(answers):
-        answer = answers[number]
-        if isinstance(answer, str):
-            click.echo(f"line {number}: {answer}", err=True)
-            if not paths:
-                emit_json(Hits(asked=asked).to_dict(line=number, error=answer))
-        elif paths:
-            print_paths(answer, nul=nul)
-        else:
-            emit_json(answer.to_dict(line=number))
-    if lines.errors:
-        ctx.exit(PARTIAL_FAILURE)
 
 
 def _settings(ctx: click.Context) -> Any:
