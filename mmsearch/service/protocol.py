@@ -20,7 +20,8 @@ from mmsearch.search.hits import Hit, Hits
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
-PROTOCOL = 1
+PROTOCOL = 2
+"""2: ``/search`` answers the hits document (docs/json.md); a client never asks a service of another protocol."""
 TOKEN_HEADER = "X-Mmsearch-Token"
 
 

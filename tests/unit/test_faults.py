@@ -131,3 +131,18 @@ def test_serve_listens_on_ipv6_or_says_why_not(tmp_path: Path, host: str, listen
         thread.start()
         service.shutdown()
         thread.join(5)
+
+
+def test_a_service_of_the_previous_protocol_is_not_asked(tmp_path: Path) -> None:
+    """Protocol 1 answered ``{"hits": [...]}`` only; a client of this version searches itself instead."""
+    import json as _json
+    import os
+
+    from mmsearch.service.protocol import SERVICE_FILE, ServiceInfo
+
+    home = tmp_path / "home"
+    ServiceInfo("http://127.0.0.1:9", "t", os.getpid(), "sqlite://", str(home)).write(home)
+    data = _json.loads((home / SERVICE_FILE).read_text())
+    assert ServiceInfo.read(home) is not None
+    (home / SERVICE_FILE).write_text(_json.dumps({**data, "protocol": 1}))
+    assert ServiceInfo.read(home) is None
