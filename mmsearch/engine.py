@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.assets import Asset, AssetText
 from mmsearch.check import IntegrityReport, check_integrity
+from mmsearch.check import repair as fix_integrity
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.encoders import Encoder, EncoderFactory
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
@@ -27,13 +28,15 @@ from mmsearch.kinds import COLLECTIONS, FRAME, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
 from mmsearch.reports import IndexRebuilt, ReindexReport
 from mmsearch.search.encode import QueryEncoder
-from mmsearch.search.hits import Hit
+from mmsearch.search.filters import Filters
+from mmsearch.search.hits import Asked, Hit, Hits, excluded_note
 from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.failures import FailureMemory
+from mmsearch.store.faults import database_faults, faults_as_errors
 from mmsearch.store.lock import WaitFn, database_lock
 from mmsearch.store.records import KnownFile
 from mmsearch.store.repository import MetadataStore
@@ -88,8 +91,9 @@ class Engine:
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
         if not create and not database_exists(settings.database_url):
             raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
-        engine = connect(settings.database_url)
-        upgrade_to_head(engine)
+        with database_faults(settings.database_url):
+            engine = connect(settings.database_url)
+            upgrade_to_head(engine)
         return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)
 
     def close(self) -> None:
@@ -104,6 +108,10 @@ class Engine:
         self.close()
 
     @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    @property
     def encoder(self) -> Encoder:
         """The encoder, loaded on first use."""
         return self.models.encoder
@@ -112,6 +120,7 @@ class Engine:
         """Refuse a model other than the one the index was built with (None: no model asked for)."""
         self.models.check_model(requested)
 
+    @faults_as_errors
     def warm_up(self, *, images: bool = False) -> bool:
         """Load what text queries need now (the query text encoder and every index), not on the first query;
         with ``images`` the image tower too (the whole model), for image queries.
@@ -130,6 +139,7 @@ class Engine:
         return True
 
     # -- ingest ---------------------------------------------------------------------------
+    @faults_as_errors
     def ingest(
         self,
         folder: str | os.PathLike[str],
@@ -202,6 +212,7 @@ class Engine:
         return scan, known
 
     # -- search ---------------------------------------------------------------------------
+    @faults_as_errors
     def search(
         self,
         text: str | None = None,
@@ -210,7 +221,7 @@ class Engine:
         k: int = 10,
         kind: str = IMAGE,
         **options: Any,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Top-``k`` hits for a text query, an image query, or both mixed, best first.
 
         ``text`` may use query arithmetic (``"beach" + "sunset" - "people"``, ``2:"dog"``, ``image:x.jpg``).
@@ -219,13 +230,13 @@ class Engine:
         ``mode`` (``hybrid``, ``dense``, ``keyword``), ``fusion``, ``weights``, ``filters``, ``min_score``,
         ``cutoff``, ``diverse``, ``explain``.
         """
-        if text is None and image is None:
-            raise ValueError("give a text, an image, or both")
         target, search_options = Target(k, kind), SearchOptions.from_keywords(options)
+        query = Query.parse(text, image)
         model_id, identity = self.models.active()
-        return self._search(Query.parse(text, image), model_id, identity, target, search_options)
+        return self._search(query, model_id, identity, target, search_options)
 
-    def search_many(self, texts: Sequence[str], k: int = 10, kind: str = IMAGE, **options: Any) -> list[list[Hit]]:
+    @faults_as_errors
+    def search_many(self, texts: Sequence[str], k: int = 10, kind: str = IMAGE, **options: Any) -> list[Hits]:
         """Top-``k`` hits for each text; the model is loaded once, and not at all for cached queries."""
         target, search_options = Target(k, kind), SearchOptions.from_keywords(options)
         model_id, identity = self.models.active()
@@ -233,10 +244,16 @@ class Engine:
         self._encode_plain(model_id, identity, queries)
         searcher = self._searcher(model_id, identity)
         return [
-            searcher.search(self.queries.encode(query, model_id, identity), target.k, target.kind, search_options)
+            self._noted(
+                searcher.search(self.queries.encode(query, model_id, identity), target.k, target.kind, search_options),
+                query,
+                target,
+                search_options,
+            )
             for query in queries
         ]
 
+    @faults_as_errors
     def evaluate(
         self,
         queries: str | os.PathLike[str] | Sequence[EvalQuery],
@@ -268,12 +285,22 @@ class Engine:
 
     def _search(
         self, query: Query, model_id: int, identity: ModelIdentity, target: Target, options: SearchOptions
-    ) -> list[Hit]:
+    ) -> Hits:
         searcher = self._searcher(model_id, identity)
         # Database reads first, model second: right after the encoder ran, the same reads cost several times more
         # (its weights have pushed everything else out of the CPU caches; measured 0.2 vs 0.7 ms on 2 vCPUs).
         searcher.prefetch(query.keywords, target.k, target.kind, options)
-        return searcher.search(self.queries.encode(query, model_id, identity), target.k, target.kind, options)
+        hits = searcher.search(self.queries.encode(query, model_id, identity), target.k, target.kind, options)
+        return self._noted(hits, query, target, options)
+
+    def _noted(self, hits: list[Hit], query: Query, target: Target, options: SearchOptions) -> Hits:
+        """The hits with what was asked, and a note when there are none because the filters let no indexed
+        file through."""
+        asked = Asked(query.text, query.image, target.kind, options.mode, target.k)
+        filters = options.filters
+        if hits or filters == Filters() or self.store.any_file(filters.accepts):
+            return Hits(hits, asked=asked)
+        return Hits(hits, excluded_note(filters), asked)
 
     def _encode_plain(self, model_id: int, identity: ModelIdentity, queries: Sequence[Query]) -> None:
         """Encode the plain text queries in one batch (into the query cache) before searching them one by one."""
@@ -323,6 +350,7 @@ class Engine:
         return build_storyboard(stored.path, items_of_file(self.store, stored.id))
 
     # -- maintenance ----------------------------------------------------------------------
+    @faults_as_errors
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
         active = self.store.active_model()
@@ -371,10 +399,24 @@ class Engine:
         """Which of ``ids`` are indexed assets."""
         return set(self.store.get_files(ids))
 
-    def check(self) -> IntegrityReport:
-        """Files ↔ vectors ↔ index files: what drifted (see :mod:`mmsearch.check`); loads no model."""
-        return check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+    @faults_as_errors
+    def check(self, *, repair: bool = False, wait: bool = True, on_wait: WaitFn | None = None) -> IntegrityReport:
+        """Files ↔ vectors ↔ index files ↔ keyword index: what drifted (see :mod:`mmsearch.check`); loads no
+        model. ``repair``: fix it under the writer lock (``wait``, ``on_wait`` as for :meth:`ingest`) and report
+        the check made after the repair, with what was done in ``repaired``."""
+        report = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+        if not repair:
+            return report
+        with database_lock(self.store.engine, purpose="check --repair", wait=wait, on_wait=on_wait):
+            done = fix_integrity(self.store, report, self._rebuild_index)
+        after = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
+        return replace(after, repaired=done)
 
+    def _rebuild_index(self, collection: str) -> None:
+        model_id, identity = self.models.active()
+        self.models.index_cache(model_id, identity, collection).rebuild()
+
+    @faults_as_errors
     def reindex(self, *, wait: bool = True, on_wait: WaitFn | None = None) -> ReindexReport:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database.
 

@@ -62,6 +62,15 @@ class ManifestError(MmsearchError):
     """A caption manifest cannot be read or parsed; the message names the file and line."""
 
 
+class DatabaseError(MmsearchError):
+    """The metadata database cannot be read or written: damaged, not an mmsearch database, or its disk is full.
+    The message names the database and what to do."""
+
+
+class DiskFullError(DatabaseError):
+    """A write failed for want of disk space; what was committed before stays intact."""
+
+
 class LockError(MmsearchError):
     """The home's lock cannot be taken (its lock file cannot be created, say)."""
 

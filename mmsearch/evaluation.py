@@ -41,6 +41,9 @@ class ModeResult:
     queries: int
 
 
+SCHEMA_VERSION = 1
+
+
 @dataclass
 class EvalReport:
     k: int
@@ -48,7 +51,8 @@ class EvalReport:
     modes: list[ModeResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The eval document (``mmsearch/schemas/eval.json``)."""
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
 
 
 def load_queries(path: str | os.PathLike[str]) -> list[EvalQuery]:

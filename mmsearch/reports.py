@@ -9,6 +9,9 @@ from typing import Any
 
 from mmsearch.kinds import IMAGE
 
+SCHEMA_VERSION = 1
+"""Of the reindex document (``mmsearch/schemas/reindex.json``)."""
+
 
 @dataclass(frozen=True)
 class IndexRebuilt:
@@ -38,6 +41,7 @@ class ReindexReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "model": self.model,
             "vectors": self.vectors,
             "indexes": {name: {"vectors": e.vectors, "path": e.path} for name, e in self.indexes.items()},

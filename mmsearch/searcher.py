@@ -19,7 +19,7 @@ from mmsearch.kinds import IMAGE
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from mmsearch.search.hits import Hit
+    from mmsearch.search.hits import Hits
 
 
 class Searcher(Protocol):
@@ -33,7 +33,7 @@ class Searcher(Protocol):
         k: int = 10,
         kind: str = IMAGE,
         **options: Any,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Top-``k`` hits, best first; see :meth:`mmsearch.engine.Engine.search` for the arguments."""
         ...
 

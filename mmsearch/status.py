@@ -22,6 +22,8 @@ from mmsearch.kinds import IMAGE
 from mmsearch.store.failures import FailureMemory
 from mmsearch.store.repository import MetadataStore
 
+SCHEMA_VERSION = 1
+
 
 @dataclass(frozen=True)
 class StatusReport:
@@ -47,7 +49,11 @@ class StatusReport:
     """Each remembered failure: path, size, mtime_ns, content_hash, reason, failed_at."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The status document (``mmsearch/schemas/status.json``): every field but ``index``, which repeats
+        ``indexes["image"]``."""
+        data = asdict(self)
+        del data["index"]
+        return {"schema_version": SCHEMA_VERSION, **data}
 
 
 def build_status(

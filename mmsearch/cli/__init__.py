@@ -22,6 +22,10 @@ from mmsearch.cli.search_options import apply_search_defaults, engine_options, s
 from mmsearch.errors import MmsearchError
 from mmsearch.kinds import DEFAULT_MODE, MODES
 
+PARTIAL_FAILURE = 3
+"""Exit code of a run that completed with per-item failures (files that failed to ingest, bad --from-file lines,
+drift found by check)."""
+
 if TYPE_CHECKING:
     from mmsearch.engine import Engine
     from mmsearch.searcher import Searcher
@@ -234,6 +238,8 @@ def ingest(
         emit_json(report.to_dict())
     else:
         print_ingest_report(report, verbose=verbosity(ctx) > 0)
+    if report.failed:
+        ctx.exit(PARTIAL_FAILURE)
 
 
 @cli.command()
@@ -243,8 +249,8 @@ def ingest(
 @click.option(
     "--from-file",
     "from_file",
-    type=click.File("r", encoding="utf-8"),
-    help="One text query per line ('-' for stdin); prints one JSON line per query.",
+    type=click.File("rb"),
+    help="One text query per line ('-' for stdin); prints one JSON line per query (a bad line: its error).",
 )
 @click.option(
     "-k", "--top", "k", type=click.IntRange(min=1), help="How many results. Default: 10, or `k` in config.toml."
@@ -257,8 +263,9 @@ def ingest(
 )
 @search_options
 @click.option("--explain", is_flag=True, help="Show each hit's evidence: every retriever's score and share.")
-@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (docs/json.md).")
 @click.option("--paths", is_flag=True, help="Print only the paths, one per line.")
+@click.option("-0", "--print0", "print0", is_flag=True, help="Print only the paths, each ended by NUL (xargs -0).")
 @click.option(
     "--no-service",
     "no_service",
@@ -275,12 +282,14 @@ def query(
     k: int,
     as_json: bool,
     paths: bool,
+    print0: bool,
     no_service: bool,
     **options: Any,
 ) -> None:
     """Search by TEXT (query arithmetic: '"beach" + "sunset" - "people"', '2:"dog"'), by --image, by both,
-    or by many texts --from-file."""
+    or by many texts --from-file. Paths (--image, image: terms, --path) are taken from the current folder."""
     from mmsearch.cli.output import emit_json, print_hits, print_paths
+    from mmsearch.search.paths import client_path, resolve_query_images
 
     if text is not None and text_option is not None:
         raise click.UsageError("give the text once: as TEXT or as --text")
@@ -289,33 +298,34 @@ def query(
         raise click.UsageError("--from-file does not go with TEXT or --image")
     if from_file is None and text is None and image is None:
         raise click.UsageError("give TEXT, --image (or both), or --from-file")
-    if as_json and paths:
-        raise click.UsageError("--json and --paths do not go together")
+    if as_json and (paths or print0):
+        raise click.UsageError("--json and --paths/--print0 do not go together")
     settings = _settings(ctx)
     k = k or settings.k
-    apply_search_defaults(options, settings)
-    kind = options["kind"]
-    search = engine_options(options)
-    if from_file is not None:
-        queries = [line.strip() for line in from_file if line.strip()]
-        with open_engine(ctx, create=False) as engine:
-            results = engine.search_many(queries, k=k, **search)
-        for query_text, hits in zip(queries, results, strict=True):
-            if paths:
-                print_paths(hits)
-            else:
-                emit_json({"query": query_text, "kind": kind, "hits": [hit.to_dict() for hit in hits]})
-        return
+    with clean_errors():
+        apply_search_defaults(options, settings)
+        search = engine_options(options)
+        if from_file is not None:
+            from mmsearch.cli.from_file import query_lines
+
+            with open_engine(ctx, create=False) as engine:
+                failed = query_lines(engine, from_file, k, search, paths or print0, print0)
+            if failed:
+                ctx.exit(PARTIAL_FAILURE)
+            return
+        picture = client_path(image) if image is not None else None
+        text = resolve_query_images(text) if text is not None else None
     with open_searcher(ctx, service=not no_service) as searcher:
-        hits = searcher.search(text, image=image, k=k, **search)
+        hits = searcher.search(text, image=picture, k=k, **search)
     label = " + ".join(part for part in (f"image {image}" if image else "", repr(text) if text else "") if part)
     if as_json:
-        described: Any = text if image is None else {"image": str(image), "text": text}
-        emit_json({"query": described, "kind": kind, "mode": search["mode"], "hits": [h.to_dict() for h in hits]})
-    elif paths:
-        print_paths(hits)
+        emit_json(hits.to_dict())
+    elif paths or print0:
+        print_paths(hits, nul=print0)
     else:
         print_hits(hits, label, explain=search.get("explain", False))
+    if hits.note and not as_json:
+        click.echo(f"note: {hits.note}", err=True)
 
 
 def _settings(ctx: click.Context) -> Any:
@@ -394,8 +404,9 @@ def evaluate(ctx: click.Context, queries: Path, modes: tuple[str, ...], k: int, 
     stems). Prints Recall@1/5/10, MRR, nDCG@10 and latency for every mode."""
     from mmsearch.cli.output import emit_json, print_eval_report
 
-    apply_search_defaults(options, _settings(ctx))
-    search = engine_options(options)
+    with clean_errors():
+        apply_search_defaults(options, _settings(ctx))
+        search = engine_options(options)
     with open_engine(ctx, create=False) as engine:
         report = engine.evaluate(queries, modes=modes or MODES, k=k, **search)
     if as_json:
@@ -451,6 +462,29 @@ def reindex(ctx: click.Context, wait: bool, as_json: bool) -> None:
         for collection, entry in result.indexes.items():
             click.echo(f"rebuilt {collection} index {entry.path}: {entry.vectors} vectors")
         click.echo(f"model {result.model}, {result.vectors} vectors in {result.elapsed_s:.2f} s")
+
+
+@cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fix what drifted (see docs/json.md#check); files that lost their vectors are re-embedded by the next ingest.",
+)
+@click.option("--wait/--no-wait", default=True, help="With --repair: wait while another writer holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/json.md).")
+@click.pass_context
+def check(ctx: click.Context, repair: bool, wait: bool, as_json: bool) -> None:
+    """Check files ↔ vectors ↔ vector indexes ↔ keyword index; exit code 3 when something drifted."""
+    from mmsearch.cli.output import emit_json, print_check
+
+    with open_engine(ctx, create=False) as engine:
+        report = engine.check(repair=repair, wait=wait, on_wait=_say_waiting)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_check(report)
+    if report.needs_attention:
+        ctx.exit(PARTIAL_FAILURE)
 
 
 def _say_waiting(message: str) -> None:

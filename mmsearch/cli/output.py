@@ -12,6 +12,7 @@ import click
 from mmsearch.pathnames import display, json_text
 
 if TYPE_CHECKING:  # type names only: a query answered by the service imports none of what they pull in
+    from mmsearch.check import IntegrityReport
     from mmsearch.evaluation import EvalReport
     from mmsearch.ingest.report import IngestReport
     from mmsearch.search.hits import Hit
@@ -24,34 +25,76 @@ def emit_json(data: Any) -> None:
     click.echo(json_text(json.dumps(data, ensure_ascii=False, default=str)))
 
 
-def _console():
+def _console(width: int | None = None):
     from rich.console import Console
 
-    return Console(soft_wrap=True, highlight=False)
+    return Console(soft_wrap=True, highlight=False, width=width)
 
 
-def print_hits(hits: Sequence[Hit], query: str, explain: bool = False) -> None:
+TEXT_MIN = 20
+"""The narrowest the text column of a table gets (the path column takes the rest)."""
+
+
+def print_hits(hits: Sequence[Hit], query: str, explain: bool = False, width: int | None = None) -> None:
+    """The hits as a table that fits ``width`` columns (default: the terminal's): paths relative to the current
+    folder and shortened from the middle (a file name is never split), evidence lines after the table."""
     from rich.table import Table
 
     if not hits:
         click.echo(f"no results for {query}")
         return
-    table = Table(title=f"top {len(hits)} for {query}", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold")
+    console = _console(width)
     with_text = any(hit.text is not None or hit.start is not None for hit in hits)
+    table = Table(title=f"top {len(hits)} for {query}", title_justify="left", box=None, pad_edge=False)
+    digits = len(str(len(hits)))
+    table.add_column("#", justify="right", no_wrap=True, min_width=digits)
+    table.add_column("score", justify="right", no_wrap=True, min_width=6)
+    gaps = 2 * (4 if with_text else 2)  # rich's padding between columns
+    fixed = digits + 6 + gaps + (_match_width(hits) + TEXT_MIN if with_text else 0)
+    room = max(24, console.width - fixed)
+    shown = [shorten_path(display(display_path(hit.path)), room) for hit in hits]
+    widest = max(len(path) for path in shown)
+    if widest > room:  # a file name longer than the room: the line grows, the name stays whole
+        console = _console(console.width + widest - room)
+    table.add_column("path", no_wrap=True, min_width=widest)
     if with_text:
-        table.add_column("match")
-        table.add_column("text", overflow="fold")
-    for hit in hits:
-        row = [str(hit.rank), f"{hit.score:.4f}", display(hit.path)]
+        table.add_column("match", no_wrap=True, min_width=_match_width(hits))
+        table.add_column("text", overflow="fold", min_width=TEXT_MIN, ratio=1)
+    for hit, path in zip(hits, shown, strict=True):
+        row = [str(hit.rank), f"{hit.score:.4f}", path]
         if with_text:
             row += [_match(hit), hit.text or ""]
         table.add_row(*row)
-        if explain and hit.evidence:
-            table.add_row("", "", _evidence_line(hit.evidence), *([""] * (2 if with_text else 0)))
-    _console().print(table)
+    console.print(table)
+    if explain:
+        for hit in hits:
+            if hit.evidence:
+                console.print(f"#{hit.rank} " + _evidence_line(hit.evidence))
+
+
+def display_path(path: str, cwd: str | None = None) -> str:
+    """``path`` relative to the current folder when it is under it, else as stored."""
+    folder = os.path.join(cwd if cwd is not None else os.getcwd(), "")
+    return path[len(folder) :] if path.startswith(folder) else path
+
+
+def shorten_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters where it can be: whole leading and trailing folders kept (taken
+    in turn from each end), the middle ones replaced by ``…``; the file name is never cut (a name longer
+    than ``width`` is shown whole, after ``…/``)."""
+    if len(path) <= width:
+        return path
+    head, _, name = path.rpartition("/")
+    folders = head.split("/")
+    kept_left, kept_right = 0, len(folders)  # folders[kept_left:kept_right] are left out
+    from_left = True
+    while kept_left < kept_right:
+        left, right = (kept_left + 1, kept_right) if from_left else (kept_left, kept_right - 1)
+        gap = ["…"] if left < right else []
+        if len("/".join([*folders[:left], *gap, *folders[right:], name])) > width:
+            break
+        kept_left, kept_right, from_left = left, right, not from_left
+    return "/".join([*folders[:kept_left], "…", *folders[kept_right:], name])
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:
@@ -61,6 +104,10 @@ def _evidence_line(evidence: dict[str, Any]) -> str:
         rank = "-" if entry["rank"] is None else f"#{entry['rank']}"
         parts.append(f"{name} {raw} {rank} ({entry['contribution']:+.3f})")
     return f"[dim]{evidence['method']}: " + ", ".join(parts) + "[/dim]"
+
+
+def _match_width(hits: Sequence[Hit]) -> int:
+    return max(len(_match(hit)) for hit in hits)
 
 
 def print_eval_report(report: EvalReport) -> None:
@@ -89,13 +136,20 @@ def _match(hit: Hit) -> str:
     return f"{hit.match} {hit.start:.1f}-{end} s{frame}"
 
 
-def print_paths(hits: Sequence[Hit]) -> None:
-    """One path a line, as the bytes on disk (a name that is not valid UTF-8 is written as it is, for xargs)."""
+def print_paths(hits: Sequence[Hit], nul: bool = False) -> None:
+    """One path a line, as the bytes on disk (a name that is not valid UTF-8 is written as it is, for xargs);
+    with ``nul``, each ended by a NUL byte instead of a newline (``xargs -0``: names with newlines too)."""
     for hit in hits:
-        click.echo(os.fsencode(hit.path) + b"\n", nl=False)
+        click.echo(os.fsencode(hit.path) + (b"\0" if nul else b"\n"), nl=False)
 
 
 def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
+    blocked = report.audio_blocked()
+    if blocked is not None:  # said first: the whole audio side of the run failed for one reason
+        click.echo(
+            f"every audio file needing speech-to-text failed ({blocked.count}): {blocked.reason} [{blocked.code}]",
+            err=True,
+        )
     click.echo(
         f"ingested {report.folder} with {report.model}: "
         f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -121,8 +175,7 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
         click.echo(f"  precision: {towers}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
-    for failure in report.failed:
-        click.echo(f"  failed: {display(failure.path)}: {failure.reason} [{failure.code}]", err=True)
+    _print_failures(report, verbose)
     ignored = report.ignored_by_reason()
     if ignored:
         counts = ", ".join(f"{count} {code}" for code, count in ignored.items())
@@ -134,6 +187,60 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
             click.echo(f"  decoder warning: {display(noted.path)}: {noted.message}", err=True)
     elif report.file_warnings:
         click.echo(f"  {len(report.file_warnings)} decoder warnings (-v shows them)", err=True)
+
+
+LISTED = 5
+"""Files named per failure cause without -v (all of them with -v, and in --json)."""
+
+
+def _print_failures(report: IngestReport, verbose: bool) -> None:
+    """One line per failure cause (with its count), then its files: a cause shared by many files is said once."""
+    for group in report.failure_groups():
+        if group.count == 1:
+            click.echo(f"  failed: {display(group.paths[0])}: {group.reason} [{group.code}]", err=True)
+            continue
+        click.echo(f"  failed: {group.count} files: {group.reason} [{group.code}]", err=True)
+        shown = group.paths if verbose else group.paths[:LISTED]
+        for path in shown:
+            click.echo(f"    {display(path)}", err=True)
+        if len(shown) < group.count:
+            click.echo(f"    ... and {group.count - len(shown)} more (-v lists them)", err=True)
+
+
+def print_check(report: IntegrityReport) -> None:
+    """The integrity report: one line per part, then what a repair did."""
+    lines = [f"files:     {report.files} images, {report.files_without_vector} without a vector"]
+    lines += [f"  lost: {display(path)}" for path in report.lost_sample]
+    if report.duplicate_paths:
+        lines.append(f"duplicates: {len(report.duplicate_paths)} paths stored twice")
+    for name, entry in report.collections.items():
+        state = (
+            "ok"
+            if entry.matches
+            else (f"{entry.missing} missing, {entry.extra} extra" if entry.index is not None else "no index file")
+        )
+        lines.append(f"{name + ' index:':<18}{entry.database} in the database, {state}")
+    if report.keyword is not None:
+        keyword = "ok" if report.keyword.ok else f"{report.keyword.missing} missing, {report.keyword.extra} extra"
+        lines.append(f"keyword index:    {keyword}")
+    done = report.repaired
+    if done is not None:
+        lines.append(
+            f"repaired:  {len(done.reembed_next_ingest)} files to re-embed on the next ingest, {done.vectors_dropped} "
+            f"unused vectors dropped, indexes rebuilt: {', '.join(done.indexes_rebuilt) or 'none'}"
+            + (", keyword index rebuilt" if done.keyword_rebuilt else "")
+        )
+    verdict = (
+        "ok"
+        if report.ok
+        else (
+            "drift left: run `mmsearch check --repair`"
+            if report.needs_attention
+            else "ok once the next ingest has embedded the marked files"
+        )
+    )
+    lines.append(f"result:    {verdict}")
+    click.echo("\n".join(lines))
 
 
 def _text_changes(report: IngestReport) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -61,22 +60,28 @@ def apply_search_defaults(params: dict[str, Any], settings: Any) -> None:
 
 
 def engine_options(params: dict[str, Any]) -> dict[str, Any]:
-    """Turn the parsed CLI options into ``Engine.search`` keywords (filters built, weights parsed)."""
-    from mmsearch.search.filters import Filters
+    """Turn the parsed CLI options into ``Engine.search`` keywords: filters built (``--path`` made absolute
+    here, on the client), weights parsed; their values are checked where they are made (Filters,
+    SearchOptions), whose errors the caller shows as usage errors."""
+    from mmsearch.search.filters import Filters, timestamp
+    from mmsearch.search.paths import path_filter
 
     extensions = tuple(
         part.strip().lower().lstrip(".") for value in params.pop("extensions", ()) for part in value.split(",")
     )
+    path = params.pop("path_filter", None)
+    since, until = params.pop("since", None), params.pop("until", None)
     filters = Filters(
-        path=params.pop("path_filter", None),
+        path=path_filter(path) if path else None,
         ext=tuple(e for e in extensions if e),
-        since=_timestamp(params.pop("since", None)),
-        until=_timestamp(params.pop("until", None), end_of_day=True),
+        since=timestamp(since) if since is not None else None,
+        until=timestamp(until, end_of_day=True) if until is not None else None,
     )
     return {"filters": filters, "weights": parse_weights(params.pop("weights", ())), **params}
 
 
 def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
+    """``NAME=W`` pairs as a mapping (names and values are checked by SearchOptions)."""
     weights = {}
     for value in values:
         name, sep, number = value.partition("=")
@@ -86,14 +91,4 @@ def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
             weights[name.strip()] = float(number)
         except ValueError:
             raise click.BadParameter(f"{value!r} is not NAME=WEIGHT", param_hint="--weight") from None
-        if weights[name.strip()] < 0:
-            raise click.BadParameter(f"{value!r}: weights cannot be negative", param_hint="--weight")
     return weights or None
-
-
-def _timestamp(value: dt.datetime | None, end_of_day: bool = False) -> float | None:
-    if value is None:
-        return None
-    if end_of_day and value.time() == dt.time(0, 0):
-        value = value + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    return value.timestamp()

@@ -61,6 +61,26 @@ class FileWarning:
     message: str
 
 
+SCHEMA_VERSION = 1
+"""Of the ingest document (``mmsearch/schemas/ingest.json``)."""
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Files that failed for one and the same cause (``reason`` text and ``code`` class), reported once."""
+
+    reason: str
+    code: str
+    paths: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "code": self.code, "count": self.count, "paths": list(self.paths)}
+
+
 @dataclass
 class IngestReport:
     """Counts of an ingest run.
@@ -127,9 +147,31 @@ class IngestReport:
         """How many files were passed over, per reason class, most frequent first."""
         return dict(Counter(item.code for item in self.ignored).most_common())
 
+    def failure_groups(self) -> list[FailureGroup]:
+        """The failures grouped by cause (same reason text and class), the largest group first: one cause
+        repeated for many files (the speech model cannot load offline) is one entry with its files."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for failure in self.failed:
+            groups.setdefault((failure.reason, failure.code), []).append(failure.path)
+        ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+        return [FailureGroup(reason, code, tuple(paths)) for (reason, code), paths in ordered]
+
+    def audio_blocked(self) -> FailureGroup | None:
+        """The cause that stopped every audio file needing speech-to-text, when not one got transcribed: a run
+        whose whole audio side failed for one reason (no speech model offline) says so first."""
+        if self.transcribed:
+            return None
+        blocked = [group for group in self.failure_groups() if group.code == reasons.NO_TRANSCRIBER]
+        others = [f for f in self.failed if f.code == reasons.NO_TRANSCRIBER]
+        return blocked[0] if len(blocked) == 1 and blocked[0].count == len(others) else None
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The ingest document (``mmsearch/schemas/ingest.json``): ``unchanged`` (the files that needed no
+        work; the attribute ``skipped``), ``failed`` one entry per file and ``failure_groups`` one per cause."""
+        data = {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        data["unchanged"] = data.pop("skipped")
         data["failed_count"] = len(self.failed)
+        data["failure_groups"] = [group.to_dict() for group in self.failure_groups()]
         data["failed_by_reason"] = dict(Counter(failure.code for failure in self.failed))
         data["ignored_by_reason"] = self.ignored_by_reason()
         data["images_per_s"] = round(self.images_per_s, 2)

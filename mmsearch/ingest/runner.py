@@ -190,7 +190,8 @@ class IngestRun:
     def _commit_known_images(
         self, probed: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]
     ) -> tuple[list[ScannedFile], list[ScannedFile]]:
-        """Touch files whose bytes did not change, reuse vectors of known content; return (to embed, to re-sync)."""
+        """Touch files whose bytes did not change (and whose vector is stored), reuse vectors of known content; return
+        (to embed, to re-sync)."""
         touch: list[tuple[int, int, int]] = []
         resync: list[ScannedFile] = []
         reuse: list[tuple[ScannedFile, Probe]] = []
@@ -198,9 +199,11 @@ class IngestRun:
         have: set[str] = set()
         if self.models.model_id is not None:
             have = self.store.hashes_with_vectors(self.models.model_id, [probe.content_hash for _, probe in probed])
+        vectors_known = self.models.model_id is not None
         for file, probe in probed:
             previous = known.get(file.path)
-            if previous is not None and previous.content_hash == probe.content_hash:
+            lost = vectors_known and probe.content_hash not in have  # its vector is gone (`check --repair`)
+            if previous is not None and previous.content_hash == probe.content_hash and not lost:
                 touch.append((previous.id, file.size, file.mtime_ns))
                 if previous.sidecar_sig != file.sidecar_sig:
                     resync.append(file)

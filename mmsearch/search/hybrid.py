@@ -229,12 +229,12 @@ class HybridSearcher:
             fused = fuse(results, weights, k=len(candidates), method=options.fusion, missing=MISSING)
         if options.min_score is not None:
             fused = [(a, s) for a, s in fused if s >= options.min_score]
+        if options.cutoff and fused:  # on the scores in order, before diversity re-orders them
+            fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
         if options.diverse and fused:
             vectors = self._asset_vectors(evidence, [a for a, _ in fused])
             fused = collapse_near_duplicates(fused, vectors, DUPLICATE_COSINE)
             fused = mmr(fused, vectors, k=min(len(fused), 4 * k))
-        if options.cutoff and fused:
-            fused = fused[: adaptive_cutoff([s for _, s in fused], options.cutoff)]
         fused = fused[:k]
         reasons = explain(results, fused, weights, options.fusion, missing=MISSING) if len(results) > 1 else {}
         return self._asset_hits(fused, evidence, accepted, reasons, results, options)

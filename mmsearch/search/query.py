@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmsearch.search.querylang import Term, is_plain, parse_query
+from mmsearch.search.options import OptionError
+from mmsearch.search.querylang import QuerySyntaxError, Term, is_plain, parse_query
+
+
+def _check_utf8(text: str | None) -> None:
+    """Text that cannot be UTF-8 (undecodable bytes of a command line, kept as lone surrogates) is refused."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise QuerySyntaxError(f"the query text is not valid UTF-8: {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -21,17 +31,28 @@ class Query:
     terms: tuple[Term, ...]
     keywords: str | None
     image_only: bool
+    text: str | None = None
+    """The query text as given (with its ``image:`` paths), for the results to echo."""
+    image: str | None = None
+    """The query image as given."""
 
     @classmethod
     def parse(cls, text: str | None = None, image: str | os.PathLike[str] | None = None) -> Query:
         """The parsed text (query arithmetic), with the query image as its first term; at least one is needed."""
         if text is None and image is None:
-            raise ValueError("give a text, an image, or both")
+            raise OptionError("give a text, an image, or both")
+        if text is not None and not isinstance(text, str):
+            raise OptionError(f"the query text must be text, not {text!r}")
+        if image is not None and not isinstance(image, (str, os.PathLike)):
+            raise OptionError(f"the query image must be a path, not {image!r}")
         terms = parse_query(text) if text is not None else []
+        for term in terms:
+            _check_utf8(term.text)
         if image is not None:
-            terms.insert(0, Term(1.0, image=str(image)))
+            terms.insert(0, Term(1.0, image=os.fspath(image)))
         keywords = " ".join(term.text for term in terms if term.text is not None and term.weight > 0) or None
-        return cls(tuple(terms), keywords, all(term.text is None for term in terms))
+        picture = os.fspath(image) if image is not None else None
+        return cls(tuple(terms), keywords, all(term.text is None for term in terms), text, picture)
 
     @property
     def texts(self) -> list[str]:

@@ -62,6 +62,13 @@ def parse_query(query: str) -> list[Term]:
     return _Parser(query).parse()
 
 
+def image_spans(query: str) -> list[tuple[int, int, str]]:
+    """``(start, end, path)`` of each ``image:`` term's path in ``query`` (the span takes in its quotes)."""
+    parser = _Parser(query)
+    parser.parse()
+    return parser.images
+
+
 def is_plain(terms: Sequence[Term]) -> bool:
     """True for a single positive text term of weight 1: an ordinary text search."""
     return len(terms) == 1 and terms[0].text is not None and terms[0].image is None and terms[0].weight == 1.0
@@ -98,6 +105,7 @@ class _Parser:
         self.text = query
         self.pos = 0
         self._operator_at = 0  # where the last operator was, for messages
+        self.images: list[tuple[int, int, str]] = []  # each image term's path: start, end (quotes in), text
 
     def parse(self) -> list[Term]:
         self._skip_space()
@@ -135,7 +143,16 @@ class _Parser:
             body, next_sign = self._bare()
         if not body:  # defensive: the checks above leave no way to an empty body
             raise QuerySyntaxError("empty term", body_start + 1)
+        if is_image:
+            self.images.append(self._span(body_start, body))
         return Term(sign * weight, image=body) if is_image else Term(sign * weight, text=body), next_sign
+
+    def _span(self, start: int, body: str) -> tuple[int, int, str]:
+        """Where ``body`` (a bare body trimmed, or a quoted one with its quotes) is in the text."""
+        if self.text[start] in _QUOTES:
+            return start, self.text.index(self.text[start], start + 1) + 1, body
+        begin = self.text.index(body, start)
+        return begin, begin + len(body), body
 
     def _quoted(self) -> str:
         quote = self.text[self.pos]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.kinds import IMAGE
-from mmsearch.search.hits import Hit
+from mmsearch.search.hits import Hits
 from mmsearch.service.protocol import API, TOKEN_HEADER, RemoteError, ServiceInfo, hits_from_json, search_query
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def remote_search(
     kind: str,
     options: dict[str, Any],
     model: str | None = None,
-) -> list[Hit] | None:
+) -> Hits | None:
     """The service's hits for this search; None if it cannot be reached. Raises :class:`RemoteError` when the
     service answers with an error (the same error a local search would raise)."""
     query = urllib.parse.urlencode(search_query(text, k, kind, options, model))
@@ -88,12 +88,15 @@ class RemoteSearcher:
         k: int = 10,
         kind: str = IMAGE,
         **options: Any,
-    ) -> list[Hit]:
-        if self._local is None:
+    ) -> Hits:
+        # The service takes images as uploads, never paths: a query naming images inside its text (image:...)
+        # is searched here, where those paths mean what the user meant.
+        if self._local is None and not (text and "image:" in text):
             picture = str(Path(image).expanduser()) if image is not None else None  # read here, uploaded
             hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
             if hits is not None:
                 return hits
+        if self._local is None:
             self._local = self._open_local()
         return self._local.search(text, image=image, k=k, kind=kind, **options)
 

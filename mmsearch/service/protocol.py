@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.errors import MmsearchError
-from mmsearch.search.hits import Hit
+from mmsearch.search.hits import Hit, Hits
 
 SERVICE_FILE = "service.json"
 """The discovery file, in the home folder, while a service runs (readable by its owner only)."""
@@ -111,11 +111,12 @@ def search_query(
 
 
 def hits_to_json(hits: list[Hit]) -> dict[str, Any]:
-    return {"hits": [hit.to_dict() for hit in hits]}
+    """The hits document of ``hits`` (a :class:`Hits` keeps what was asked; a plain list asks the defaults)."""
+    return (hits if isinstance(hits, Hits) else Hits(hits)).to_dict()
 
 
-def hits_from_json(payload: dict[str, Any]) -> list[Hit]:
-    names = {f.name for f in fields(Hit)}
-    return [Hit(**{key: value for key, value in hit.items() if key in names}) for hit in payload["hits"]]
+def hits_from_json(payload: dict[str, Any]) -> Hits:
+    """The hits document (``Hits.to_dict``) back into :class:`Hits`."""
+    return Hits.from_dict(payload)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ _SETTING_VALUE = "SELECT value FROM settings WHERE key = ?"
 _SETTING_VALUES = "SELECT key, value FROM settings WHERE key IN (?)"
 _FILE_COLUMNS = "id, path, kind, width, height, size, mtime_ns, taken_at"
 _FILES_BY_ID = f"SELECT {_FILE_COLUMNS} FROM media_files WHERE id IN (?)"
+_FILES_AFTER_ID = f"SELECT {_FILE_COLUMNS} FROM media_files WHERE id > ? ORDER BY id LIMIT ?"
 _TEXT_COLUMNS = (
     TextItemRow.id,
     TextItemRow.file_id,
@@ -130,6 +131,17 @@ class StoreReads:
             for row in self.reads.rows(_FILES_BY_ID, [chunk]):  # plain SQL: the path is in its stored form
                 out[row[0]] = StoredFile(row[0], from_stored(row[1]), *row[2:])
         return out
+
+    def any_file(self, accepts: Callable[[StoredFile], bool], batch: int = 2000) -> bool:
+        """Whether any stored file passes ``accepts`` (read in batches of ids, stopping at the first)."""
+        last = -1
+        while True:
+            rows = self.reads.rows(_FILES_AFTER_ID, [last, batch])
+            if not rows:
+                return False
+            if any(accepts(StoredFile(*row)) for row in rows):
+                return True
+            last = rows[-1][0]
 
     def image_vectors_of(self, model_id: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored image vector of each given file that has one."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from mmsearch.search.hits import Hits
 from mmsearch.search.querylang import parse_query
 from mmsearch.web.media import media_response, open_regular
 from mmsearch.web.params import MAX_ID, ParameterError, SearchParams, search_params
@@ -60,8 +61,7 @@ def search(service: Web, params: Params) -> Answer:
         text, image = _like(service, params.like, text)
     if text is None and image is None:
         raise ParameterError("give q (text), like (an asset id), or upload an image to /api/v1/search/image")
-    described: Any = params.text if params.like is None else {"like": params.like, "text": params.text}
-    return _search(service, params, text, image, described)
+    return _search(service, params, text, image, None if params.like is None else f"asset:{params.like}")
 
 
 @router.post("/search/image", response_model=SearchResult, response_model_exclude_unset=True)
@@ -72,8 +72,7 @@ def search_image(service: Web, params: Params, image: Annotated[UploadFile, File
         raise UploadError(f"the uploaded image is over {service.limits.max_upload:,} bytes")
     check_image(data, service.engine.settings.max_image_pixels)
     with private_copy(data, service.uploads) as path:
-        described = {"image": image.filename or "upload", "text": params.text}
-        return _search(service, params, params.text, path, described)
+        return _search(service, params, params.text, path, f"upload:{image.filename or 'image'}")
 
 
 @router.get("/status", response_model=StatusModel)
@@ -151,15 +150,15 @@ def _like(service: WebService, asset_id: int, text: str | None) -> tuple[str | N
 
 
 def _search(
-    service: WebService, params: SearchParams, text: str | None, image: str | None, described: Any
+    service: WebService, params: SearchParams, text: str | None, image: str | None, described: str | None
 ) -> Answer:
     if params.text is not None and any(term.image is not None for term in parse_query(params.text)):
         raise ParameterError("over HTTP an image query is an upload or an asset id (like=ID), never a path")
 
-    def work(engine: Any) -> list[Any]:
+    def work(engine: Any) -> Hits:
         engine.check_model(params.model)
         return engine.search(text, image=image, k=params.k, kind=params.kind, **params.options)
 
-    hits = service.run(work)
-    mode = params.options.get("mode", "hybrid")
-    return Answer(finite({"query": described, "kind": params.kind, "mode": mode, "hits": [h.to_dict() for h in hits]}))
+    document = service.run(work).to_dict()  # the hits document of `mmsearch query --json` (docs/json.md)
+    document["image"] = described  # what was asked by example: an upload's name or an asset, never a server path
+    return Answer(finite(document))

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class HitModel(BaseModel):
     """One result (``Hit.to_dict()``): ``id`` is the asset id for thumbnails, media and "more like this"."""
 
+    model_config = ConfigDict(extra="allow")  # every field of the shared hits schema passes through
+
     rank: int
     score: float
     id: int
@@ -32,12 +34,18 @@ class HitModel(BaseModel):
 
 
 class SearchResult(BaseModel):
-    """What ``mmsearch query --json`` prints: the query, what was looked for, how, and the hits."""
+    """What ``mmsearch query --json`` prints (mmsearch/schemas/hits.json): the query, what was looked for, how,
+    and the hits; ``image`` is ``upload:NAME`` or ``asset:ID`` over HTTP."""
 
-    query: Any
+    model_config = ConfigDict(extra="allow")
+    schema_version: int
+    query: str | None
+    image: str | None
     kind: str
     mode: str
+    k: int
     hits: list[HitModel]
+    note: str | None = None
 
 
 class ErrorModel(BaseModel):

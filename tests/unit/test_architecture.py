@@ -56,8 +56,7 @@ def imports_of(folder: str) -> dict[str, set[str]]:
 )
 def test_imports_point_down(layer: str, forbidden: tuple[str, ...]) -> None:
     upward = {
-        path: sorted(name for name in names if name.startswith(forbidden))
-        for path, names in imports_of(layer).items()
+        path: sorted(name for name in names if name.startswith(forbidden)) for path, names in imports_of(layer).items()
     }
     assert {path: names for path, names in upward.items() if names} == {}
 
