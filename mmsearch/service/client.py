@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +93,10 @@ class RemoteSearcher:
         # The service takes images as uploads, never paths: a query naming images inside its text (image:...)
         # is searched here, where those paths mean what the user meant.
         if self._local is None and not (text and "image:" in text):
-            picture = str(Path(image).expanduser()) if image is not None else None  # read here, uploaded
+            picture = os.path.abspath(Path(image).expanduser()) if image is not None else None  # read here, uploaded
             hits = remote_search(self.info, text, picture, k, kind, options, model=self.model)
             if hits is not None:
+                hits.asked = replace(hits.asked, image=picture)  # the service saw an upload; the user named this file
                 return hits
         if self._local is None:
             self._local = self._open_local()

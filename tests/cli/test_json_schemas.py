@@ -4,18 +4,14 @@ the CLI's --json, the Python API's to_dict() and the HTTP service agree on it (i
 from __future__ import annotations
 
 import json
-import threading
-import urllib.request
 from pathlib import Path
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from mmsearch.service.server import QueryService
 
 from mmsearch import Engine, schemas
 from mmsearch.cli import cli
-from mmsearch.service.protocol import TOKEN_HEADER
 
 
 def valid(name: str, document: dict) -> dict:
@@ -85,22 +81,15 @@ def test_python_api_and_service_give_the_same_documents(tmp_path: Path, photo_di
         engine.ingest(photo_dir)
         api = valid("hits", engine.search("red", k=3, mode="dense").to_dict())
         api_status = valid("status", engine.status().to_dict())
-        service = QueryService(engine)
-        service.start()
-        thread = threading.Thread(target=service.serve_forever, daemon=True)
-        thread.start()
-        try:
-            body = {"text": "red", "image": None, "k": 3, "kind": "image", "options": {"mode": "dense"}}
-            headers = {TOKEN_HEADER: service.token, "Content-Type": "application/json"}
-            request = urllib.request.Request(service.url + "/search", json.dumps(body).encode(), headers)
-            with urllib.request.urlopen(request, timeout=10) as response:
-                served = valid("hits", json.loads(response.read()))
-            request = urllib.request.Request(service.url + "/status", headers=headers)
-            with urllib.request.urlopen(request, timeout=10) as response:
-                served_status = valid("status", json.loads(response.read()))
-        finally:
-            service.shutdown()
-            thread.join(5)
+        from fastapi.testclient import TestClient
+
+        from mmsearch.web.app import create_app
+        from mmsearch.web.security import TOKEN_HEADER as WEB_TOKEN
+
+        app = create_app(engine)
+        client = TestClient(app, base_url="http://127.0.0.1", headers={WEB_TOKEN: app.state.web.auth.token})
+        served = valid("hits", client.get("/api/v1/search", params={"q": "red", "k": 3, "mode": "dense"}).json())
+        served_status = valid("status", client.get("/api/v1/status").json())
     assert served == api
     assert set(served_status) == set(api_status)
     cli = valid("hits", run_json(str(tmp_path / "home"), "query", "red", "-k", "3", "--mode", "dense", "--json")[0])
