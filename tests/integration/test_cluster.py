@@ -164,4 +164,5 @@ def test_the_cli_on_postgres_and_milvus(postgres_url: str, milvus_url: str, tmp_
         "image": ("milvus", 10, "up to date"),
         "caption": ("milvus", 4, "up to date"),
         "transcript": ("milvus", 0, "up to date"),
+        "frame": ("milvus", 0, "up to date"),  # video keyframes: a collection like the others
     }
