@@ -1,6 +1,6 @@
 """Writes both towers of an open_clip model to the shared ONNX cache, once per model fingerprint, verified.
 
-Needs torch, open_clip, onnx and onnxruntime (``pip install 'mmsearch[clip,onnx]'``). The image tower is
+Needs torch, open_clip, onnx and onnxruntime (the ``clip`` and ``onnx`` extras). The image tower is
 traced to ONNX (batch axis dynamic, opset 17) and checked against open_clip's float32 model on probe images of
 several shapes run through **open_clip's own transform**, while the export runs on pixels prepared by
 :class:`mmsearch.encoders.preprocess.ImagePreprocess`: the check covers the export and the torch-free

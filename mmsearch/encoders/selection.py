@@ -256,7 +256,9 @@ def _export(torch_encoder: Any) -> str | None:
     """Export both towers to the shared cache unless there; None when done, else why not."""
     missing = [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        return f"{', '.join(missing)} not installed (pip install 'mmsearch[onnx]')"
+        from mmsearch.hints import install_hint
+
+        return f"{', '.join(missing)} not installed ({install_hint('onnx')})"
     from mmsearch.encoders.image_export import ensure_exports
 
     model, tokenizer = torch_encoder.text_tower

@@ -170,7 +170,11 @@ def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:
         assert json.loads(path.read_text())["fingerprint"] == engine.encoder.identity.fingerprint  # exported anew
     finally:
         path.write_text(original)
-    probe = cli_probe(["--home", home, "query", "a woman rides a bicycle", "--json"], MMSEARCH_ONNX_TEXT="0")
+    # The switch turns off the ONNX text path; the torch engine for the model (MMSEARCH_ENGINE) keeps ONNX Runtime
+    # out of the image tower too, so nothing of onnxruntime loads.
+    probe = cli_probe(
+        ["--home", home, "query", "a woman rides a bicycle", "--json"], MMSEARCH_ONNX_TEXT="0", MMSEARCH_ENGINE="torch"
+    )
     assert probe["exit"] == 0 and probe["torch"] and not probe["onnxruntime"]
 
 
