@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -73,12 +74,28 @@ class ImagePreprocess:
         return np.asarray(image, dtype=np.uint8)
 
     def batch(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
-        """Stacked, scaled to [0, 1] and normalised: the float32 (n, 3, height, width) batch the model reads."""
-        pixels = np.stack(list(prepared)).astype(np.float32)
-        pixels /= np.float32(255)
-        pixels -= np.asarray(self.mean, dtype=np.float32)
-        pixels /= np.asarray(self.std, dtype=np.float32)
-        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+        """Stacked, scaled to [0, 1] and normalised: the float32 (n, 3, height, width) batch the model reads.
+
+        Each uint8 value is looked up in :attr:`levels`, the 256 normalised values per channel computed once with
+        the float32 operations ``ToTensor`` + ``Normalize`` do (``x / 255``, ``- mean``, ``/ std``): the same
+        numbers bit for bit, at about a third of the CPU of doing the arithmetic on every pixel."""
+        prepared = list(prepared)
+        if not prepared:
+            return np.zeros((0, 3, *self.size), dtype=np.float32)
+        levels = self.levels
+        out = np.empty((len(prepared), 3, *prepared[0].shape[:2]), dtype=np.float32)
+        for index, pixels in enumerate(prepared):
+            planes = np.ascontiguousarray(pixels.transpose(2, 0, 1))  # HWC -> CHW, still uint8
+            for channel in range(3):
+                np.take(levels[channel], planes[channel], out=out[index, channel])
+        return out
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """(3, 256) float32: channel ``c``'s normalised value of each 8-bit level, as open_clip computes it."""
+        values = np.arange(256, dtype=np.float32)[:, None] / np.float32(255)
+        values = (values - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(values.T, dtype=np.float32)
 
     def _resize(self, image: Image.Image) -> Image.Image:
         width, height = image.size

@@ -77,3 +77,21 @@ def test_bad_configs_are_refused() -> None:
         ImagePreprocess((224, 224), (0.5,) * 3, (0.5,) * 3, interpolation="lanczos")
     with pytest.raises(ValueError, match="size"):
         ImagePreprocess((0, 224), (0.5,) * 3, (0.5,) * 3)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda cfg: f"{cfg['resize_mode']}-{cfg['size']}-{cfg['interpolation']}")
+def test_the_level_table_gives_the_float32_arithmetic_bit_for_bit(cfg: dict) -> None:
+    """``batch`` looks every uint8 level up in a table: it must equal ``(x / 255 - mean) / std`` in float32 exactly,
+    for every level of every channel, and keep each image of a batch in its place."""
+    ours = ImagePreprocess.from_config(cfg)
+    height, width = ours.size
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(3)]
+    images[0].reshape(-1, 3)[:256] = np.arange(256, dtype=np.uint8)[:, None]  # every level in every channel
+    pixels = np.stack(images).astype(np.float32) / np.float32(255)
+    pixels = (pixels - np.asarray(ours.mean, dtype=np.float32)) / np.asarray(ours.std, dtype=np.float32)
+    expected = pixels.transpose(0, 3, 1, 2)
+    batch = ours.batch(images)
+    assert batch.dtype == np.float32 and batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch, expected)
+    assert ours.batch([]).shape == (0, 3, height, width)
