@@ -21,22 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mmsearch.cachedir import CACHE_ENV as CACHE_ENV  # re-exported: its home is mmsearch.cachedir
+from mmsearch.cachedir import cache_root as cache_root
 from mmsearch.encoders.base import ModelIdentity
 
-CACHE_ENV = "MMSEARCH_CACHE_DIR"
 ONNX_FOLDER = "onnx"
 MODELS_FOLDER = "models"
 ALIAS_FORMAT = 1
-
-
-def cache_root() -> Path:
-    """``$MMSEARCH_CACHE_DIR``, else the user cache folder (``$XDG_CACHE_HOME/mmsearch`` on Linux)."""
-    override = os.environ.get(CACHE_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("mmsearch", appauthor=False))
 
 
 def model_folder(fingerprint: str) -> Path:

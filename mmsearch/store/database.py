@@ -125,12 +125,48 @@ def upgrade_to_head(engine: SqlEngine) -> None:
     """Bring the schema to the newest migration; a no-op when it is already there.
 
     The usual case (already at the head) is checked without Alembic, which keeps it off the query path.
+    A new SQLite file is a copy of the migrated template (:mod:`mmsearch.store.schema_template`, no Alembic).
     Otherwise the migrations run under the database's migration lock (a file lock beside a SQLite file, an
     advisory lock on PostgreSQL), so processes opening a fresh home at once create the schema once.
     """
     head = script_head()
+    if head is not None and _seeded(engine, head):
+        return
     if head is not None and _current_revision(engine) == head:
         return
+    _alembic_upgrade(engine)
+
+
+def _seeded(engine: SqlEngine, head: str) -> bool:
+    """A new SQLite file made as a copy of the migrated template (:mod:`mmsearch.store.schema_template`); False
+    for anything else (an existing file, another database, no usable template), which Alembic then handles."""
+    from mmsearch.store import schema_template
+
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return False
+    path = Path(database)
+    if path.exists():
+        return False
+    template = schema_template.ensure_template(migrations_dir(), head, _migrate_url)
+    if template is None:
+        return False
+    with database_lock(engine, MIGRATE, purpose="schema upgrade"):
+        if not schema_template.seed(path, template):
+            return False
+    return _current_revision(engine) == head
+
+
+def _migrate_url(url: str) -> None:
+    """Run every migration on the database at ``url`` (a scratch file for the schema template)."""
+    engine = connect(url)
+    try:
+        _alembic_upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def _alembic_upgrade(engine: SqlEngine) -> None:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
