@@ -54,14 +54,17 @@ class TowerEncoder(EncoderBase):
         image: Any,
         text: Callable[[], Any],
         choice: dict[str, TowerChoice],
-        tokenizer: Any = None,
+        tokenizer: Callable[[], Any] = lambda: None,
     ) -> None:
         self.identity = identity
         self._image = image
         self._text_factory = text
         self._text: Any = None
-        self._tokenizer = tokenizer
-        """The export's ``QueryTokenizer`` (counts tokens without the text tower), or None: ask the text side."""
+        self._tokenizer_factory = tokenizer
+        """Makes the export's ``QueryTokenizer`` (counts tokens without the text tower) or None (ask the text
+        side); called on the first count, so an ingest of photos without captions never reads the tokenizer."""
+        self._tokenizer_made = False
+        self._tokenizer: Any = None
         self.choice = choice
 
     @property
@@ -79,14 +82,21 @@ class TowerEncoder(EncoderBase):
 
     @property
     def context_length(self) -> int:
-        if self._tokenizer is not None:
-            return int(self._tokenizer.spec.context_length)
+        tokenizer = self._tokens()
+        if tokenizer is not None:
+            return int(tokenizer.spec.context_length)
         return int(self._text_side().context_length)
 
     def count_tokens(self, text: str) -> int:
-        if self._tokenizer is not None:
-            return int(self._tokenizer.count(text))
+        tokenizer = self._tokens()
+        if tokenizer is not None:
+            return int(tokenizer.count(text))
         return int(self._text_side().count_tokens(text))
+
+    def _tokens(self) -> Any:
+        if not self._tokenizer_made:
+            self._tokenizer, self._tokenizer_made = self._tokenizer_factory(), True
+        return self._tokenizer
 
     @contextlib.contextmanager
     def parallel_batches(self, requested: int = 0) -> Iterator[int]:
@@ -162,13 +172,25 @@ def _from_cache(spec: str, identity: ModelIdentity, choice: dict[str, TowerChoic
             return None
     else:
         image = torch_side.get()
-    tokenizer = shared_tokenizer(identity)
     if choice["text"].engine == "onnx":
-        text_runtime = load_shared_text_encoder(identity)
-        if text_runtime is None:
+        if _text_manifest(identity) is None:
             return None
-        return TowerEncoder(identity, image, lambda: text_runtime, choice, text_runtime.tokenizer)
-    return TowerEncoder(identity, image, torch_side.get, choice, tokenizer)
+        text_side = _Once(lambda: load_shared_text_encoder(identity))
+        return TowerEncoder(identity, image, text_side.get, choice, lambda: text_side.get().tokenizer)
+    return TowerEncoder(identity, image, torch_side.get, choice, lambda: shared_tokenizer(identity))
+
+
+class _Once:
+    """``make()`` on the first ``get()``, the same object after (the text side: loaded on the first text)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
 
 
 class _LazyTorch:
@@ -249,7 +271,7 @@ def _calibrated(spec: str, canonical: str, precision: str, engine: str) -> Encod
     store_choice(identity.fingerprint, engine, precision, choice)
     image = onnx_image if choice["image"].engine == "onnx" else torch_encoder
     text = onnx_text if choice["text"].engine == "onnx" else torch_encoder
-    return TowerEncoder(identity, image, lambda: text, choice, onnx_text.tokenizer if onnx_text else None)
+    return TowerEncoder(identity, image, lambda: text, choice, lambda: onnx_text.tokenizer if onnx_text else None)
 
 
 def _export(torch_encoder: Any) -> str | None:

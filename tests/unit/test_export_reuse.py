@@ -87,3 +87,42 @@ def test_an_encoder_without_a_text_tower_still_gets_the_shared_export_copied(tmp
 
     assert onnx_export.ensure_text_export(NoTextTower(identity), home) == read_manifest(shared)
     assert read_manifest(export_dir(home, identity.fingerprint))["fingerprint"] == identity.fingerprint
+
+
+def shared_export(tmp_path: Path, identity: ModelIdentity) -> Path:
+    write_export(tmp_path / "staging", identity)
+    shared = model_folder(identity.fingerprint) / "text"
+    shared.parent.mkdir(parents=True)
+    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    return shared
+
+
+def test_the_shared_files_are_linked_into_the_home_not_copied(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    shared = shared_export(tmp_path, identity)
+    home = tmp_path / "home" / "indexes"
+    assert onnx_export.ensure_text_export(TextTowerOnly(identity), home) == read_manifest(shared)
+    published = export_dir(home, identity.fingerprint)
+    for path in (p for p in shared.iterdir() if p.is_file()):
+        assert (published / path.name).samefile(path)
+
+
+def test_where_links_fail_the_shared_files_are_copied(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    shared = shared_export(tmp_path, identity)
+
+    def no_links(source: object, target: object) -> None:
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr(onnx_export.os, "link", no_links)
+    home = tmp_path / "home" / "indexes"
+    assert onnx_export.ensure_text_export(TextTowerOnly(identity), home) == read_manifest(shared)
+    published = export_dir(home, identity.fingerprint)
+    for path in (p for p in shared.iterdir() if p.is_file()):
+        assert not (published / path.name).samefile(path)
+        assert (published / path.name).read_bytes() == path.read_bytes()
+    assert load_text_encoder(home, identity) is not None
