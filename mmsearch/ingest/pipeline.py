@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,3 +68,14 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def balanced_size(count: int, size: int, streams: int = 1) -> int:
+    """A batch size of at most ``size`` that cuts ``count`` items into batches of nearly equal size, as many as
+    ``streams`` run at once (a multiple of it): the last round then keeps every stream busy instead of one
+    running a short batch while the others wait (300 images, 32 at most, 2 streams: 10 batches of 30, not
+    9 of 32 and one of 12)."""
+    if count < 1 or size < 1:
+        return max(size, 1)
+    rounds = math.ceil(math.ceil(count / size) / max(streams, 1))
+    return max(1, min(size, math.ceil(count / (rounds * max(streams, 1)))))

@@ -25,7 +25,7 @@ from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.decodewarnings import collecting, routed
-from mmsearch.ingest.pipeline import batched, map_ahead
+from mmsearch.ingest.pipeline import balanced_size, batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, file_signature, read_probe, read_whole
 from mmsearch.ingest.report import FailedFile, FileWarning, IngestReport, ProgressFn, reason_class
@@ -231,9 +231,7 @@ class IngestRun:
             return
         encoder = self.models.encoder()
         device = str(encoder.device)
-        size = self.options.batch_size or default_batch_size(device)
         workers = self.options.workers or default_workers(device)
-        self.report.batch_size, self.report.workers = size, workers
         done = 0
         started = time.perf_counter()
         with (
@@ -241,6 +239,9 @@ class IngestRun:
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="mmsearch-encode") as encoders,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
         ):
+            most = self.options.batch_size or default_batch_size(device)
+            self.report.batch_size, self.report.workers = most, workers
+            size = balanced_size(len(files), most, streams)  # the last round keeps every stream busy
             window = (streams + 1) * size + workers
             outcomes = map_ahead(lambda f: self._decoding(f.path, self._prepare, encoder, f), files, workers, window)
             encoding: deque[tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]]] = deque()
