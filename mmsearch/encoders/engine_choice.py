@@ -57,7 +57,8 @@ class Candidate:
         if self.error is not None:
             return f"{self.name}: failed ({self.error})"
         verdict = "" if self.agrees else ", disagrees"
-        return f"{self.name} {self.rate:.1f}/s (worst {self.worst_cosine:.5f}, mean {self.mean_cosine:.5f}{verdict})"
+        rate = f"{self.rate:.1f}/s" if self.rate > 0 else "not timed"
+        return f"{self.name} {rate} (worst {self.worst_cosine:.5f}, mean {self.mean_cosine:.5f}{verdict})"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -154,3 +154,47 @@ def test_calibration_measures_each_candidate_and_leaves_torch_in_the_winner(monk
     assert (image.engine, image.precision) == (winner.engine, winner.precision)
     for tower, chosen in choice.items():
         assert torch.precisions[tower] == (chosen.precision if chosen.engine == "torch" else "fp32")
+
+
+class Counting(FakeTower):
+    """A FakeTower that counts its image calls (the probe check is one call; a timing is several)."""
+
+    def __init__(self, noise: float, delay: float) -> None:
+        super().__init__(noise, delay)
+        self.calls = 0
+
+    def encode_prepared(self, prepared) -> np.ndarray:
+        self.calls += 1
+        return super().encode_prepared(prepared)
+
+
+def test_a_candidate_that_disagrees_is_never_timed(monkeypatch) -> None:
+    monkeypatch.setattr(calibration, "IMAGE_BATCH", 4)
+    monkeypatch.setattr(calibration, "TEXT_BATCH", 4)
+    far_off = Counting(5.0, 0.0)  # fast, but its vectors are nowhere near the reference
+    choice = calibration.calibrate(FakeTorch(), far_off, None, [("onnx", "fp32"), ("torch", "fp32")])
+    onnx = choice["image"].measured[0]
+    assert far_off.calls == 1 and not onnx.agrees and onnx.rate == 0.0  # the probe check only
+    assert "not timed" in onnx.describe()
+    assert (choice["image"].engine, choice["image"].precision) == ("torch", "fp32")
+
+
+def test_a_clear_winner_is_decided_in_one_pass_and_a_close_race_gets_another(monkeypatch) -> None:
+    """Rates are given, not timed: ONNX at 100 images/s against torch fp32 at 10 (clear), then at 11 (close)."""
+    timings: list[str] = []
+    rates = {"onnx": 100.0, "torch": 10.0}
+
+    def given_rate(encode, batch, parallel) -> float:
+        engine = "onnx" if isinstance(encode.__self__, Counting) else "torch"
+        timings.append(engine)
+        return rates[engine]
+
+    monkeypatch.setattr(calibration, "_rate", given_rate)
+    pairs = [("onnx", "fp32"), ("torch", "fp32")]
+    choice = calibration.calibrate(FakeTorch(), Counting(0.0, 0.0), None, pairs)
+    assert timings[:2] == ["onnx", "torch"] and timings[2:] == ["torch"]  # images: one pass; texts: torch only
+    assert [c.rate for c in choice["image"].measured] == [100.0, 10.0]
+    timings.clear()
+    rates["onnx"] = 11.0  # within CLEAR_WIN of torch fp32: a second pass
+    calibration.calibrate(FakeTorch(), Counting(0.0, 0.0), None, pairs)
+    assert timings[:4] == ["onnx", "torch"] * calibration.MAX_PASSES
