@@ -12,15 +12,15 @@ write ``module: message.`` straight to file descriptor 2. Pillow already silence
 installs, once per process, an error handler of its own into the libtiff that Pillow uses. libtiff calls it on
 the thread that decodes (Pillow's decoders run on the caller's thread), so a message goes to that thread's
 :func:`collecting` list: the right file, whatever the other threads decode, with no redirection of fd 2 (the
-user's own stderr lines are untouched, and no pipe can fill). Outside :func:`collecting` the handler prints the
-line on ``sys.stderr`` as libtiff would. Where the handler cannot be installed (no libtiff, no C library to
-format with), libtiff keeps its own.
+user's own stderr lines are untouched, and no pipe can fill). Outside :func:`collecting` the handler logs the
+line as a warning (the CLI shows it as ``mmsearch: ZIPDecode: ...``). Where the handler cannot be installed
+(no libtiff, no C library to format with), libtiff keeps its own.
 """
 
 from __future__ import annotations
 
 import ctypes
-import sys
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 _DECODER_MODULES = r"(PIL|pillow_heif)(\.|$)"
 _MESSAGE_BYTES = 1024
+log = logging.getLogger(__name__)
 _local = threading.local()
 _install_lock = threading.Lock()
 _installed: list[object] = []
@@ -110,6 +111,6 @@ def _libtiff_line(module: bytes | None, text: bytes) -> str:
 def _deliver(line: str) -> None:
     sink: list[str] | None = getattr(_local, "sink", None)
     if sink is None:
-        sys.stderr.write(f"{line}.\n")  # libtiff's own format, on the Python-level stderr
+        log.warning("%s", line)
     else:
         sink.append(f"libtiff: {line}")
