@@ -60,7 +60,7 @@ def test_an_ingest_while_the_service_answers(tmp_path: Path) -> None:
     server = mmsearch_process(home, "serve")
     try:
         info = wait_for_service(home, server)
-        ingest = mmsearch_process(home, "ingest", str(tmp_path / "b"), "--batch-size", "4", "--json")
+        ingest = mmsearch_process(home, "ingest", str(tmp_path / "b"), "--batch-size", "2", "--json")
         seen: list[int] = []
         job: dict | None = None
         while ingest.poll() is None:
