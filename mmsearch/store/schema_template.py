@@ -51,7 +51,10 @@ def stamped_revision(database: Path) -> str | None:
 def ensure_template(migrations: Path, head: str, migrate: Callable[[str], None]) -> Path | None:
     """The template for ``head``, made now by ``migrate(url)`` on a scratch file when missing; None when the cache
     cannot hold one (not writable) or what it holds is not at ``head`` (then Alembic runs as before)."""
-    path = template_path(migrations)
+    try:
+        path = template_path(migrations)
+    except OSError:  # the scripts cannot be read: Alembic will say why
+        return None
     if not path.is_file():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
