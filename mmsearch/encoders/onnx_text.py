@@ -1,6 +1,8 @@
 """Torch-free text encoding for queries: a verified ONNX export of a model's text tower, run with onnxruntime.
 
-``mmsearch.encoders.onnx_export`` writes, once per model fingerprint, a folder under the index folder::
+``mmsearch.encoders.onnx_export`` writes, once per model fingerprint, a folder in the shared cache
+(``export_cache``: ``~/.cache/mmsearch/onnx/<fingerprint>/text/``), read in place by every home; a home keeps a
+folder of its own under its index folder only where the shared cache could not be written (or from before it)::
 
     <index_dir>/text-onnx/<fingerprint>/manifest.json   identity, tokenizer settings, agreement check
                                         text.onnx       token ids (n, context) -> unit vectors (n, dim)
@@ -64,6 +66,18 @@ def enabled() -> bool:
 def export_dir(index_dir: Path, fingerprint: str) -> Path:
     """The folder holding the export for one model fingerprint."""
     return Path(index_dir) / EXPORTS_FOLDER / fingerprint
+
+
+def query_export_folder(index_dir: Path, fingerprint: str) -> Path:
+    """Where queries read the text export: the home's own folder when it has one (a home made before the shared
+    cache, or one whose cache could not be written), else the shared cache's (``export_cache``), which every
+    home of this user reads in place (one copy per model, not one per home)."""
+    folder = export_dir(index_dir, fingerprint)
+    if folder.exists():
+        return folder
+    from mmsearch.encoders.export_cache import model_folder
+
+    return model_folder(fingerprint) / "text"
 
 
 def missing_runtime_modules() -> list[str]:
@@ -231,13 +245,8 @@ def load_text_encoder(index_dir: Path, identity: ModelIdentity) -> OnnxTextEncod
     the caller falls back to torch."""
     if not enabled():
         return None
-    folder = export_dir(index_dir, identity.fingerprint)
+    folder = query_export_folder(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
-    if manifest is None and not folder.exists():  # none in the home: the shared cache's (export_cache), if any
-        from mmsearch.encoders.export_cache import model_folder
-
-        folder = model_folder(identity.fingerprint) / "text"
-        manifest = read_manifest(folder)
     if not usable(manifest, identity):  # a home's own export that does not match means torch, never another's
         return None
     missing = missing_runtime_modules()

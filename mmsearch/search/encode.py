@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from mmsearch.errors import UnreadableMediaError
 from mmsearch.identity import ModelIdentity
-from mmsearch.imageio import load_image
 from mmsearch.models import Models
 from mmsearch.search.query import Query, QuerySpec
 from mmsearch.search.query_cache import QueryVectorCache
 from mmsearch.search.querylang import combine
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class QueryEncoder:
@@ -69,6 +71,8 @@ class QueryEncoder:
         return np.stack([known[text] for text in texts])
 
     def _load_image(self, path: Path) -> Image.Image:
+        from mmsearch.imageio import load_image  # Pillow: only for image queries
+
         try:
             return load_image(str(path.expanduser()), self.models.settings.max_image_pixels)
         except UnreadableMediaError as exc:
