@@ -202,7 +202,7 @@ class OnnxTextEncoder:
         self.folder = folder
         self.identity = ModelIdentity.from_dict(manifest["identity"])
         self.fingerprint = str(manifest["fingerprint"])
-        self.tokenizer = QueryTokenizer(folder / TOKENIZER_FILE, TokenizerSpec.from_dict(manifest["tokenizer"]))
+        spec = TokenizerSpec.from_dict(manifest["tokenizer"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if throughput:
@@ -216,7 +216,10 @@ class OnnxTextEncoder:
             # (search/encode.py: encode_aside); a query's few texts gain nothing from a second one (measured on
             # 2 vCPUs under load: 21-31 vs 41-56 ms for one text, 1.0 vs 1.5 s for 64).
             options.intra_op_num_threads = 1
+        # The session first, the tokenizer second: building the session releases the GIL (it overlaps what the
+        # other thread of a cold query does), parsing tokenizer.json does not.
         self._session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = QueryTokenizer(folder / TOKENIZER_FILE, spec)
         dim = self._session.get_outputs()[0].shape[-1]
         if dim != self.identity.dim:
             raise OnnxTextError(f"the export in {folder} gives {dim}-d vectors, the model {self.identity.dim}-d")
