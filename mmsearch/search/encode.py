@@ -60,12 +60,14 @@ class QueryEncoder:
         """:meth:`encode` started in a worker thread, for a text query that must first load the text encoder (a
         cold process): loading it (the ONNX session) and running it release the GIL, so the caller opens the
         keyword and vector indexes meanwhile (2 cores: about the encoder's whole cost saved on a cold query).
-        None when there is no such gain (the encoder is loaded, an image term needs the image tower, or the
-        database is one connection shared by all threads): then the caller encodes in its own thread. Errors
-        are raised by the future's ``result()``."""
+        None when there is no such gain (not this encoder's first query, the text encoder is loaded, an image
+        term needs the image tower, or the database is one connection shared by all threads): then the caller
+        encodes in its own thread. Errors are raised by the future's ``result()``."""
         if query.image_only or any(term.image is not None for term in query.terms):
             return None
-        if self.models.text_encoder_loaded(identity) or one_connection(self.models.store):
+        if self._cache is not None or self.models.text_encoder_loaded(identity):  # warm: no thread hand-over
+            return None
+        if one_connection(self.models.store):
             return None
         import threading
 
