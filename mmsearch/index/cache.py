@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,8 +16,9 @@ from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import build_index, maintain
 from mmsearch.kinds import IMAGE
-from mmsearch.store.integrity import collection_size
-from mmsearch.store.repository import MetadataStore
+
+if TYPE_CHECKING:
+    from mmsearch.store.repository import MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
 REBUILD_TRIES = 3
@@ -90,6 +92,8 @@ class IndexCache:
         built on first use.
 
         Reads only the file's header and counts the rows (what every ingest can afford)."""
+        from mmsearch.store.integrity import collection_size  # ingest's import, not a query's
+
         if not self.path.is_file():
             return False
         try:
