@@ -136,8 +136,9 @@ def _shared_export(identity: ModelIdentity) -> Path | None:
 
 
 def _copy_export(shared: Path, work: Path) -> dict[str, Any]:
-    """The shared export's files in ``work``: hard links where the file system allows (no 90 MB copy per home; the
-    cache's files are only ever replaced by rename, never rewritten in place), else copies."""
+    """The shared export's files in ``work`` (refreshing a home's own outdated export): hard links where the file
+    system allows (no 90 MB copy; the cache's files are only ever replaced by rename, never rewritten in place),
+    else copies."""
     for path in shared.iterdir():
         if path.is_file():
             try:

@@ -113,12 +113,19 @@ def shared_export(tmp_path: Path, identity: ModelIdentity) -> Path:
     return shared
 
 
-def test_the_shared_files_are_linked_into_the_home_not_copied(tmp_path: Path, monkeypatch) -> None:
+def refreshed_home(tmp_path: Path, identity: ModelIdentity) -> Path:
+    """A home whose own export is outdated (another fingerprint): ensure_text_export refreshes it from the cache."""
+    home = tmp_path / "home"
+    write_export(home, identity, {"fingerprint": "0" * 16})
+    return home
+
+
+def test_a_refreshed_home_export_links_the_shared_files_not_copies(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
     monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
     shared = shared_export(tmp_path, identity)
-    home = tmp_path / "home" / "indexes"
+    home = refreshed_home(tmp_path, identity)
     assert onnx_export.ensure_text_export(TextTowerOnly(identity), home) == read_manifest(shared)
     published = export_dir(home, identity.fingerprint)
     for path in (p for p in shared.iterdir() if p.is_file()):
@@ -130,12 +137,12 @@ def test_where_links_fail_the_shared_files_are_copied(tmp_path: Path, monkeypatc
     monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
     shared = shared_export(tmp_path, identity)
+    home = refreshed_home(tmp_path, identity)
 
     def no_links(source: object, target: object) -> None:
         raise OSError("cross-device link")
 
     monkeypatch.setattr(onnx_export.os, "link", no_links)
-    home = tmp_path / "home" / "indexes"
     assert onnx_export.ensure_text_export(TextTowerOnly(identity), home) == read_manifest(shared)
     published = export_dir(home, identity.fingerprint)
     for path in (p for p in shared.iterdir() if p.is_file()):
