@@ -62,9 +62,7 @@ def test_a_fresh_home_gets_the_replayed_schema_and_stamp(tmp_path: Path) -> None
     assert revision(first) == revision(reference) == script_head()
 
 
-def test_later_fresh_homes_copy_the_template_without_replaying(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_later_fresh_homes_copy_the_template_without_replaying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fresh(tmp_path / "a.db")
 
     def no_replay(engine: object) -> None:
