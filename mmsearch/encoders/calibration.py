@@ -82,6 +82,8 @@ class _Race:
         self.inputs, self.reference = inputs, reference
         self.rates: dict[Pair, float] = {}
         self.agreements: dict[Pair, Agreement | str] = {}
+        self.floor = 0.0
+        """The rate under which a candidate is out (the leader's so far / :data:`CLEAR_WIN`): its timing stops there."""
 
     def run(self, pairs: Sequence[Pair]) -> list[Candidate]:
         """Every pair as a measured :class:`Candidate` (rate 0 for one never timed because it disagreed)."""
@@ -90,6 +92,8 @@ class _Race:
         racing = [pair for pair in pairs if _agrees(self.agreements[pair])]
         for _ in range(MAX_PASSES):
             for pair in racing:
+                self.floor = max((self.rates.get(other, 0.0) for other in racing if other != pair), default=0.0)
+                self.floor /= CLEAR_WIN
                 rate = self._attempt(pair, self._rate)
                 if isinstance(rate, str):
                     self.agreements[pair] = rate
@@ -127,8 +131,8 @@ class _Race:
     def _rate(self, pair: Pair, runner: Any) -> float:
         if self.tower == "image":
             prepared = [runner.prepare_image(picture) for picture in self.inputs["image"]]
-            return _rate(runner.encode_prepared, prepared, runner.parallel_batches)
-        return _rate(runner.encode_texts, self.inputs["text"], lambda: contextlib.nullcontext(1))
+            return _rate(runner.encode_prepared, prepared, runner.parallel_batches, self.floor)
+        return _rate(runner.encode_texts, self.inputs["text"], lambda: contextlib.nullcontext(1), self.floor)
 
 
 def _agrees(agreed: Agreement | str) -> bool:
@@ -141,14 +145,19 @@ def _candidate(pair: tuple[str, str], rate: float, agreed: Any) -> Candidate:
     return Candidate(pair[0], pair[1], rate, agreed.worst_cosine, agreed.mean_cosine)
 
 
-def _rate(encode: Callable[[Any], Any], batch: Sequence[Any], parallel: Callable[[], Any]) -> float:
-    """Items per second of ``encode`` on ``batch``, ``streams`` calls at a time, after one warm-up round."""
+def _rate(encode: Callable[[Any], Any], batch: Sequence[Any], parallel: Callable[[], Any], floor: float = 0.0) -> float:
+    """Items per second of ``encode`` on ``batch``, ``streams`` calls at a time, over up to :data:`ROUNDS` rounds
+    after one warm-up round; stops after a round that leaves the rate under ``floor`` (it is out anyway)."""
     with parallel() as streams, ThreadPoolExecutor(max_workers=streams) as pool:
         list(pool.map(encode, [batch] * streams))
-        started = time.perf_counter()
-        list(pool.map(encode, [batch] * (streams * ROUNDS)))
-        elapsed = time.perf_counter() - started
-    return len(batch) * streams * ROUNDS / max(elapsed, 1e-9)
+        started, done, rate = time.perf_counter(), 0, 0.0
+        for _ in range(ROUNDS):
+            list(pool.map(encode, [batch] * streams))
+            done += len(batch) * streams
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            if rate < floor:
+                break
+    return rate
 
 
 def _captions(count: int) -> list[str]:

@@ -184,7 +184,7 @@ def test_a_clear_winner_is_decided_in_one_pass_and_a_close_race_gets_another(mon
     timings: list[str] = []
     rates = {"onnx": 100.0, "torch": 10.0}
 
-    def given_rate(encode, batch, parallel) -> float:
+    def given_rate(encode, batch, parallel, floor=0.0) -> float:
         engine = "onnx" if isinstance(encode.__self__, Counting) else "torch"
         timings.append(engine)
         return rates[engine]
@@ -198,3 +198,19 @@ def test_a_clear_winner_is_decided_in_one_pass_and_a_close_race_gets_another(mon
     rates["onnx"] = 11.0  # within CLEAR_WIN of torch fp32: a second pass
     calibration.calibrate(FakeTorch(), Counting(0.0, 0.0), None, pairs)
     assert timings[:4] == ["onnx", "torch"] * calibration.MAX_PASSES
+
+
+def test_a_timing_stops_after_the_round_that_puts_it_out_of_the_race(monkeypatch) -> None:
+    calls: list[int] = []
+
+    def encode(batch) -> None:
+        calls.append(len(batch))
+        time.sleep(0.01)
+
+    monkeypatch.setattr(calibration, "ROUNDS", 3)
+    single = lambda: contextlib.nullcontext(1)  # noqa: E731
+    assert calibration._rate(encode, [0] * 4, single) > 0
+    assert len(calls) == 1 + 3  # the warm-up, then every round
+    calls.clear()
+    rate = calibration._rate(encode, [0] * 4, single, floor=1e9)  # a leader no candidate can come near
+    assert len(calls) == 1 + 1 and 0 < rate < 1e9  # one timed round, then out
