@@ -202,7 +202,7 @@ def export_text_tower(encoder: Encoder, results: Results, scratch: Path) -> None
     started = time.perf_counter()
     manifest = ensure_text_export(encoder, scratch)
     results.export_s = time.perf_counter() - started
-    if manifest is not None:
+    if manifest is not None and (scratch / EXPORTS_FOLDER).is_dir():  # none where the shared cache's is read in place
         results.export_dir = scratch / EXPORTS_FOLDER
 
 
