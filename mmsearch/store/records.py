@@ -105,6 +105,10 @@ COSINE_BOUND = 0.9999
 """The worst cosine allowed between a stored vector and the float32 vector it was made from (the checks in
 tests and ``bench/storage.py`` assert it)."""
 
+SCORE_BOUND = 2**-11
+"""The most a score (inner product with a unit query) of a stored unit vector can differ from the float32
+vector's: a photo searched with itself scores 1 +- 0.0005, not 1 +- 1e-7."""
+
 
 class VectorRangeError(MmsearchError):
     """A vector with a component float16 cannot hold (not finite, or beyond +-65504): not a unit embedding."""

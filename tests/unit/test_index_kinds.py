@@ -102,7 +102,7 @@ def test_removed_ids_never_return_and_readded_ids_return_the_new_vector(kind: st
     index.add(np.array([replaced]), new_vector)
     assert len(index) == len(IDS) - len(gone) + 5
     scores, found = index.search(new_vector, 1)
-    assert found[0, 0] == replaced and scores[0, 0] == pytest.approx(1.0, rel=1e-5)
+    assert found[0, 0] == replaced and scores[0, 0] == pytest.approx(float(new_vector[0] @ new_vector[0]), rel=1e-5)
     scores, found = index.search(VECTORS[1:2], K)  # the old vector is gone: the id scores as the new one
     np.testing.assert_allclose(scores[found == replaced], float(new_vector[0] @ VECTORS[1]), rtol=1e-5)
 
