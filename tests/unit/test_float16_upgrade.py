@@ -1,0 +1,107 @@
+"""Migration 0007: a home written with float32 vectors (schema 0006 and an IndexFlatIP file) is upgraded on open,
+keeps its vectors at float16, rebuilds its index, and ranks as it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from alembic import command
+
+from mmsearch import Engine
+from mmsearch.encoders.fake import FakeEncoder
+from mmsearch.imageio import load_image
+from mmsearch.index.faiss_index import FaissIndex, read_header
+from mmsearch.store.database import alembic_config, connect
+from mmsearch.store.records import SCORE_BOUND, stored_precision
+
+MAX_PIXELS = 89_478_485
+DIM = 16
+
+
+def _old_flat_index(vectors_by_id: dict[int, np.ndarray]) -> FaissIndex:
+    """The flat index as versions before 0007 wrote it: float32 (``IndexFlatIP``)."""
+    import faiss
+
+    index = FaissIndex(FakeEncoder(DIM).identity, faiss.IndexIDMap2(faiss.IndexFlatIP(DIM)))
+    ids = np.array(sorted(vectors_by_id), dtype=np.int64)
+    index.add(ids, np.stack([vectors_by_id[i] for i in ids.tolist()]))
+    return index
+
+
+def _make_old_home(url: str, index_file: Path, raw: dict[str, np.ndarray]) -> int:
+    """Turn a fresh home into one as the old code left it: schema 0006, float32 blobs holding the encoder's
+    float32 vectors, a float32 index file stamped current. Returns the image generation."""
+    database = connect(url)
+    with database.begin() as connection:
+        command.downgrade(alembic_config(connection=connection), "0006_video")
+    with database.begin() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT m.id, m.path, e.id FROM media_files m JOIN embeddings e ON e.content_hash = m.content_hash"
+        ).all()
+        for _, path, embedding_id in rows:
+            blob = raw[path].astype("<f4").tobytes()
+            connection.exec_driver_sql("UPDATE embeddings SET vector = ? WHERE id = ?", (blob, embedding_id))
+        generation = int(
+            connection.exec_driver_sql("SELECT value FROM settings WHERE key = 'index_generation'").scalar_one()
+        )
+    database.dispose()
+    header = read_header(index_file)
+    old = _old_flat_index({file_id: raw[path] for file_id, path, _ in rows})
+    old.save(index_file, {"generation": generation, "model_id": header["model_id"], "collection": "image"})
+    return generation
+
+
+def test_an_old_float32_home_is_upgraded_and_ranks_as_before(tmp_path: Path, photo_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    home = tmp_path / "home"
+    paths = sorted(str(p) for p in photo_dir.rglob("*") if p.is_file() and p.suffix != ".txt")
+    encoder = FakeEncoder(DIM)
+    raw = {path: encoder.encode_images([load_image(path, MAX_PIXELS)])[0] for path in paths}
+    with Engine.open(home, model=f"fake:{DIM}", db_url=url) as engine:
+        assert engine.ingest(photo_dir).added == len(paths)
+        model_id = engine.store.active_model()[0]
+        ids = {
+            path: file_id
+            for file_id, path in ((f.id, f.path) for f in engine.store.files_under(str(photo_dir)).values())
+        }
+        stored = engine.store.image_vectors_of(model_id, ids.values())
+        for path in paths:  # the same encoder as the ingest's: today's home holds these rounded
+            np.testing.assert_array_equal(stored[ids[path]], stored_precision(raw[path]))
+    index_file = next(p for p in (home / "indexes").glob("index-*.mmidx") if p.stem.count("-") == 2)
+    generation = _make_old_home(url, index_file, raw)
+    old_size = index_file.stat().st_size
+
+    matrix = np.stack([raw[path] for path in paths])
+    with Engine.open(home, db_url=url) as engine:  # opening upgrades the schema
+        assert engine.store.generation() == generation + 1  # the vectors changed: indexes are stale
+        for query in paths:
+            fp32 = matrix @ raw[query]
+            expected = [paths[i] for i in np.argsort(-fp32, kind="stable")]
+            hits = engine.search(image=query, k=len(paths))
+            assert [hit.path for hit in hits] == expected
+            for hit in hits:
+                assert abs(hit.score - fp32[paths.index(hit.path)]) <= SCORE_BOUND
+        stored = engine.store.image_vectors_of(model_id, ids.values())
+        for path in paths:
+            np.testing.assert_array_equal(stored[ids[path]], stored_precision(raw[path]))
+    database = connect(url)
+    with database.connect() as connection:
+        lengths = {len(blob) for (blob,) in connection.exec_driver_sql("SELECT vector FROM embeddings")}
+    database.dispose()
+    assert lengths == {2 * DIM}  # float16 blobs
+    assert read_header(index_file)["generation"] == generation + 1  # rebuilt from the database
+    assert index_file.stat().st_size < old_size  # as float16
+
+
+def test_a_float32_index_file_still_loads_and_searches(tmp_path: Path) -> None:
+    """A file of the old layout is read as it is (until the upgraded database makes it stale)."""
+    vectors = {i: v for i, v in enumerate(FakeEncoder(DIM).encode_texts([f"word{i} other{i}" for i in range(8)]))}
+    old = _old_flat_index(vectors)
+    old.save(tmp_path / "old.mmidx", {"generation": 3})
+    loaded, header = FaissIndex.load(tmp_path / "old.mmidx")
+    assert header["generation"] == 3 and len(loaded) == 8
+    scores, found = loaded.search(vectors[5][None, :], 1)
+    assert scores[0, 0] == np.float32(vectors[5] @ vectors[5])
+    assert found[0, 0] == 5
+    np.testing.assert_array_equal(loaded.vectors([5])[5], vectors[5])  # float32, as written
