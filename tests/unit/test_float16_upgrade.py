@@ -105,3 +105,61 @@ def test_a_float32_index_file_still_loads_and_searches(tmp_path: Path) -> None:
     assert scores[0, 0] == np.float32(vectors[5] @ vectors[5])
     assert found[0, 0] == 5
     np.testing.assert_array_equal(loaded.vectors([5])[5], vectors[5])  # float32, as written
+
+
+def check_vector_rows_migrate(url: str) -> None:
+    """Rows at schema 0006 (float32 blobs, generations) through 0007 and back, on the database at ``url``
+    (SQLite here, PostgreSQL in tests/integration/test_postgres.py)."""
+    from sqlalchemy import text
+
+    database = connect(url)
+    with database.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "0006_video")
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((5, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with database.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO models (id, fingerprint, name, pretrained, dim, preprocess_json, created_at) "
+                "VALUES (1, 'f', 'fake', '8', 8, '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        for number, vector in enumerate(vectors):
+            connection.execute(
+                text(
+                    "INSERT INTO embeddings (model_id, content_hash, vector, created_at) "
+                    "VALUES (1, :hash, :vector, CURRENT_TIMESTAMP)"
+                ),
+                {"hash": f"h{number}", "vector": vector.astype("<f4").tobytes()},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO settings (key, value) VALUES ('index_generation', '4'), ('index_generation:caption', '2')"
+            )
+        )
+
+    def read() -> tuple[list[bytes], dict[str, str]]:
+        with database.connect() as connection:
+            blobs = [bytes(row[0]) for row in connection.execute(text("SELECT vector FROM embeddings ORDER BY id"))]
+            settings = dict(connection.execute(text("SELECT key, value FROM settings")).all())
+        return blobs, settings
+
+    with database.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "head")
+    blobs, settings = read()
+    assert [len(blob) for blob in blobs] == [16] * 5
+    for blob, vector in zip(blobs, vectors, strict=True):
+        np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f2"), vector.astype(np.float16))
+    assert settings == {"index_generation": "5", "index_generation:caption": "3"}
+    with database.begin() as connection:
+        command.downgrade(alembic_config(connection=connection), "0006_video")
+    blobs, settings = read()
+    for blob, vector in zip(blobs, vectors, strict=True):
+        np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f4"), stored_precision(vector))
+    assert settings == {"index_generation": "6", "index_generation:caption": "4"}
+    database.dispose()
+
+
+def test_vector_rows_migrate_to_float16_and_back_on_sqlite(tmp_path: Path) -> None:
+    check_vector_rows_migrate(f"sqlite:///{tmp_path / 'rows.db'}")
