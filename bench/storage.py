@@ -6,6 +6,10 @@ Run from the repository root::
     source scripts/venv.sh && source scripts/fixture-env.sh && python bench/storage.py
     python bench/storage.py --sizes 300,700 --json
     python bench/storage.py --no-agreement      # sizes only (skips encoding the DEV photos and captions)
+    python bench/storage.py --baseline /tmp/main  # also the homes another checkout's mmsearch writes (A/B)
+
+``--baseline DIR`` ingests the same folders with the ``mmsearch`` package of another source tree (``DIR`` on
+``PYTHONPATH``, e.g. ``git -C <repo> archive main | tar x -C /tmp/main``) and prints its totals beside.
 
 1. sizes: for each N of ``--sizes``, the whole ``mmsearch ingest`` command (a fresh process, as a user runs it)
    into a fresh home over the first N photos of DEV + train (symlinked), then every file of the home is
@@ -30,6 +34,7 @@ Sizes do not depend on the machine's load; the agreement pass takes about a minu
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -73,6 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="300,700", help="photo counts, comma-separated (default 300,700)")
     parser.add_argument("--model", default=FIXTURE_MODEL, help=f"encoder (default {FIXTURE_MODEL})")
     parser.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--baseline", type=Path, help="a source tree whose mmsearch also ingests (A/B)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -93,9 +99,13 @@ def photo_folder(scratch: Path, size: int) -> Path:
     return folder
 
 
-def ingest(home: Path, folder: Path, model: str) -> None:
+def ingest(home: Path, folder: Path, model: str, source: Path | None = None) -> None:
+    """``mmsearch ingest`` in a fresh process; with ``source``, that tree's mmsearch package."""
     command = [sys.executable, "-m", "mmsearch", "--home", str(home), "--model", model, "ingest", str(folder)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source.resolve()), env.get("PYTHONPATH")]))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"mmsearch ingest failed: {done.stderr[-2000:]}")
 
@@ -158,11 +168,13 @@ def _indexed(path: Path) -> int:
     return int(read_header(path)["count"])
 
 
-def measure_size(scratch: Path, size: int, model: str) -> dict[str, Any]:
-    folder = photo_folder(scratch, size)
-    home = scratch / f"home-{size}"
-    log(f"ingesting {size} photos into a fresh home ...")
-    ingest(home, folder, model)
+def measure_size(scratch: Path, size: int, model: str, source: Path | None = None) -> dict[str, Any]:
+    folder = scratch / f"photos-{size}"
+    if not folder.is_dir():
+        photo_folder(scratch, size)
+    home = scratch / f"home-{size}{'-baseline' if source else ''}"
+    log(f"ingesting {size} photos into a fresh home{f' with {source}' if source else ''} ...")
+    ingest(home, folder, model, source)
     result = home_parts(home)
     shutil.rmtree(home, ignore_errors=True)
     return result
@@ -241,27 +253,26 @@ def table(sizes: dict[int, dict[str, Any]], agreed: dict[str, Any] | None) -> li
         rows.append(
             Row(
                 f"stored vs float32, worst cosine ({n})",
-                round(agreed["worst_cosine"], 7),
+                f"{agreed['worst_cosine']:.8f}",
                 "",
                 f">= {COSINE_BOUND}",
                 agreed["worst_cosine"] >= COSINE_BOUND,
             )
         )
-        rows.append(Row("stored vs float32, mean cosine", round(agreed["mean_cosine"], 8), ""))
+        rows.append(Row("stored vs float32, mean cosine", f"{agreed['mean_cosine']:.9f}", ""))
         queries = f"{agreed['queries']} DEV captions"
         rows.append(
             Row(
                 f"top-10 = float32's up to near-ties ({queries})",
-                agreed["top10_right_up_to_near_ties"],
+                f"{agreed['top10_right_up_to_near_ties']:.4f}",
                 "",
                 "1.0",
                 agreed["top10_right_up_to_near_ties"] == 1.0,
             )
         )
-        rows.append(
-            Row("top-10 set identical", agreed["top10_same_set"], "", ">= 0.99", agreed["top10_same_set"] >= 0.99)
-        )
-        rows.append(Row("top-10 order identical", agreed["top10_same_order"], ""))
+        same_set = agreed["top10_same_set"]
+        rows.append(Row("top-10 set identical", f"{same_set:.4f}", "", ">= 0.99", same_set >= 0.99))
+        rows.append(Row("top-10 order identical", f"{agreed['top10_same_order']:.4f}", ""))
         rows.append(
             Row(
                 "largest score difference",
@@ -280,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="mmsearch-bench-storage-"))
     try:
         sizes = {size: measure_size(scratch, size, args.model) for size in args.sizes}
+        baseline = {
+            size: measure_size(scratch, size, args.model, args.baseline) for size in args.sizes if args.baseline
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     agreed = agreement(args.model) if args.agreement else None
@@ -293,6 +307,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     }
     rows = table(sizes, agreed)
+    for size, result in baseline.items():
+        per_image = result["total"] / size
+        payload["results"].setdefault("baseline", {})[size] = result
+        rows.append(Row(f"baseline {args.baseline}: {size} photos, TOTAL per image", round(per_image), "bytes/image"))
+        rows.append(
+            Row(
+                f"baseline: {size} photos, image index bytes per vector",
+                round(result["index_bytes"] / max(1, result["index_vectors"])),
+                "bytes",
+            )
+        )
+        rows.append(
+            Row(
+                f"baseline: {size} photos, database bytes per vector",
+                round(result["vector_bytes"] / max(1, result["vectors"])),
+                "bytes",
+            )
+        )
     emit(rows, payload, args.json)
     return 1 if args.strict and not all_passed(rows) else 0
 
