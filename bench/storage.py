@@ -105,7 +105,8 @@ def ingest(home: Path, folder: Path, model: str, source: Path | None = None) -> 
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source.resolve()), env.get("PYTHONPATH")]))
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    # run outside the checkout: "-m" puts the working folder first on sys.path, before PYTHONPATH
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder.parent)
     if done.returncode != 0:
         raise SystemExit(f"mmsearch ingest failed: {done.stderr[-2000:]}")
 
