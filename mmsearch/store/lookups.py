@@ -94,7 +94,7 @@ class StoreReads:
             MediaFile.taken_at,
         ).where(MediaFile.path.startswith(prefix, autoescape=True))
         with self.engine.connect() as connection:  # Core rows, no ORM session: a third faster at 100k files
-            return {row[1]: KnownFile(*row) for row in connection.execute(query)}
+            return {row[1]: KnownFile(*tuple(row)) for row in connection.execute(query)}
 
     def hashes_with_vectors(self, model_id: int, hashes: Iterable[str]) -> set[str]:
         """Which of ``hashes`` already have a vector under the model."""
