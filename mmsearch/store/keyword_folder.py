@@ -38,6 +38,8 @@ def building_folder(target: Path) -> Iterator[Path]:
 def link_copy(source: Path, target: Path) -> dict[str, Any]:
     """Hard-link every file of the folder ``source`` into ``target`` (all from the same folder, even if ``source``
     is renamed meanwhile); returns the stamp as read from ``target``. Raises FolderMoved when there is no folder."""
+    if os.link not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - not on Linux
+        raise FolderMoved("no linkat here: the caller rebuilds instead")
     try:
         handle = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:

@@ -205,3 +205,26 @@ def test_an_ingest_updates_the_index_without_a_rebuild(tmp_path: Path, monkeypat
         assert engine.search("boat", kind="caption", mode="keyword") == []
         path = keyword_index_path(engine.settings.index_dir, engine.settings.database_url)
         assert json.loads((path / STAMP_FILE).read_text())["generations"] == engine.store.generations(COLLECTIONS)
+
+
+def test_a_folder_replaced_during_the_copy_means_a_rebuild(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process swapped its own build in while the update linked the files: the copy is dropped and the
+    index rebuilt, never a mix of two folders stamped as current."""
+    for number in range(10):
+        library.put(number, ["a dog"])
+    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords.rebuild(library.generations())
+    library.changes, before = KeywordChanges(), library.generations()
+    library.put(10, ["a cat"])
+
+    def replaced(source: Path, target: Path) -> dict:
+        stamp = json.loads((source / STAMP_FILE).read_text())
+        (target / STAMP_FILE).write_text(json.dumps({**stamp, "generations": {"image": 99}}))
+        return stamp  # what the update read first, not what it copied
+
+    monkeypatch.setattr(keyword_tantivy, "link_copy", replaced)
+    assert keywords.update(before, library.generations(), library.changes) == "rebuilt"
+    keywords.ensure(library.generations())
+    assert len(keywords.search("cat", 5, ("caption",))) == 1
