@@ -58,6 +58,8 @@ _OVERFETCH = 4  # a search over some kinds fetches this many times the limit bef
 WRITER_HEAP = 256_000_000
 MAX_DEAD_SHARE = 0.2
 """An update that would leave more deleted documents than this share of the live ones rebuilds whole instead."""
+MAX_CHANGES = 200_000
+"""An ingest that changed more documents than this rebuilds the index whole (see ``KeywordChanges``)."""
 _TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
 _NAME_ROWS = "SELECT id, path FROM media_files"
 _SOME_TEXT_ROWS = text(_TEXT_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
@@ -126,21 +128,32 @@ def _basename(path: str) -> str:
 
 @dataclass
 class KeywordChanges:
-    """The text items and files an ingest wrote or removed (their documents are read again from the database)."""
+    """The text items and files an ingest wrote or removed (their documents are read again from the database).
+
+    Past ``MAX_CHANGES`` ids it keeps only that it overflowed (a first ingest of a large library): so many documents
+    are read faster by a rebuild's one scan than by id, and the ids would cost memory for nothing."""
 
     rows: set[int] = field(default_factory=set)
     files: set[int] = field(default_factory=set)
+    overflow: bool = False
 
     def record(self, written: AssetWrite) -> None:
         """Note what one write (``write_assets`` or ``delete_files``) touched."""
+        if self.overflow:
+            return
         self.files.update(written.file_ids)
         for items in written.added_texts.values():
             self.rows.update(item_id for item_id, _ in items)
         for removed in written.removed_texts.values():
             self.rows.update(removed)
+        if len(self) > MAX_CHANGES:
+            self.rows, self.files, self.overflow = set(), set(), True
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.files)
+
+    def __bool__(self) -> bool:
+        return self.overflow or len(self) > 0
 
 
 class TantivyKeywords:
@@ -189,7 +202,7 @@ class TantivyKeywords:
             stamp = self._stamp_file()
             if stamp.get("generations") == after and not changes:
                 return "current"
-            if stamp.get("generations") == before:
+            if stamp.get("generations") == before and not changes.overflow:
                 with contextlib.suppress(FolderMoved, _TooManyDead):
                     self._apply(changes, after)
                     return "updated"

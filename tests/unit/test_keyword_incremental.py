@@ -228,3 +228,16 @@ def test_a_folder_replaced_during_the_copy_means_a_rebuild(
     assert keywords.update(before, library.generations(), library.changes) == "rebuilt"
     keywords.ensure(library.generations())
     assert len(keywords.search("cat", 5, ("caption",))) == 1
+
+
+def test_an_ingest_that_changed_too_much_rebuilds_and_keeps_no_ids(library: Library, tmp_path: Path) -> None:
+    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords.rebuild(library.generations())
+    library.changes, before = KeywordChanges(), library.generations()
+    with mock.patch.object(keyword_tantivy, "MAX_CHANGES", 3):
+        for number in range(3):
+            library.put(number, ["a dog"])  # a caption and a name each: past 3 ids after the second file
+    assert library.changes.overflow and len(library.changes) == 0 and library.changes
+    assert keywords.update(before, library.generations(), library.changes) == "rebuilt"
+    keywords.ensure(library.generations())
+    assert len(keywords.search("dog", 5, ("caption",))) == 3
