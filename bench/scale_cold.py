@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from _common import DEV_CAPTIONS, DEV_IMAGES, FIXTURE_MODEL, Row, log, repo_path
-from query_cold import cold_queries, read_captions
+from query_cold import ab_queries, child_summary, compile_sources, read_captions
 
 COLD_TARGET_S = 1.0
 
@@ -124,37 +124,32 @@ def load_times(home: Path, runs: int = 3) -> dict[str, float]:
     return out
 
 
-def _summary(walls: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(walls), 3), "max": round(max(walls), 3), "n": len(walls)}
-
-
 def cold_section(
     work: Path, sizes: list[int], runs: int, before_src: str | None = None, ef_construction: int = 16
 ) -> tuple[list[Row], dict]:
     """Per size: build (or reuse) the home, time the index loads and the cold queries; with ``before_src`` (a
-    source tree of the previous release, e.g. ``git archive main``) also the cold queries of that code."""
+    source tree of the previous release, e.g. ``git archive main``) the cold queries of that code too, the two
+    alternating query by query (``query_cold.ab_queries``; both trees byte-compiled first)."""
     import os
 
     rows: list[Row] = []
     payload: dict[str, Any] = {}
     texts = read_captions(repo_path(DEV_CAPTIONS))
     rng = np.random.default_rng(int(time.time()))
+    compile_sources(None, before_src)
     for count in sizes:
         home = work / f"cold-{count}"
         built = build_home(home, count, ef_construction)
         loads = load_times(home)
         picks = [texts[i] for i in rng.permutation(len(texts))[: 2 * runs]]
-        walls = cold_queries(home, picks[:runs], dict(os.environ))
-        before = None
-        if before_src:
-            env = {**os.environ, "PYTHONPATH": before_src, "MMSEARCH_KEYWORD_ENGINE": "database"}
-            before = cold_queries(home, picks[runs:], env)
+        sides = ab_queries(home, picks if before_src else picks[:runs], dict(os.environ), before_src)
+        after, before = child_summary(sides["after"]), child_summary(sides["before"]) if before_src else None
         entry = {
             "items": count,
             "home": built,
             "index_load": loads,
-            "cold_query_s": _summary(walls),
-            "cold_query_before_s": _summary(before) if before else None,
+            "cold_query_s": after,
+            "cold_query_before_s": before,
         }
         payload[str(count)] = entry
         label = f"{count:,} items"
@@ -163,14 +158,22 @@ def cold_section(
             Row(f"image index load after (mapped), {label}", loads["after_mapped_s"], "s"),
             Row(
                 f"cold `mmsearch query` p50, {label}",
-                entry["cold_query_s"]["p50"],
+                after["p50_s"],
                 "s",
                 f"<= {COLD_TARGET_S} s" if count >= 1_000_000 else "",
-                entry["cold_query_s"]["p50"] <= COLD_TARGET_S if count >= 1_000_000 else None,
+                after["p50_s"] <= COLD_TARGET_S if count >= 1_000_000 else None,
             ),
-            Row(f"cold `mmsearch query` max, {label}", entry["cold_query_s"]["max"], "s"),
+            Row(f"cold `mmsearch query` max, {label}", after["max_s"], "s"),
+            Row(
+                f"cold `mmsearch query` CPU p50 / peak RSS p50, {label}",
+                f"{after['cpu_p50_s']} s / {after['rss_p50_mb']} MB",
+            ),
         ]
         if before:
-            earlier = _summary(before)["p50"]
-            rows.insert(-2, Row(f"cold `mmsearch query` p50 before (previous release), {label}", earlier, "s"))
+            rows += [
+                Row(f"cold `mmsearch query` p50 before (--before-src), {label}", before["p50_s"], "s"),
+                Row(
+                    f"  before: CPU p50 / peak RSS p50, {label}", f"{before['cpu_p50_s']} s / {before['rss_p50_mb']} MB"
+                ),
+            ]
     return rows, payload

@@ -11,19 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.assets import Asset, AssetText
-from mmsearch.check import IntegrityReport, check_integrity
-from mmsearch.check import repair as fix_integrity
 from mmsearch.config import Settings, resolve_settings
-from mmsearch.encoders import Encoder, EncoderFactory
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
-from mmsearch.evaluation import EvalQuery, EvalReport, evaluate, load_queries
 from mmsearch.identity import ModelIdentity
-from mmsearch.index.cache import index_path
-from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
-from mmsearch.ingest.plan import plan_ingest
-from mmsearch.ingest.report import IngestReport, ProgressFn
-from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
-from mmsearch.ingest.scanner import ScanResult, scan_folder
 from mmsearch.kinds import COLLECTIONS, FRAME, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
 from mmsearch.reports import IndexRebuilt, ReindexReport
@@ -33,19 +23,25 @@ from mmsearch.search.hits import Asked, Hit, Hits, excluded_note
 from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
-from mmsearch.status import StatusReport, build_status
 from mmsearch.store.database import connect, database_exists, upgrade_to_head
-from mmsearch.store.failures import FailureMemory
 from mmsearch.store.faults import database_faults, faults_as_errors
-from mmsearch.store.lock import WaitFn, database_lock
-from mmsearch.store.records import KnownFile
+from mmsearch.store.lock import database_lock
 from mmsearch.store.repository import MetadataStore
-from mmsearch.video.extract import video_settings
 
+# The query path imports only what a search needs (``tests/unit/test_import_diet.py``): ingest, checks,
+# evaluation and status are imported by the methods that use them.
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import TranscriberFactory
+    from mmsearch.check import IntegrityReport
+    from mmsearch.encoders import Encoder, EncoderFactory
+    from mmsearch.evaluation import EvalQuery, EvalReport
     from mmsearch.ingest.ray_executor import RayExecutor
-    from mmsearch.store.keyword_tantivy import TantivyKeywords
+    from mmsearch.ingest.report import IngestReport, ProgressFn
+    from mmsearch.ingest.scanner import ScanResult
+    from mmsearch.status import StatusReport
+    from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
+    from mmsearch.store.lock import WaitFn
+    from mmsearch.store.records import KnownFile
     from mmsearch.video.storyboard import Storyboard
 
 
@@ -169,12 +165,19 @@ class Engine:
         retry_failed: bool,
     ) -> IngestReport:
         from mmsearch.captions.manifest import load_manifest
+        from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
+        from mmsearch.ingest.plan import plan_ingest
+        from mmsearch.ingest.report import IngestReport
+        from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
+        from mmsearch.store.failures import FailureMemory
+        from mmsearch.video.extract import video_settings
 
         started = time.perf_counter()
         root = _existing_folder(folder)
         model_name = self.models.model_name()
         manifests = [load_manifest(path, base=str(root)) for path in captions]
         scan, known = self._scan(root)
+        before = self.store.generations(COLLECTIONS)  # what the keyword index reflects, when it is current
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(scan.errors)
         report.ignored.extend(scan.ignored)
@@ -192,7 +195,7 @@ class Engine:
         held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
         report.failed_before = len(held.held)
         run.execute(held.plan, known, scan.files)
-        self._refresh_keywords()
+        self._refresh_keywords(before, run.writer.keyword_changes)
         update_failures(memory, held, scan.files, report, run.unreadable)
         report.elapsed_s = time.perf_counter() - started
         encoder = self.models.loaded_encoder
@@ -202,6 +205,8 @@ class Engine:
 
     def _scan(self, root: Path) -> tuple[ScanResult, dict[str, KnownFile]]:
         """The media under ``root`` and what the database knows there; EmptyFolderError when both are empty."""
+        from mmsearch.ingest.scanner import scan_folder
+
         scan = scan_folder(root)
         known = self.store.files_under(str(root))
         if not scan.files and not known:
@@ -268,6 +273,8 @@ class Engine:
         Reports Recall@1/5/10, MRR and nDCG@10 per mode, and latency (query vectors are encoded once,
         before timing, so latency is the search itself).
         """
+        from mmsearch.evaluation import evaluate, load_queries
+
         if isinstance(queries, (str, os.PathLike)):
             queries = load_queries(queries)
         target = replace(Target(k, kind), k=max(k, 10))  # checked as given; every query fetches at least 10
@@ -286,11 +293,14 @@ class Engine:
     def _search(
         self, query: Query, model_id: int, identity: ModelIdentity, target: Target, options: SearchOptions
     ) -> Hits:
+        # A cold process encodes the text in a second thread while this one opens the indexes (encode_aside).
+        pending = self.queries.encode_aside(query, model_id, identity)
         searcher = self._searcher(model_id, identity)
         # Database reads first, model second: right after the encoder ran, the same reads cost several times more
         # (its weights have pushed everything else out of the CPU caches; measured 0.2 vs 0.7 ms on 2 vCPUs).
-        searcher.prefetch(query.keywords, target.k, target.kind, options)
-        hits = searcher.search(self.queries.encode(query, model_id, identity), target.k, target.kind, options)
+        searcher.prefetch(query.keywords, target.k, target.kind, options, image_only=query.image_only)
+        spec = pending.result() if pending is not None else self.queries.encode(query, model_id, identity)
+        hits = searcher.search(spec, target.k, target.kind, options)
         return self._noted(hits, query, target, options)
 
     def _noted(self, hits: list[Hit], query: Query, target: Target, options: SearchOptions) -> Hits:
@@ -321,11 +331,12 @@ class Engine:
             self._keywords = open_keywords(self.settings, self.store.engine) or False
         return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
 
-    def _refresh_keywords(self) -> None:
-        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""
+    def _refresh_keywords(self, before: dict[str, int], changes: KeywordChanges) -> None:
+        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query: only
+        what the ingest changed when the index was current as it began (``before``), else rebuilt whole."""
         keywords = self._tantivy()
         if keywords is not None:
-            keywords.ensure(self.store.generations(COLLECTIONS))
+            keywords.update(before, self.store.generations(COLLECTIONS), changes)
 
     def _executor(self) -> RayExecutor | None:
         """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""
@@ -353,6 +364,9 @@ class Engine:
     @faults_as_errors
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
+        from mmsearch.index.cache import index_path
+        from mmsearch.status import build_status
+
         active = self.store.active_model()
         paths = {}
         if active is not None:
@@ -404,6 +418,9 @@ class Engine:
         """Files ↔ vectors ↔ index files ↔ keyword index: what drifted (see :mod:`mmsearch.check`); loads no
         model. ``repair``: fix it under the writer lock (``wait``, ``on_wait`` as for :meth:`ingest`) and report
         the check made after the repair, with what was done in ``repaired``."""
+        from mmsearch.check import check_integrity
+        from mmsearch.check import repair as fix_integrity
+
         report = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
         if not repair:
             return report

@@ -148,6 +148,10 @@ class Models:
                 return exported
         return self.checked_encoder(identity)
 
+    def text_encoder_loaded(self, identity: ModelIdentity) -> bool:
+        """True when :meth:`text_encoder` answers at once (the export or the encoder is loaded already)."""
+        return self._text_encoders.get(identity.fingerprint) is not None or self._encoder is not None
+
     def speech_to_text(self) -> Transcriber:
         """The speech-to-text model, loaded on first need."""
         if self._transcriber is None:

@@ -3,6 +3,10 @@
 The library only logs (``logging.getLogger(__name__)``) and never prints; this is the one place that decides what
 the user sees of it. Default: warnings and errors. ``-v``: what mmsearch does, including the query service's
 request log. ``-vv``: debugging detail. ``-q``: errors only.
+
+Other libraries' records (open_clip logs ``Failed to download weights ...`` on the root logger before it raises
+the error mmsearch reports in its own ``Error:`` line) are shown only with ``-v``: the root logger gets a handler of
+ours, so a module-level ``logging.error()`` elsewhere cannot install ``basicConfig``'s stderr handler either.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import click
 
 LOGGER = "mmsearch"
+SILENT = logging.CRITICAL + 1
 
 
 class ClickHandler(logging.Handler):
@@ -44,3 +49,14 @@ def configure_logging(level: int) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    _configure_others(level)
+
+
+def _configure_others(level: int) -> None:
+    """Other libraries' records (the root logger): warnings and above with ``-v``, nothing otherwise."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, ClickHandler)]:
+        root.removeHandler(handler)
+    handler = ClickHandler(level=logging.WARNING if level <= logging.INFO else SILENT)
+    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    root.addHandler(handler)

@@ -176,6 +176,11 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     _print_failures(report, verbose)
+    _print_passed_over(report, verbose)
+
+
+def _print_passed_over(report: IngestReport, verbose: bool) -> None:
+    """Files not indexed (by reason) and decoder warnings: counted, or listed with -v."""
     ignored = report.ignored_by_reason()
     if ignored:
         counts = ", ".join(f"{count} {code}" for code, count in ignored.items())

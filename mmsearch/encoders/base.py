@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-from PIL import Image
 
 from mmsearch.identity import ModelIdentity
+
+if TYPE_CHECKING:
+    from PIL import Image  # annotations only: a text query never imports Pillow
 
 
 @runtime_checkable

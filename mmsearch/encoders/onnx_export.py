@@ -86,6 +86,11 @@ def _versions() -> dict[str, str | None]:
 def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | None:
     """Export ``encoder``'s text tower under ``index_dir`` unless already done (or tried with these versions).
 
+    A verified export in the shared cache (written by ``image_export.ensure_exports``, once per model) is used in
+    place: nothing is written to the home, which then holds no copy of it (queries find it through
+    ``onnx_text.query_export_folder``). The home gets its own export only where the shared cache has none (it
+    could not be written), and a home's own outdated export is refreshed from the shared one.
+
     Returns the manifest (``status`` ``verified`` or ``failed``), or None when nothing applies (switched off,
     not an open_clip encoder, export packages missing, folder not writable). Never raises.
     """
@@ -97,7 +102,9 @@ def ensure_text_export(encoder: Encoder, index_dir: Path) -> dict[str, Any] | No
     if usable(manifest, identity):
         return manifest
     shared = _shared_export(identity)
-    if shared is not None:  # exported already, for every home (any engine): copy it, do not export again
+    if shared is not None and not folder.exists():  # exported already, for every home: read in place (onnx_text)
+        return read_manifest(shared)
+    if shared is not None:  # the home's own export is outdated or failed: refresh it from the shared one
         try:
             return _publish(folder, identity, lambda work: _copy_export(shared, work))
         except OSError as exc:

@@ -1,6 +1,8 @@
 """Torch-free text encoding for queries: a verified ONNX export of a model's text tower, run with onnxruntime.
 
-``mmsearch.encoders.onnx_export`` writes, once per model fingerprint, a folder under the index folder::
+``mmsearch.encoders.onnx_export`` writes, once per model fingerprint, a folder in the shared cache
+(``export_cache``: ``~/.cache/mmsearch/onnx/<fingerprint>/text/``), read in place by every home; a home keeps a
+folder of its own under its index folder only where the shared cache could not be written (or from before it)::
 
     <index_dir>/text-onnx/<fingerprint>/manifest.json   identity, tokenizer settings, agreement check
                                         text.onnx       token ids (n, context) -> unit vectors (n, dim)
@@ -64,6 +66,18 @@ def enabled() -> bool:
 def export_dir(index_dir: Path, fingerprint: str) -> Path:
     """The folder holding the export for one model fingerprint."""
     return Path(index_dir) / EXPORTS_FOLDER / fingerprint
+
+
+def query_export_folder(index_dir: Path, fingerprint: str) -> Path:
+    """Where queries read the text export: the home's own folder when it has one (a home made before the shared
+    cache, or one whose cache could not be written), else the shared cache's (``export_cache``), which every
+    home of this user reads in place (one copy per model, not one per home)."""
+    folder = export_dir(index_dir, fingerprint)
+    if folder.exists():
+        return folder
+    from mmsearch.encoders.export_cache import model_folder
+
+    return model_folder(fingerprint) / "text"
 
 
 def missing_runtime_modules() -> list[str]:
@@ -188,7 +202,7 @@ class OnnxTextEncoder:
         self.folder = folder
         self.identity = ModelIdentity.from_dict(manifest["identity"])
         self.fingerprint = str(manifest["fingerprint"])
-        self.tokenizer = QueryTokenizer(folder / TOKENIZER_FILE, TokenizerSpec.from_dict(manifest["tokenizer"]))
+        spec = TokenizerSpec.from_dict(manifest["tokenizer"])
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if throughput:
@@ -198,7 +212,14 @@ class OnnxTextEncoder:
             # at load than it saves on a handful of queries.
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             options.add_session_config_entry("session.disable_prepacking", "1")
+            # One thread: no pool to start, and a cold query encodes beside the thread that opens the indexes
+            # (search/encode.py: encode_aside); a query's few texts gain nothing from a second one (measured on
+            # 2 vCPUs under load: 21-31 vs 41-56 ms for one text, 1.0 vs 1.5 s for 64).
+            options.intra_op_num_threads = 1
+        # The session first, the tokenizer second: building the session releases the GIL (it overlaps what the
+        # other thread of a cold query does), parsing tokenizer.json does not.
         self._session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = QueryTokenizer(folder / TOKENIZER_FILE, spec)
         dim = self._session.get_outputs()[0].shape[-1]
         if dim != self.identity.dim:
             raise OnnxTextError(f"the export in {folder} gives {dim}-d vectors, the model {self.identity.dim}-d")
@@ -231,13 +252,8 @@ def load_text_encoder(index_dir: Path, identity: ModelIdentity) -> OnnxTextEncod
     the caller falls back to torch."""
     if not enabled():
         return None
-    folder = export_dir(index_dir, identity.fingerprint)
+    folder = query_export_folder(index_dir, identity.fingerprint)
     manifest = read_manifest(folder)
-    if manifest is None and not folder.exists():  # none in the home: the shared cache's (export_cache), if any
-        from mmsearch.encoders.export_cache import model_folder
-
-        folder = model_folder(identity.fingerprint) / "text"
-        manifest = read_manifest(folder)
     if not usable(manifest, identity):  # a home's own export that does not match means torch, never another's
         return None
     missing = missing_runtime_modules()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -317,11 +318,20 @@ def _load(open_clip: Any, spec: OpenClipSpec, device: str) -> tuple[Any, Any, An
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=spec.pretrained, device=device)
         tokenizer = open_clip.get_tokenizer(arch)
     except Exception as exc:  # open_clip raises many kinds (hub, file, config errors)
-        raise UnknownModelError(
-            f"cannot load model {arch}{':' + spec.pretrained if spec.pretrained else ''}: {type(exc).__name__}: {exc}"
-        ) from exc
+        name = f"{arch}{':' + spec.pretrained if spec.pretrained else ''}"
+        raise UnknownModelError(f"cannot load model {name}: {_load_failure(exc)}") from exc
     model.eval()
     return model, preprocess, tokenizer
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why open_clip could not load a model, in one short clause (its download errors repeat themselves)."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and text.startswith("Failed to download"):
+        found = re.search(r"Failed to download file \((.+?)\) for (\S+?)\.(\s|$)", text)
+        what = f" ({found[1]} of {found[2]})" if found else ""
+        return f"its weights{what} are not in the local cache and could not be downloaded (offline?)"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _autocast_dtype(torch: Any, device: str, precision: str) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,12 +16,14 @@ from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import build_index, maintain
 from mmsearch.kinds import IMAGE
-from mmsearch.store.integrity import collection_size
-from mmsearch.store.records import stored_precision
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.records import stored_precision  # numpy only: no SQLAlchemy on the query path
+
+if TYPE_CHECKING:
+    from mmsearch.store.repository import MetadataStore
 
 INDEX_SUFFIX = ".mmidx"
 REBUILD_TRIES = 3
+log = logging.getLogger(__name__)
 
 
 def index_path(index_dir: Path, database_url: str, identity: ModelIdentity, collection: str = IMAGE) -> Path:
@@ -89,6 +93,8 @@ class IndexCache:
         built on first use.
 
         Reads only the file's header and counts the rows (what every ingest can afford)."""
+        from mmsearch.store.integrity import collection_size  # ingest's import, not a query's
+
         if not self.path.is_file():
             return False
         try:
@@ -103,17 +109,38 @@ class IndexCache:
         return True
 
     def _load_fresh(self) -> VectorIndex | None:
+        """The saved index if it is this model's and current; None (said in the log) when it must be rebuilt."""
         if not self.path.is_file():
             return None
         try:
             index, header = load_index(self.path)
-        except (IndexCorruptError, OSError, KeyError, ValueError):
+        except (IndexCorruptError, OSError, KeyError, ValueError) as exc:
+            log.warning(
+                "the %s index %s is unreadable (%s): rebuilding it from the database",
+                self.collection,
+                self.path.name,
+                exc,
+            )
             return None
         if header.get("fingerprint") != self.identity.fingerprint:
+            log.warning(
+                "the %s index %s was written for another model (%s, not %s): rebuilding it from the database",
+                self.collection,
+                self.path.name,
+                header.get("fingerprint"),
+                self.identity.fingerprint,
+            )
             return None
-        if header.get("generation") != self.store.generation(self.collection):
+        stamped, latest = header.get("generation"), self.store.generation(self.collection)
+        if stamped != latest:  # usual while another process writes: its file follows its commits
+            log.info(
+                "the %s index is stamped generation %s, the database is at %s: rebuilding it from the database",
+                self.collection,
+                stamped,
+                latest,
+            )
             return None
-        self.generation = int(header["generation"])
+        self.generation = int(latest)
         return index
 
     def rebuild(self) -> VectorIndex:

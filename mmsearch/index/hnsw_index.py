@@ -105,8 +105,9 @@ class HnswIndex(IndexBase):
 
     @property
     def tombstones(self) -> int:
-        """Graph nodes whose id was removed or replaced; dropped by :meth:`compact`."""
-        return int(self._index.ntotal) - len(self._positions)
+        """Graph nodes whose id was removed or replaced; dropped by :meth:`compact`. Counted without the id ->
+        position map (``len``), so a loaded index that is only searched never builds it."""
+        return int(self._index.ntotal) - len(self)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Insert vectors; an id already present (or repeated in ``ids``: the last wins) is replaced."""

@@ -88,12 +88,23 @@ class HybridSearcher:
             self._indexes[collection] = self._index_source(collection)
         return self._indexes[collection]
 
-    def prefetch(self, keywords: str | None, k: int, kind: str, options: SearchOptions) -> None:
-        """Run the keyword retrieval of the coming :meth:`search` now, which needs the words alone (the engine
-        calls this before it encodes the query); that search reuses the result."""
+    def prefetch(
+        self, keywords: str | None, k: int, kind: str, options: SearchOptions, image_only: bool = False
+    ) -> None:
+        """Run the keyword retrieval of the coming :meth:`search` now, which needs the words alone, and open the
+        vector indexes it will search (the engine calls this before, or while, it encodes the query); that
+        search reuses both."""
         if _keyword_used(keywords, options) and keywords is not None and kind != FRAME:
             kinds = (kind,) if kind in (CAPTION, TRANSCRIPT) else KEYWORD_KINDS[kind]
             self._keyword_matches(keywords, kinds, max(MIN_WINDOW, 4 * k))
+        if options.mode == KEYWORD:
+            return
+        if kind in ITEM_SEARCHES:
+            collections = [kind] if options.weight(kind) > 0 else []
+        else:
+            collections = _retrievers(kind, image_only, options)
+        for collection in collections:
+            self.index_for(collection)
 
     def search(self, query: QuerySpec, k: int, kind: str, options: SearchOptions) -> list[Hit]:
         """The top ``k`` hits of ``kind`` (``image``, ``audio``, ``any``: per asset; ``caption``,
@@ -368,8 +379,12 @@ def dense_retrievers(kind: str, query: QuerySpec, options: SearchOptions) -> lis
     cosine is much weaker evidence than an image-to-image one. Where no image vectors can answer (audio),
     the text retrievers are used as usual (image to transcript).
     """
+    return _retrievers(kind, query.image_only, options)
+
+
+def _retrievers(kind: str, image_only: bool, options: SearchOptions) -> list[str]:
     retrievers = [r for r in DENSE_RETRIEVERS[kind] if options.weight(r) > 0]
-    if query.image_only and (IMAGE in retrievers or FRAME in retrievers):  # pixels answer pixels
+    if image_only and (IMAGE in retrievers or FRAME in retrievers):  # pixels answer pixels
         retrievers = [r for r in retrievers if r in (IMAGE, FRAME) or r in options.weights]
     return retrievers
 

@@ -15,6 +15,12 @@ FLUSH_EVERY = 64
 log = logging.getLogger(__name__)
 
 
+def one_connection(store: MetadataStore) -> bool:
+    """True when every thread shares the store's one connection (an in-memory SQLite database): work on the
+    database then stays in the caller's thread."""
+    return isinstance(store.engine.pool, StaticPool)
+
+
 class QueryVectorCache:
     """Reads go to the entries in memory, then the database; writes are buffered and flushed in batches.
 
@@ -33,7 +39,7 @@ class QueryVectorCache:
         self._writing: dict[str, np.ndarray] = {}
         self._write: Future[None] | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._background = not isinstance(store.engine.pool, StaticPool)
+        self._background = not one_connection(store)
 
     def get(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Known vectors by text."""

@@ -83,6 +83,24 @@ def collapse_near_duplicates(candidates: Ranked, vectors: Mapping[int, np.ndarra
     return out
 
 
+def _cutoff_params(method: str, params: dict[str, Any]) -> tuple[int, int | None, float, float]:
+    """The checked parameters of :func:`adaptive_cutoff`: min_keep, top_n, min_gap, threshold."""
+    check_choice("cutoff method", method, CUTOFF_METHODS)
+    allowed = {"gap": {"top_n", "min_keep", "min_gap"}, "zscore": {"threshold", "min_keep"}}[method]
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise FusionError(f"unknown parameter(s) for the {method!r} cutoff: {', '.join(unknown)}")
+    min_keep = positive_int("min_keep", params.get("min_keep", 1))
+    top_n = None if params.get("top_n") is None else positive_int("top_n", params["top_n"])
+    min_gap = float(params.get("min_gap", 0.0))
+    if not (0.0 <= min_gap <= 1.0):
+        raise FusionError(f"min_gap must be between 0 and 1, not {min_gap}")
+    threshold = float(params.get("threshold", 1.0))
+    if math.isnan(threshold):
+        raise FusionError("threshold must not be NaN")
+    return min_keep, top_n, min_gap, threshold
+
+
 def adaptive_cutoff(scores: Sequence[float], method: str = "gap", **params: Any) -> int:
     """How many of ``scores`` (sorted descending) to keep: 0 when empty, else between 1 and len(scores).
 
@@ -100,19 +118,7 @@ def adaptive_cutoff(scores: Sequence[float], method: str = "gap", **params: Any)
     Both rules are unchanged by adding a constant to the scores or multiplying them by a positive one
     (up to float rounding; exactly for powers of two).
     """
-    check_choice("cutoff method", method, CUTOFF_METHODS)
-    allowed = {"gap": {"top_n", "min_keep", "min_gap"}, "zscore": {"threshold", "min_keep"}}[method]
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise FusionError(f"unknown parameter(s) for the {method!r} cutoff: {', '.join(unknown)}")
-    min_keep = positive_int("min_keep", params.get("min_keep", 1))
-    top_n = None if params.get("top_n") is None else positive_int("top_n", params["top_n"])
-    min_gap = float(params.get("min_gap", 0.0))
-    if not (0.0 <= min_gap <= 1.0):
-        raise FusionError(f"min_gap must be between 0 and 1, not {min_gap}")
-    threshold = float(params.get("threshold", 1.0))
-    if math.isnan(threshold):
-        raise FusionError("threshold must not be NaN")
+    min_keep, top_n, min_gap, threshold = _cutoff_params(method, params)
     values = finite_array(scores, "score")
     n = int(values.size)
     if n == 0:

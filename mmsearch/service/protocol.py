@@ -105,8 +105,11 @@ def search_query(
         if filters.path:
             params.append(("path", filters.path))
         params += [("ext", ext) for ext in filters.ext]
-        params += [(name, repr(float(when))) for name, when in (("since", filters.since), ("until", filters.until))
-                   if when is not None]
+        params += [
+            (name, repr(float(when)))
+            for name, when in (("since", filters.since), ("until", filters.until))
+            if when is not None
+        ]
     return params
 
 
@@ -118,5 +121,3 @@ def hits_to_json(hits: list[Hit]) -> dict[str, Any]:
 def hits_from_json(payload: dict[str, Any]) -> Hits:
     """The hits document (``Hits.to_dict``) back into :class:`Hits`."""
     return Hits.from_dict(payload)
-
-

@@ -84,13 +84,19 @@ def extract_keyframes(path: str, settings: ExtractSettings | None = None) -> Vid
     return frames
 
 
-def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started: float) -> VideoFrames | None:
+def _video_stream(container: Any, settings: ExtractSettings) -> Any:
+    """The first video stream, set up to decode: threads, and non-reference frames skipped where asked."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     if settings.skip_nonref and stream.codec_context.has_b_frames:
         stream.codec_context.skip_frame = "NONREF"
     if settings.threads:
         stream.codec_context.thread_count = settings.threads
+    return stream
+
+
+def _decode(container: Any, info: VideoInfo, settings: ExtractSettings, started: float) -> VideoFrames | None:
+    stream = _video_stream(container, settings)
     # One scaler per output kept for the whole video: building one per frame (``frame.reformat``) costs ~10x more.
     from av.video.reformatter import VideoReformatter
 

@@ -4,8 +4,9 @@ Order matters: the ``Host`` header is checked first (a DNS-rebinding page cannot
 the credentials (the ``X-Mmsearch-Token`` header of API clients, or the session cookie a browser got from a
 one-time sign-in link), *before* a single byte of the body is read; a cookie-authenticated request that changes
 state must also carry ``X-Mmsearch-Request`` (which a cross-site form cannot send) and a same-origin ``Origin``.
-Then the body is read, bounded in size, time and (for JSON) nesting depth, and handed on. Every response carries
-a strict Content-Security-Policy and its companions.
+Then the body is read, bounded in size, time and (for JSON) nesting depth, and handed on; an answer that has not
+started within ``request_timeout_s`` is a 504. Every response carries a strict Content-Security-Policy and its
+companions. (The time a client may take to send a request's head is bounded in ``server.py``.)
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class Limits:
     max_connections: int = 1024
     """Connections (idle ones too) and requests in flight at once; more are answered 503 at once (uvicorn's
     limit). Connections are cheap (no thread each); searches queue for the engine, ``engine_wait_s`` at most."""
+    request_timeout_s: float = 120.0
+    """How long the app may take to start its answer (a search stuck past it is answered 504, not waited for)."""
+    header_timeout_s: float = 10.0
+    """How long a connection may take to send a request's head (a silent or slow-loris client is closed)."""
 
 
 class Auth:
@@ -125,6 +130,8 @@ class Guard:
         self.auth = auth
         self.limits = limits
         self.allowed_hosts = allowed_hosts
+        self._late: set[asyncio.Future[None]] = set()
+        """Requests answered 504 whose work still runs (referenced until it ends)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,7 +148,35 @@ class Guard:
         except BodyError as exc:
             await _error(exc.status, str(exc))(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self._in_time(scope, _replay(body, receive), send)
+
+    async def _in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's answer, or 504 when it has not started within ``request_timeout_s``. The late work (a search
+        in a thread cannot be interrupted) finishes in the background and its answer is dropped."""
+        state = {"started": False, "late": False}
+
+        async def tracked(message: Message) -> None:
+            if state["late"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, tracked))
+        done, _ = await asyncio.wait({task}, timeout=self.limits.request_timeout_s)
+        if task in done or state["started"]:
+            await task  # done (its exception, if any, goes on), or streaming an answer already begun
+            return
+        state["late"] = True
+        self._late.add(task)
+        task.add_done_callback(self._forget)
+        limit = self.limits.request_timeout_s
+        await _error(504, f"the request took longer than {limit:g} s; try again in a moment")(scope, receive, send)
+
+    def _forget(self, task: asyncio.Future[None]) -> None:
+        self._late.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a request answered 504 failed later", exc_info=task.exception())
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> Response | None:
         if self.allowed_hosts is not None and _host_name(headers.get("host", "")) not in self.allowed_hosts:

@@ -8,6 +8,7 @@ code) is ever logged.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from mmsearch.engine import Engine
 
 BACKLOG = 1024
+MAX_HEAD_BYTES = 16 * 1024
+"""The request line and headers together (h11's limit; more is answered 400)."""
 
 
 class WebServer:
@@ -52,6 +55,8 @@ class WebServer:
             lifespan="off",
             server_header=False,
             limit_concurrency=self.limits.max_connections,
+            http=head_timeout_protocol(self.limits.header_timeout_s),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=5,
         )
@@ -112,3 +117,29 @@ def _bind(host: str, port: int) -> socket.socket:
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
+
+def head_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with a deadline on each request's head: uvicorn has none (its keep-alive timer is
+    reset by every byte), so a client that connects and sends nothing, or a header a byte at a time, would hold
+    its connection forever. The deadline runs from the connection and from the end of each answer; a request
+    whose head arrived is bounded by the Guard's body and request timeouts instead."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_deadline()
+
+        def _arm_head_deadline(self) -> None:
+            self.loop.call_later(timeout_s, self._head_deadline, self.cycle)
+
+        def _head_deadline(self, cycle: object) -> None:
+            # still the same cycle (none, or the one just answered): no new request head has come in since
+            if self.cycle is cycle and not self.transport.is_closing():
+                self.timeout_keep_alive_handler()
+
+    return HeadTimeoutProtocol

@@ -155,19 +155,33 @@ def test_a_fresh_process_query_uses_the_export_without_torch(dev_engine) -> None
     assert json.loads(done.stdout)["hits"]
 
 
+def test_a_fresh_process_text_query_imports_only_the_search_path(dev_engine) -> None:
+    """With the export, a text query needs neither Pillow nor torch, ingest, checks or Alembic."""
+    require_export_packages()
+    from tests.cli.test_import_diet import NEVER, forbidden, imported
+
+    engine, _ = dev_engine
+    args = ["--home", str(engine.settings.home), "query", "a brown dog swims in a lake", "--json", "--no-service"]
+    result, modules = imported(args)
+    assert result["exit"] == 0 and json.loads(result["output"])["hits"]
+    assert "onnxruntime" in modules and forbidden(modules, (*NEVER, "PIL")) == set()
+
+
 def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:
     require_export_packages()
-    from mmsearch.encoders.onnx_text import MANIFEST_FILE, export_dir
+    from mmsearch.encoders.onnx_text import MANIFEST_FILE, query_export_folder
 
     engine, _ = dev_engine
     home = str(engine.settings.home)
-    path = export_dir(engine.settings.index_dir, engine.encoder.identity.fingerprint) / MANIFEST_FILE
+    index_dir, fingerprint = engine.settings.index_dir, engine.encoder.identity.fingerprint
+    path = query_export_folder(index_dir, fingerprint) / MANIFEST_FILE  # the home's, or the shared cache's
     original = path.read_text()
     try:
         path.write_text(json.dumps({**json.loads(original), "fingerprint": "0" * 16}))
         probe = cli_probe(["--home", home, "query", "a man rides a bicycle down a hill", "--json"])
         assert probe["exit"] == 0 and probe["torch"]
-        assert json.loads(path.read_text())["fingerprint"] == engine.encoder.identity.fingerprint  # exported anew
+        exported = query_export_folder(index_dir, fingerprint) / MANIFEST_FILE
+        assert json.loads(exported.read_text())["fingerprint"] == fingerprint  # exported anew
     finally:
         path.write_text(original)
     # The switch turns off the ONNX text path; the torch engine for the model (MMSEARCH_ENGINE) keeps ONNX Runtime

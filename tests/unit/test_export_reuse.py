@@ -1,4 +1,6 @@
-"""A home gets the text export the shared cache already holds by copying it: no second export."""
+"""A home uses the text export the shared cache already holds in place: no second export, and no copy of it in
+the home (88 MB for the fixture model); a home's own export is kept (from before, or where the cache could not
+be written) and refreshed from the shared one when it is outdated."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 from mmsearch.encoders import onnx_export
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.encoders.export_cache import model_folder
-from mmsearch.encoders.onnx_text import export_dir, load_text_encoder, read_manifest
+from mmsearch.encoders.onnx_text import export_dir, load_text_encoder, query_export_folder, read_manifest
 from tests.unit.test_onnx_text import write_export
 
 
@@ -26,7 +28,7 @@ def no_export(*args, **kwargs):
     raise AssertionError("the text tower must not be exported again")
 
 
-def test_a_shared_export_is_copied_into_the_home_not_redone(tmp_path: Path, monkeypatch) -> None:
+def test_a_shared_export_is_used_in_place_not_redone_nor_copied_into_the_home(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
     monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_export, "missing_runtime_modules", lambda: [])
@@ -40,8 +42,22 @@ def test_a_shared_export_is_copied_into_the_home_not_redone(tmp_path: Path, monk
     home = tmp_path / "home" / "indexes"
     manifest = onnx_export.ensure_text_export(encoder, home)
     assert manifest == read_manifest(shared)
-    assert read_manifest(export_dir(home, identity.fingerprint)) == manifest
-    assert load_text_encoder(home, identity) is not None
+    assert not export_dir(home, identity.fingerprint).exists()  # no copy in the home
+    assert query_export_folder(home, identity.fingerprint) == shared
+    loaded = load_text_encoder(home, identity)
+    assert loaded is not None and loaded.folder == shared
+
+
+def test_without_a_shared_export_the_home_keeps_its_own(tmp_path: Path, monkeypatch) -> None:
+    """Where the shared cache has no export (it could not be written), the home's own is what queries read."""
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    home = tmp_path / "home"
+    write_export(home, identity)
+    assert query_export_folder(home, identity.fingerprint) == export_dir(home, identity.fingerprint)
+    loaded = load_text_encoder(home, identity)
+    assert loaded is not None and loaded.folder == export_dir(home, identity.fingerprint)
 
 
 def test_queries_find_the_shared_export_when_the_home_has_none(tmp_path: Path, monkeypatch) -> None:

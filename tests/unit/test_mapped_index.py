@@ -71,3 +71,24 @@ def test_a_truncated_mapped_file_is_corrupt_not_a_crash(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) - 5000])
     with pytest.raises(IndexCorruptError):
         load_index(path)
+
+
+def test_a_loaded_hnsw_index_is_maintained_and_searched_without_building_its_id_map(tmp_path: Path) -> None:
+    """The id -> position map grows with the library (1M entries: ~0.4 s and ~100 MB): a cold query, which loads the
+    index, checks whether it needs compacting and searches it, must not build it."""
+    from mmsearch.index.policy import maintain
+
+    index = HnswIndex(IDENTITY)
+    index.add(IDS, VECTORS)
+    index.remove(IDS[:40])  # 40 tombstones, below the compaction fraction
+    path = tmp_path / "index.mmidx"
+    index.save(path, {})
+    expected = index.search(VECTORS[40:60], 5)
+
+    loaded, _ = load_index(path)
+    assert maintain(loaded, threshold=100) is loaded  # stays HNSW (500 nodes past the threshold)
+    assert loaded.tombstones == 40 and len(loaded) == 460 and not loaded.needs_compaction()
+    for got, want in zip(loaded.search(VECTORS[40:60], 5), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert loaded._position_map is None  # nothing above needed the id map
+    assert loaded.remove(IDS[40:41]) == 1 and loaded.tombstones == 41  # a change builds it, and counts agree
