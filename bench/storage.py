@@ -181,109 +181,108 @@ def measure_size(scratch: Path, size: int, model: str, source: Path | None = Non
     return result
 
 
-def agreement(model: str) -> dict[str, Any]:
-    """float32 DEV vectors against their stored form: worst cosine; top-10 per DEV caption, float32 vs the
-    float16 flat index built from the stored vectors."""
+def encode_dev(model: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The DEV photos and captions encoded in float32 by open_clip (torch): (images, captions, photos)."""
     from query_cold import read_captions
 
     from mmsearch.encoders import create_encoder
     from mmsearch.imageio import load_image
-    from mmsearch.index.faiss_index import FaissIndex
-    from mmsearch.store.records import SCORE_BOUND, embedding_from_bytes, embedding_to_bytes
 
     log("agreement: encoding the DEV photos and captions in float32 ...")
     encoder = create_encoder(model, "cpu", "fp32", "torch")
     paths = sorted(repo_path(DEV_IMAGES).iterdir())
-    images = np.concatenate(
-        [
-            encoder.encode_images([load_image(str(p), MAX_PIXELS) for p in paths[i : i + 32]])
-            for i in range(0, len(paths), 32)
-        ]
-    ).astype(np.float32)
+    batches = [paths[i : i + 32] for i in range(0, len(paths), 32)]
+    images = np.concatenate([encoder.encode_images([load_image(str(p), MAX_PIXELS) for p in b]) for b in batches])
     captions = read_captions(repo_path(DEV_CAPTIONS))
     queries = np.concatenate([encoder.encode_texts(captions[i : i + 256]) for i in range(0, len(captions), 256)])
+    return images.astype(np.float32), queries.astype(np.float32), len(paths)
+
+
+def agreement(model: str) -> dict[str, Any]:
+    """float32 DEV vectors against their stored form: worst cosine; top-10 per DEV caption, float32 vs the
+    float16 flat index built from the stored vectors."""
+    from mmsearch.identity import ModelIdentity
+    from mmsearch.index.faiss_index import FaissIndex
+    from mmsearch.store.records import SCORE_BOUND, embedding_from_bytes, embedding_to_bytes
+
+    images, queries, photos = encode_dev(model)
     stored = np.stack([embedding_from_bytes(embedding_to_bytes(v)) for v in images])
     cosines = np.sum(stored * images, axis=1) / (np.linalg.norm(stored, axis=1) * np.linalg.norm(images, axis=1))
-    index = FaissIndex(encoder.identity)
+    index = FaissIndex(ModelIdentity(model, None, images.shape[1], {}))
     index.add(np.arange(len(stored)), stored)
     scores, found = index.search(queries, 10)
-    reference = np.argsort(-(queries @ images.T), axis=1, kind="stable")[:, :10]
-    same_set = [set(a.tolist()) == set(b.tolist()) for a, b in zip(found, reference, strict=True)]
-    same_order = [a.tolist() == b.tolist() for a, b in zip(found, reference, strict=True)]
     exact = queries @ images.T
+    reference = np.argsort(-exact, axis=1, kind="stable")[:, :10]
     fp32_scores = np.take_along_axis(exact, found, axis=1)
     tenth = np.take_along_axis(exact, reference[:, -1:], axis=1)[:, 0]
     # A differing top-10 is still right when what it holds instead are near-ties: float32 scores within
     # twice the score bound of float32's own 10th (their order can flip when each moves by up to the bound).
     near_ties = fp32_scores.min(axis=1) >= tenth - 2 * SCORE_BOUND
+    pairs = list(zip(found.tolist(), reference.tolist(), strict=True))
     return {
-        "images": len(paths),
-        "queries": len(captions),
+        "images": photos,
+        "queries": len(queries),
         "worst_cosine": float(cosines.min()),
         "mean_cosine": float(cosines.mean()),
-        "top10_same_set": float(np.mean(same_set)),
-        "top10_same_order": float(np.mean(same_order)),
+        "top10_same_set": float(np.mean([set(a) == set(b) for a, b in pairs])),
+        "top10_same_order": float(np.mean([a == b for a, b in pairs])),
         "max_score_difference": float(np.abs(scores - fp32_scores).max()),
         "top10_right_up_to_near_ties": float(np.mean(near_ties)),
     }
 
 
-def table(sizes: dict[int, dict[str, Any]], agreed: dict[str, Any] | None) -> list[Row]:
+def size_rows(size: int, result: dict[str, Any]) -> list[Row]:
+    """Bytes per image per component, the total against the target (at TARGET_SIZE), bytes per vector."""
+    target = RCLIP_BYTES_PER_IMAGE * TARGET_RATIO
+    rows = [
+        Row(f"{size} photos: {label}", round(value / size), "bytes/image") for label, value in result["parts"].items()
+    ]
+    per_image = result["total"] / size
+    passed = per_image <= target if size == TARGET_SIZE else None
+    goal = f"<= {target:,.0f} (1.5x rclip's {RCLIP_BYTES_PER_IMAGE:,})" if size == TARGET_SIZE else ""
+    rows.append(Row(f"{size} photos: TOTAL per image", round(per_image), "bytes/image", goal, passed))
+    rows.append(Row(f"{size} photos: ratio to rclip", round(per_image / RCLIP_BYTES_PER_IMAGE, 2), "x"))
+    rows.append(Row(f"{size} photos: home total (text export excluded)", result["total"], "bytes"))
+    rows.append(Row(f"{size} photos: text export, excluded", result["excluded_text_export"], "bytes"))
+    return rows + vector_rows(f"{size} photos", result)
+
+
+def vector_rows(label: str, result: dict[str, Any]) -> list[Row]:
+    rows = []
+    if result["vectors"]:
+        per_vector = round(result["vector_bytes"] / result["vectors"])
+        rows.append(Row(f"{label}: database bytes per stored vector", per_vector, "bytes"))
+    if result["index_vectors"]:
+        per_indexed = round(result["index_bytes"] / result["index_vectors"])
+        rows.append(Row(f"{label}: index file bytes per indexed vector", per_indexed, "bytes"))
+    return rows
+
+
+def agreement_rows(agreed: dict[str, Any]) -> list[Row]:
     from mmsearch.store.records import COSINE_BOUND, SCORE_BOUND
 
-    target = RCLIP_BYTES_PER_IMAGE * TARGET_RATIO
-    rows: list[Row] = []
-    for size, result in sizes.items():
-        for label, value in result["parts"].items():
-            rows.append(Row(f"{size} photos: {label}", round(value / size), "bytes/image"))
-        per_image = result["total"] / size
-        passed = per_image <= target if size == TARGET_SIZE else None
-        goal = f"<= {target:,.0f} (1.5x rclip's {RCLIP_BYTES_PER_IMAGE:,})" if size == TARGET_SIZE else ""
-        rows.append(Row(f"{size} photos: TOTAL per image", round(per_image), "bytes/image", goal, passed))
-        rows.append(Row(f"{size} photos: ratio to rclip", round(per_image / RCLIP_BYTES_PER_IMAGE, 2), "x"))
-        rows.append(Row(f"{size} photos: home total (text export excluded)", result["total"], "bytes"))
-        rows.append(Row(f"{size} photos: text export, excluded", result["excluded_text_export"], "bytes"))
-        if result["vectors"]:
-            per_vector = result["vector_bytes"] / result["vectors"]
-            rows.append(Row(f"{size} photos: database bytes per stored vector", round(per_vector), "bytes"))
-        if result["index_vectors"]:
-            per_indexed = result["index_bytes"] / result["index_vectors"]
-            rows.append(Row(f"{size} photos: index file bytes per indexed vector", round(per_indexed), "bytes"))
-    if agreed:
-        n = f"{agreed['images']} DEV photos"
-        rows.append(
-            Row(
-                f"stored vs float32, worst cosine ({n})",
-                f"{agreed['worst_cosine']:.8f}",
-                "",
-                f">= {COSINE_BOUND}",
-                agreed["worst_cosine"] >= COSINE_BOUND,
-            )
-        )
-        rows.append(Row("stored vs float32, mean cosine", f"{agreed['mean_cosine']:.9f}", ""))
-        queries = f"{agreed['queries']} DEV captions"
-        rows.append(
-            Row(
-                f"top-10 = float32's up to near-ties ({queries})",
-                f"{agreed['top10_right_up_to_near_ties']:.4f}",
-                "",
-                "1.0",
-                agreed["top10_right_up_to_near_ties"] == 1.0,
-            )
-        )
-        same_set = agreed["top10_same_set"]
-        rows.append(Row("top-10 set identical", f"{same_set:.4f}", "", ">= 0.99", same_set >= 0.99))
-        rows.append(Row("top-10 order identical", f"{agreed['top10_same_order']:.4f}", ""))
-        rows.append(
-            Row(
-                "largest score difference",
-                f"{agreed['max_score_difference']:.2e}",
-                "",
-                f"<= {SCORE_BOUND:.2e}",
-                agreed["max_score_difference"] <= SCORE_BOUND,
-            )
-        )
-    return rows
+    worst, near, same_set = agreed["worst_cosine"], agreed["top10_right_up_to_near_ties"], agreed["top10_same_set"]
+    largest = agreed["max_score_difference"]
+    return [
+        Row(
+            f"stored vs float32, worst cosine ({agreed['images']} DEV photos)",
+            f"{worst:.8f}",
+            "",
+            f">= {COSINE_BOUND}",
+            worst >= COSINE_BOUND,
+        ),
+        Row("stored vs float32, mean cosine", f"{agreed['mean_cosine']:.9f}", ""),
+        Row(
+            f"top-10 = float32's up to near-ties ({agreed['queries']} DEV captions)",
+            f"{near:.4f}",
+            "",
+            "1.0",
+            near == 1.0,
+        ),
+        Row("top-10 set identical", f"{same_set:.4f}", "", ">= 0.99", same_set >= 0.99),
+        Row("top-10 order identical", f"{agreed['top10_same_order']:.4f}", ""),
+        Row("largest score difference", f"{largest:.2e}", "", f"<= {SCORE_BOUND:.2e}", largest <= SCORE_BOUND),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,32 +299,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     agreed = agreement(args.model) if args.agreement else None
     payload = {
         "benchmark": "storage",
-        "config": {"sizes": args.sizes, "model": args.model},
-        "results": {"sizes": sizes, "agreement": agreed},
+        "config": {"sizes": args.sizes, "model": args.model, "baseline": str(args.baseline or "")},
+        "results": {"sizes": sizes, "agreement": agreed, "baseline": baseline},
         "notes": [
             "bytes are the files of a fresh home after `mmsearch ingest` (the per-model text export excluded)",
             f"target: {TARGET_RATIO}x rclip's {RCLIP_BYTES_PER_IMAGE} bytes per image at {TARGET_SIZE} photos",
         ],
     }
-    rows = table(sizes, agreed)
+    rows = [row for size, result in sizes.items() for row in size_rows(size, result)]
+    rows += agreement_rows(agreed) if agreed else []
     for size, result in baseline.items():
-        per_image = result["total"] / size
-        payload["results"].setdefault("baseline", {})[size] = result
-        rows.append(Row(f"baseline {args.baseline}: {size} photos, TOTAL per image", round(per_image), "bytes/image"))
-        rows.append(
-            Row(
-                f"baseline: {size} photos, image index bytes per vector",
-                round(result["index_bytes"] / max(1, result["index_vectors"])),
-                "bytes",
-            )
-        )
-        rows.append(
-            Row(
-                f"baseline: {size} photos, database bytes per vector",
-                round(result["vector_bytes"] / max(1, result["vectors"])),
-                "bytes",
-            )
-        )
+        total = round(result["total"] / size)
+        rows.append(Row(f"baseline {args.baseline}: {size} photos, TOTAL per image", total, "bytes/image"))
+        rows += vector_rows(f"baseline: {size} photos", result)
     emit(rows, payload, args.json)
     return 1 if args.strict and not all_passed(rows) else 0
 
