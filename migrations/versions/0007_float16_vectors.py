@@ -6,9 +6,14 @@ Create Date: 2026-12-06 07:00:00
 
 Every stored vector is rewritten from float32 to float16 (each component rounded to the nearest float16; for a
 unit vector the cosine with the float32 one stays above 0.9999, see ``mmsearch.store.records``), in batches
-by id, on SQLite and PostgreSQL alike. The vectors changed, so every collection's index generation is bumped:
-the vector indexes (FAISS files, Milvus collections) are rebuilt from the database on next use and then hold
-the same float16 values. Downgrading widens the vectors back to float32 (the rounding stays).
+by id, on SQLite and PostgreSQL alike. The vectors changed, so in a library of up to ``REBUILD_LIMIT`` vectors
+(where the indexes are flat by default) every collection's index generation is bumped: the vector indexes (FAISS
+files, Milvus collections) are rebuilt from the database on next use, in seconds, and then hold the same float16
+values (a flat file shrinks to half). A larger library keeps its indexes: an HNSW graph stores float32 vectors
+anyway, the ones it holds agree with the stored float16 ones within the bound above (cosine >= 0.9999, score
+change <= 2^-11), and rebuilding a graph of millions of vectors would take the upgrade minutes to hours;
+``mmsearch reindex`` rebuilds them when wanted. Downgrading widens the vectors back to float32 (the rounding
+stays).
 
 The query cache keeps float32 (a cached query vector is exactly the one first encoded). SQLite does not give
 the freed pages back by itself: ``VACUUM`` the file to shrink an upgraded database.
@@ -28,6 +33,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BATCH = 2000
+REBUILD_LIMIT = 50_000
+"""Libraries of up to this many vectors get their indexes rebuilt (the default HNSW threshold: below it, flat)."""
 GENERATION_KEY = "index_generation"  # and "index_generation:<collection>" for the other collections
 
 embeddings = sa.table("embeddings", sa.column("id", sa.Integer()), sa.column("vector", sa.LargeBinary()))
@@ -84,9 +91,14 @@ def _bump_generations() -> None:
         connection.execute(settings.update().where(settings.c.key == key).values(value=str(int(value) + 1)))
 
 
+def _vector_count() -> int:
+    return int(op.get_bind().execute(sa.select(sa.func.count()).select_from(embeddings)).scalar_one())
+
+
 def upgrade() -> None:
     _rewrite_vectors(_to_float16, 4)
-    _bump_generations()
+    if _vector_count() <= REBUILD_LIMIT:
+        _bump_generations()
 
 
 def downgrade() -> None:

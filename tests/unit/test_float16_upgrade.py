@@ -163,3 +163,36 @@ def check_vector_rows_migrate(url: str) -> None:
 
 def test_vector_rows_migrate_to_float16_and_back_on_sqlite(tmp_path: Path) -> None:
     check_vector_rows_migrate(f"sqlite:///{tmp_path / 'rows.db'}")
+
+
+def test_a_large_library_keeps_its_indexes_through_the_upgrade(tmp_path: Path) -> None:
+    """Over REBUILD_LIMIT vectors (HNSW graphs by default, minutes to hours to rebuild) the generations stay:
+    the indexes' float32 vectors agree with the stored float16 ones within the bound; the rows still convert."""
+    from sqlalchemy import text
+
+    database = connect(f"sqlite:///{tmp_path / 'large.db'}")
+    with database.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "0006_video")
+        connection.execute(
+            text(
+                "INSERT INTO models (id, fingerprint, name, pretrained, dim, preprocess_json, created_at) "
+                "VALUES (1, 'f', 'fake', '2', 2, '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        blob = np.array([0.6, 0.8], dtype="<f4").tobytes()
+        connection.execute(
+            text(
+                "INSERT INTO embeddings (model_id, content_hash, vector, created_at) "
+                "VALUES (1, :hash, :vector, CURRENT_TIMESTAMP)"
+            ),
+            [{"hash": f"h{number}", "vector": blob} for number in range(50_001)],
+        )
+        connection.execute(text("INSERT INTO settings (key, value) VALUES ('index_generation', '4')"))
+    with database.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "head")
+    with database.connect() as connection:
+        generation = connection.execute(text("SELECT value FROM settings WHERE key = 'index_generation'")).scalar()
+        lengths = set(connection.execute(text("SELECT DISTINCT length(vector) FROM embeddings")).scalars())
+    database.dispose()
+    assert generation == "4"
+    assert lengths == {4}  # two float16 components
