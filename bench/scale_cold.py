@@ -68,19 +68,21 @@ def _add_synthetic(database: Path, model_id: int, real: np.ndarray, count: int) 
     machine): vectors = a real photo's vector plus noise, normalised."""
     import sqlite3
 
+    from mmsearch.store.records import embedding_to_bytes
+
     rng = np.random.default_rng(0)
     connection = sqlite3.connect(database)
     with connection:
         for start in range(0, count, 20_000):
             size = min(20_000, count - start)
             vectors = real[rng.integers(len(real), size=size)] + rng.normal(0, 0.05, (size, real.shape[1]))
-            vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype("<f4")
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
             digests = [
                 hashlib.blake2b(f"synthetic {start + i}".encode(), digest_size=32).hexdigest() for i in range(size)
             ]
             connection.executemany(
                 "INSERT INTO embeddings (model_id, content_hash, vector, created_at) VALUES (?, ?, ?, '2026-01-01')",
-                ((model_id, digest, vector.tobytes()) for digest, vector in zip(digests, vectors, strict=True)),
+                ((model_id, digest, embedding_to_bytes(v)) for digest, v in zip(digests, vectors, strict=True)),
             )
             connection.executemany(
                 "INSERT INTO media_files (path, kind, size, mtime_ns, content_hash, width, height, created_at, "

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mmsearch.ingest.report import IngestReport, ProgressFn
     from mmsearch.ingest.scanner import ScanResult
     from mmsearch.status import StatusReport
-    from mmsearch.store.keyword_tantivy import TantivyKeywords
+    from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
     from mmsearch.store.records import KnownFile
     from mmsearch.video.storyboard import Storyboard
@@ -177,6 +177,7 @@ class Engine:
         model_name = self.models.model_name()
         manifests = [load_manifest(path, base=str(root)) for path in captions]
         scan, known = self._scan(root)
+        before = self.store.generations(COLLECTIONS)  # what the keyword index reflects, when it is current
         report = IngestReport(folder=str(root), model=model_name)
         report.failed.extend(scan.errors)
         report.ignored.extend(scan.ignored)
@@ -194,7 +195,7 @@ class Engine:
         held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
         report.failed_before = len(held.held)
         run.execute(held.plan, known, scan.files)
-        self._refresh_keywords()
+        self._refresh_keywords(before, run.writer.keyword_changes)
         update_failures(memory, held, scan.files, report, run.unreadable)
         report.elapsed_s = time.perf_counter() - started
         encoder = self.models.loaded_encoder
@@ -330,11 +331,12 @@ class Engine:
             self._keywords = open_keywords(self.settings, self.store.engine) or False
         return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
 
-    def _refresh_keywords(self) -> None:
-        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query."""
+    def _refresh_keywords(self, before: dict[str, int], changes: KeywordChanges) -> None:
+        """Bring the Tantivy keyword index up to the database now (after an ingest), not on the next query: only
+        what the ingest changed when the index was current as it began (``before``), else rebuilt whole."""
         keywords = self._tantivy()
         if keywords is not None:
-            keywords.ensure(self.store.generations(COLLECTIONS))
+            keywords.update(before, self.store.generations(COLLECTIONS), changes)
 
     def _executor(self) -> RayExecutor | None:
         """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""

@@ -31,6 +31,8 @@ class UnrepresentableNameError(MmsearchError):
 
 def to_stored(path: str) -> str:
     """The database form of ``path`` (identical for any name that is valid UTF-8 and free of U+F780..U+F7FF)."""
+    if path.isascii():  # the common case, once per file of every scan: nothing to escape
+        return path
     if _STORED_ESCAPES.search(path):
         raise UnrepresentableNameError(
             "file name holds a private-use character (U+F780..U+F7FF) that mmsearch uses to store undecodable bytes"
@@ -40,6 +42,8 @@ def to_stored(path: str) -> str:
 
 def from_stored(text: str) -> str:
     """The in-memory (surrogateescape) form of a stored path; inverse of :func:`to_stored`."""
+    if text.isascii():  # once per known file of every ingest: nothing to unescape
+        return text
     return _STORED_ESCAPES.sub(lambda match: chr(ord(match.group()) - _SHIFT), text)
 
 

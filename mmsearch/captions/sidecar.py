@@ -6,7 +6,7 @@ import codecs
 import itertools
 import os
 import re
-from collections.abc import Collection, Set
+from collections.abc import Collection, Iterable, Set
 
 from mmsearch.captions.embedded import clean_caption
 from mmsearch.errors import UnreadableMediaError
@@ -46,6 +46,19 @@ def caption_sidecars(image_path: str, names_in_folder: Collection[str]) -> list[
             if (split := os.path.splitext(other))[0] == stem and split[1].lower() in _SUFFIXES_LOWER
         ]
     return sorted(os.path.join(folder, other) for other in set(found) if other != name)
+
+
+def caption_sidecar_names(names_in_folder: Iterable[str]) -> dict[str, list[str]]:
+    """The names among ``names_in_folder`` that are caption sidecars of some stem, by that stem (sorted): built
+    once per folder, it answers :func:`caption_sidecars` for each image of the folder with one lookup."""
+    by_stem: dict[str, list[str]] = {}
+    for name in names_in_folder:
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() in _SUFFIXES_LOWER:
+            by_stem.setdefault(stem, []).append(name)
+    for names in by_stem.values():
+        names.sort()
+    return by_stem
 
 
 def read_caption_sidecar(path: str) -> list[TextItem]:

@@ -16,6 +16,7 @@ from mmsearch.index import VectorIndex, load_index
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import build_index, maintain
 from mmsearch.kinds import IMAGE
+from mmsearch.store.records import stored_precision  # numpy only: no SQLAlchemy on the query path
 
 if TYPE_CHECKING:
     from mmsearch.store.repository import MetadataStore
@@ -173,6 +174,8 @@ class IndexCache:
         ``generation`` past the next one means another process wrote in between: the index is rebuilt from
         the database (which holds both changes) instead of being stamped with a generation it does not
         reflect. (A change the index already holds, when it was loaded after the write, applies harmlessly.)
+        Added vectors are taken at the database's precision (``stored_precision``), so the index holds what a
+        rebuild from the database would: the same scores whichever way it was built.
         """
         index = self.get()
         if generation > self.generation + 1:
@@ -181,7 +184,7 @@ class IndexCache:
         if remove_ids is not None and len(remove_ids):
             index.remove(np.asarray(remove_ids, dtype=np.int64))
         if add_ids is not None and add_vectors is not None and len(add_ids):
-            index.add(np.asarray(add_ids, dtype=np.int64), add_vectors)
+            index.add(np.asarray(add_ids, dtype=np.int64), stored_precision(add_vectors))
         self._maintain()
         self.generation = generation
 

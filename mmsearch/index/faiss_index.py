@@ -1,4 +1,12 @@
-"""Exact inner-product FAISS index (``IndexIDMap2`` over ``IndexFlatIP``), and the file format every kind shares.
+"""Exact inner-product FAISS index (``IndexIDMap2`` over a float16 ``IndexScalarQuantizer``), and the file format
+every kind shares.
+
+The flat index keeps each vector as float16 (``QT_fp16``: 512 bytes for a 256-d vector, half of ``IndexFlatIP``),
+the precision the database stores (``mmsearch.store.records.STORED_DTYPE``). A vector from the database is
+float16 already, so the index holds it exactly and a search's score is the exact inner product (in float32) of
+the query with the stored vector, the same number the database's copy gives; a float32 vector given to
+:meth:`FaissIndex.add` is rounded to float16 as the store rounds it. A file written before (``IndexFlatIP``,
+float32) still loads and searches; the schema upgrade to float16 vectors makes it stale, so it is rebuilt.
 
 On disk an index is one file: a magic line, a JSON header (kind, model identity,
 fingerprint, count and the caller's extra keys such as the generation) and a
@@ -37,14 +45,14 @@ class FaissIndex(IndexBase):
     """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
 
     kind = FLAT_KIND
-    exact_scores = True  # flat storage: every score is an exact inner product
+    exact_scores = True  # flat storage: every score is an exact inner product with the stored (float16) vector
 
     def __init__(self, identity: ModelIdentity, faiss_index: Any = None) -> None:
         import faiss
 
         self.identity = identity
         self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
-        self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(identity.dim))
+        self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(float16_flat(faiss, identity.dim))
         self._rows: dict[int, int] | None = None
         self._mapping: Mapping | None = None  # set when the vectors are read in place from the file
 
@@ -80,15 +88,14 @@ class FaissIndex(IndexBase):
             return self._index.search(queries, k)
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        """The stored (exact) vector of each given id that is in the index."""
+        """The stored (exact) vector of each given id that is in the index, as float32."""
         if self._rows is None:  # id -> row of the flat storage, rebuilt after a change
             self._rows = dict(zip(self.ids().tolist(), range(len(self)), strict=True))
         wanted = [(int(key), self._rows[int(key)]) for key in ids if int(key) in self._rows]
         if not wanted:
             return {}
-        flat = self._faiss.downcast_index(self._index.index)
-        storage = self._faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.identity.dim)
-        picked = storage.reshape(len(self), self.identity.dim)[[row for _, row in wanted]]  # a copy
+        rows = np.array([row for _, row in wanted], dtype=np.int64)
+        picked = self._index.index.reconstruct_batch(rows)  # decoded: float32, a copy
         return {key: picked[position] for position, (key, _) in enumerate(wanted)}
 
     def ids(self) -> np.ndarray:
@@ -117,6 +124,12 @@ class FaissIndex(IndexBase):
         index = cls(ModelIdentity.from_dict(header["identity"]), raw)
         index._mapping = mapping
         return index, header
+
+
+def float16_flat(faiss: Any, dim: int) -> Any:
+    """An empty flat inner-product storage of float16 vectors (FAISS scalar quantiser ``QT_fp16``, exact on
+    float16 values: its scores are float32 inner products with the decoded vectors)."""
+    return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
 
 
 SINGLE_THREAD_QUERIES = 8

@@ -47,6 +47,14 @@ def media_kind(path: str) -> str | None:
     return None
 
 
+def media_kinds() -> dict[str, str]:
+    """:func:`media_kind` as a table: lower-case suffix (with the dot) -> kind, for a scan's many lookups."""
+    table = dict.fromkeys(VIDEO_EXTENSIONS, VIDEO)
+    table.update(dict.fromkeys(AUDIO_EXTENSIONS, AUDIO))
+    table.update(dict.fromkeys(image_extensions(), IMAGE))
+    return table
+
+
 def unsupported(path: str) -> Entry:
     """Why a file of an unknown suffix is passed over (an image format that needs a plugin says which)."""
     extension = os.path.splitext(path)[1].lower()

@@ -14,6 +14,7 @@ from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import to_records
 from mmsearch.kinds import IMAGE, ITEM_KINDS
 from mmsearch.models import Models
+from mmsearch.store.keyword_tantivy import KeywordChanges
 from mmsearch.store.records import FileRecord, KnownFile
 from mmsearch.store.repository import MetadataStore
 from mmsearch.store.text_items import TextRecord
@@ -89,6 +90,8 @@ class BatchWriter:
         self.report = report
         self.committed: set[str] = set()
         """Paths of every file written by this writer."""
+        self.keyword_changes = KeywordChanges()
+        """The text items and files written or removed, for the keyword index (``TantivyKeywords.update``)."""
 
     def commit(self, changes: Sequence[AssetChange], known: dict[str, KnownFile]) -> None:
         """Write one batch in one transaction; a crash loses at most this batch."""
@@ -118,6 +121,7 @@ class BatchWriter:
             records_by_path,
             image_changed=bool(image_changes),
         )
+        self.keyword_changes.record(written)
         if image_changes:
             ids_by_path = dict(zip((c.file.path for c in changes), written.file_ids, strict=True))
             self.models.index(IMAGE).apply(
@@ -139,6 +143,7 @@ class BatchWriter:
         for kind in ITEM_KINDS:
             self.models.index(kind)
         written = self.store.write_assets(model_id, [], text_vectors, records_by_path, image_changed=False)
+        self.keyword_changes.record(written)
         self._mirror_texts(model_id, written, text_vectors)
 
     def _text_records(self, texts: dict[str, dict[str, list[TextItem]]]) -> dict[str, dict[str, list[TextRecord]]]:

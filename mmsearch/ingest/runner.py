@@ -147,6 +147,7 @@ class IngestRun:
         if not files:
             return
         written = self.store.delete_files([file.id for file in files])
+        self.writer.keyword_changes.record(written)
         ids = np.array([file.id for file in files], dtype=np.int64)
         if self.models.model_id is not None:
             for collection, generation in written.generations.items():

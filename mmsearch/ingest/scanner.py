@@ -10,9 +10,9 @@ from pathlib import Path
 
 from mmsearch import reasons
 from mmsearch.audio.subtitles import transcript_sidecar
-from mmsearch.captions.sidecar import caption_sidecars
+from mmsearch.captions.sidecar import caption_sidecar_names
 from mmsearch.imageformats import BASE_IMAGE_EXTENSIONS
-from mmsearch.ingest.classify import FILE, FOLDER, classify, media_kind, unsupported
+from mmsearch.ingest.classify import FILE, FOLDER, classify, media_kind, media_kinds, unsupported
 from mmsearch.ingest.report import FailedFile, IgnoredFile
 from mmsearch.kinds import AUDIO, IMAGE
 from mmsearch.pathnames import UnrepresentableNameError, to_stored
@@ -65,11 +65,13 @@ def scan_folder(root: Path) -> ScanResult:
     """Every supported media file under ``root`` (recursively, hidden files and folders skipped), sorted by path;
     every other visible entry is reported in ``ignored`` with its reason class (sidecars in use excepted)."""
     result = ScanResult([])
+    kind_of = media_kinds()  # once per scan: a lookup per file
     for folder, entries in _walk(str(root), str(root), result):
         by_name = {entry.name: entry for entry in entries}
+        captions = caption_sidecar_names(by_name)  # once per folder: a lookup per image
+        kinds = [kind_of.get(os.path.splitext(entry.name)[1].lower()) for entry in entries]
         used: set[str] = set()
-        for entry in entries:
-            kind = media_kind(entry.name)
+        for entry, kind in zip(entries, kinds, strict=True):
             if kind is None:
                 continue
             try:
@@ -81,11 +83,11 @@ def scan_folder(root: Path) -> ScanResult:
             except OSError as exc:
                 result.errors.append(_failure(entry.path, "cannot stat", exc))
                 continue
-            sidecars = _sidecars(folder, entry.path, kind, by_name, result.errors)
+            sidecars = _sidecars(folder, entry, kind, by_name, captions, result.errors)
             used.update(os.path.basename(sidecar.path) for sidecar in sidecars)
             result.files.append(ScannedFile(entry.path, kind, stat.st_size, stat.st_mtime_ns, sidecars))
-        for entry in entries:
-            if media_kind(entry.name) is None and entry.name not in used:
+        for entry, kind in zip(entries, kinds, strict=True):
+            if kind is None and entry.name not in used:
                 skip = unsupported(entry.name)
                 result.ignored.append(IgnoredFile(entry.path, skip.code, skip.detail))
     result.files.sort(key=lambda f: f.path)
@@ -99,13 +101,21 @@ def _failure(path: str, what: str, exc: OSError) -> FailedFile:
 
 
 def _sidecars(
-    folder: str, path: str, kind: str, by_name: dict[str, os.DirEntry[str]], errors: list[FailedFile]
+    folder: str,
+    entry: os.DirEntry[str],
+    kind: str,
+    by_name: dict[str, os.DirEntry[str]],
+    captions: dict[str, list[str]],
+    errors: list[FailedFile],
 ) -> tuple[Sidecar, ...]:
-    if kind == IMAGE:
-        paths = caption_sidecars(path, by_name.keys())
+    if kind == IMAGE:  # as caption_sidecars(entry.path, by_name.keys()), from the folder's sidecars by stem
+        stem = os.path.splitext(entry.name)[0]
+        paths = [os.path.join(folder, name) for name in captions.get(stem, ()) if name != entry.name]
     else:
-        found = transcript_sidecar(path, by_name.keys())
+        found = transcript_sidecar(entry.path, by_name.keys())
         paths = [found] if found else []
+    if not paths:
+        return ()
     sidecars = []
     for sidecar_path in paths:
         try:

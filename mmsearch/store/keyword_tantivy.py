@@ -7,8 +7,18 @@ terms costs about the same at 100k and at 1M texts.
 
 The database stays the source of truth (on SQLite and PostgreSQL alike): the index is written into a folder
 beside the vector index files, built from the text items and file names in the database, and stamped with the
-collections' generations it reflects (``stamp.json``). A stale or missing folder is rebuilt whole into a temporary
-folder and renamed into place, so a reader sees the old index or the new one, never half of one.
+collections' generations it reflects (``stamp.json``). A stale, missing or foreign (another format or database)
+folder is rebuilt whole into a temporary folder and renamed into place, so a reader sees the old index or the new
+one, never half of one.
+
+An ingest keeps the index in step incrementally (:meth:`TantivyKeywords.update`): it records which text items and
+files it wrote or removed (:class:`KeywordChanges`), and when the index was current as the ingest began, those
+documents are deleted by id and read again from the database into a copy of the folder (hard links: Tantivy's
+segment files are never changed once written), which is stamped with the generations after the ingest and swapped
+in like a rebuild. Anything else (an interrupted ingest, another writer, a damaged stamp) leaves the stamp behind
+the database, and the next update or search rebuilds whole. Deleted documents linger in Tantivy's statistics
+(document frequencies, average length) until their segments merge, so BM25 scores drift slightly from a rebuild's;
+past ``MAX_DEAD_SHARE`` of the documents the update rebuilds whole instead.
 
 Analysis matches the database engines': words are split on non-alphanumerics, lower-cased, diacritics folded
 (FTS5's ``remove_diacritics``), stemmed with the English Snowball stemmer (PostgreSQL's ``english``); stop words
@@ -24,31 +34,37 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from mmsearch.config import Settings
 from mmsearch.errors import ConfigError, IndexCorruptError
 from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, search_tokens
+from mmsearch.store.keyword_folder import STAMP_FILE, FolderMoved, building_folder, link_copy, swap_in
+from mmsearch.store.records import AssetWrite
 
 ANALYZER = "mmsearch_en"
 KINDS = ("caption", "transcript", NAME)
 """The kinds of document (a fast field, for filtering)."""
 _KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
-STAMP_FILE = "stamp.json"
-FORMAT = 2
+FORMAT = 3
 _OVERFETCH = 4  # a search over some kinds fetches this many times the limit before filtering
 WRITER_HEAP = 256_000_000
+MAX_DEAD_SHARE = 0.2
+"""An update that would leave more deleted documents than this share of the live ones rebuilds whole instead."""
+MAX_CHANGES = 200_000
+"""An ingest that changed more documents than this rebuilds the index whole (see ``KeywordChanges``)."""
 _TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
 _NAME_ROWS = "SELECT id, path FROM media_files"
+_SOME_TEXT_ROWS = text(_TEXT_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
+_SOME_NAME_ROWS = text(_NAME_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
+_CHUNK = 500
 
 
 def keyword_index_path(index_dir: Path, database_url: str) -> Path:
@@ -79,9 +95,9 @@ def _analyzer(tantivy: Any) -> Any:
 def _schema(tantivy: Any) -> Any:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("body", stored=False, tokenizer_name=ANALYZER, index_option="freq")
-    builder.add_integer_field("row", stored=False, fast=True)
+    builder.add_integer_field("row", stored=False, fast=True, indexed=True)  # indexed: deleted by id
     builder.add_integer_field("file", stored=False, fast=True)
-    builder.add_integer_field("kind", stored=False, fast=True)
+    builder.add_integer_field("kind", stored=False, fast=True, indexed=True)  # indexed: counted per kind
     return builder.build()
 
 
@@ -110,12 +126,44 @@ def _basename(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+@dataclass
+class KeywordChanges:
+    """The text items and files an ingest wrote or removed (their documents are read again from the database).
+
+    Past ``MAX_CHANGES`` ids it keeps only that it overflowed (a first ingest of a large library): so many documents
+    are read faster by a rebuild's one scan than by id, and the ids would cost memory for nothing."""
+
+    rows: set[int] = field(default_factory=set)
+    files: set[int] = field(default_factory=set)
+    overflow: bool = False
+
+    def record(self, written: AssetWrite) -> None:
+        """Note what one write (``write_assets`` or ``delete_files``) touched."""
+        if self.overflow:
+            return
+        self.files.update(written.file_ids)
+        for items in written.added_texts.values():
+            self.rows.update(item_id for item_id, _ in items)
+        for removed in written.removed_texts.values():
+            self.rows.update(removed)
+        if len(self) > MAX_CHANGES:
+            self.rows, self.files, self.overflow = set(), set(), True
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.files)
+
+    def __bool__(self) -> bool:
+        return self.overflow or len(self) > 0
+
+
 class TantivyKeywords:
     """Keyword search of one database through its Tantivy index folder, kept in step by generation stamps."""
 
     def __init__(self, engine: SqlEngine, path: Path) -> None:
         self._engine = engine
         self.path = path
+        self._database = hashlib.sha256(engine.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+        """Which database the folder reflects (a stamp of another one is foreign: the folder is rebuilt)."""
         self._tantivy = _tantivy()
         self._analyzer = _analyzer(self._tantivy)
         self._index: Any = None
@@ -137,24 +185,33 @@ class TantivyKeywords:
     # -- freshness --------------------------------------------------------------------------
     def ensure(self, generations: Mapping[str, int]) -> None:
         """Open the index as of ``generations`` (the database's, read by the caller); rebuild it when stale."""
-        wanted = {key: int(value) for key, value in generations.items()}
+        wanted = _ints(generations)
         with self._lock:
             if self._searcher is not None and self.stamp == wanted:
                 return
-            if self._read_stamp() != wanted:
+            if self._stamp_file().get("generations") != wanted:
                 self.rebuild(wanted)
             self._open()
 
-    def _read_stamp(self) -> dict[str, int] | None:
-        generations = self._stamp_file().get("generations")
-        return generations if isinstance(generations, dict) else None
+    def update(self, before: Mapping[str, int], after: Mapping[str, int], changes: KeywordChanges) -> str:
+        """After an ingest (under the writer lock): bring the index from the database's ``before`` generations (as
+        the ingest began) to ``after`` by re-reading only ``changes``; rebuild whole when the index was not at
+        ``before`` or would hold too many deleted documents. Returns ``"current"``, ``"updated"`` or ``"rebuilt"``."""
+        before, after = _ints(before), _ints(after)
+        with self._lock:
+            stamp = self._stamp_file()
+            if stamp.get("generations") == after and not changes:
+                return "current"
+            if stamp.get("generations") == before and not changes.overflow:
+                with contextlib.suppress(FolderMoved, _TooManyDead):
+                    self._apply(changes, after)
+                    return "updated"
+            self.rebuild(after)
+            return "rebuilt"
 
     def _stamp_file(self) -> dict[str, Any]:
-        try:
-            stamp = json.loads((self.path / STAMP_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return stamp if isinstance(stamp, dict) and stamp.get("format") == FORMAT else {}
+        """The folder's stamp; empty when missing, damaged, of another format or of another database."""
+        return _read_stamp(self.path / STAMP_FILE, self._database)
 
     def _open(self) -> None:
         try:
@@ -174,45 +231,86 @@ class TantivyKeywords:
 
         ``generations`` must have been read before the rows are (a change in between leaves the index stamped
         older than what it holds, so it is rebuilt again next time, never missed)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        try:
-            kinds = self._write(building)
-            count = sum(kinds.values())
-            stamp = {"format": FORMAT, "generations": dict(generations), "documents": count, "kinds": kinds}
-            (building / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True))
-            _swap_in(building, self.path)
-        except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
-            raise
+        with building_folder(self.path) as building:
+            tantivy = self._tantivy
+            index = tantivy.Index(_schema(tantivy), path=str(building), reuse=False)
+            index.register_tokenizer(ANALYZER, self._analyzer)
+            kinds = dict.fromkeys(KINDS, 0)
+            self._write(index, (), self._documents(), kinds)
+            return self._finish(building, generations, kinds, sum(kinds.values()))
+
+    def _apply(self, changes: KeywordChanges, generations: Mapping[str, int]) -> int:
+        """Delete the documents of ``changes`` and add them again as the database has them, in a linked copy of
+        the folder, and swap it in; raises FolderMoved when the folder changed under the copy, _TooManyDead when
+        the copy would hold more than ``MAX_DEAD_SHARE`` deleted documents (and is dropped)."""
+        with building_folder(self.path) as building:
+            base = link_copy(self.path, building)
+            if _read_stamp(building / STAMP_FILE, self._database) != base or not base:
+                raise FolderMoved
+            index = self._tantivy.Index.open(str(building))
+            index.register_tokenizer(ANALYZER, self._analyzer)
+            deleted = [*changes.rows, *(-file_id for file_id in changes.files)]
+            added = dict.fromkeys(KINDS, 0)
+            self._write(index, deleted, self._documents_of(changes), added)
+            index.reload()
+            searcher = index.searcher()
+            written = int(base.get("written", 0)) + sum(added.values())  # every document added since the build
+            if written - searcher.num_docs > MAX_DEAD_SHARE * searcher.num_docs:
+                raise _TooManyDead
+            kinds = {kind: self._count(searcher, index.schema, kind) for kind in KINDS}
+            return self._finish(building, generations, kinds, written)
+
+    def _count(self, searcher: Any, schema: Any, kind: str) -> int:
+        query = self._tantivy.Query.term_query(schema, "kind", _KIND_CODES[kind])
+        return int(searcher.search(query, 1, count=True).count)
+
+    def _finish(self, building: Path, generations: Mapping[str, int], kinds: dict[str, int], written: int) -> int:
+        """Stamp the folder and swap it in; returns its (live) documents. ``written``: the documents added since
+        the last rebuild, deleted ones included (what its statistics still count)."""
+        count = sum(kinds.values())
+        stamp = {
+            "format": FORMAT,
+            "database": self._database,
+            "generations": dict(generations),
+            "documents": count,
+            "written": written,
+            "kinds": kinds,
+        }
+        (building / STAMP_FILE).write_text(json.dumps(stamp, sort_keys=True))
+        swap_in(building, self.path)
         self._index = self._searcher = None
         return count
 
-    def _write(self, folder: Path) -> dict[str, int]:
-        """Index every document into ``folder``; returns how many of each kind."""
+    def _write(
+        self, index: Any, deleted: Iterable[int], documents: Iterable[tuple[int, int, str, str]], kinds: dict[str, int]
+    ) -> None:
+        """Delete the documents of ``deleted`` rows, then add ``documents``, counting them into ``kinds``."""
         tantivy = self._tantivy
-        index = tantivy.Index(_schema(tantivy), path=str(folder), reuse=False)
-        index.register_tokenizer(ANALYZER, self._analyzer)
         # One indexing thread: one segment, documents in database order, so equal scores come back in the same
         # order from every build of the same data (several threads would split documents between segments by race).
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-        kinds = dict.fromkeys(KINDS, 0)
-        for row, file_id, kind, body in self._documents():
+        for row in deleted:
+            writer.delete_documents_by_term("row", row)
+        for row, file_id, kind, body in documents:
             writer.add_document(tantivy.Document(row=row, file=file_id, kind=_KIND_CODES[kind], body=body))
             kinds[kind] += 1
         writer.commit()
         writer.wait_merging_threads()
-        return kinds
 
     def _documents(self) -> Iterator[tuple[int, int, str, str]]:
         """(row, file id, kind, text): text items by id, file names as row = -file id (as in FTS5)."""
         with self._engine.connect() as connection:
             streamed = connection.execution_options(stream_results=True, yield_per=10_000)
-            for item_id, file_id, kind, body in streamed.execute(text(_TEXT_ROWS)):
-                if kind in _KIND_CODES and kind != NAME:
-                    yield int(item_id), int(file_id), kind, str(body)
-            for file_id, path in streamed.execute(text(_NAME_ROWS)):
-                yield -int(file_id), int(file_id), NAME, _basename(str(path))
+            yield from _text_documents(streamed.execute(text(_TEXT_ROWS)))
+            yield from _name_documents(streamed.execute(text(_NAME_ROWS)))
+
+    def _documents_of(self, changes: KeywordChanges) -> Iterator[tuple[int, int, str, str]]:
+        """The documents of ``changes`` that the database holds now."""
+        with self._engine.connect() as connection:
+            for chunk in _chunks(sorted(changes.rows)):
+                yield from _text_documents(connection.execute(_SOME_TEXT_ROWS, {"ids": chunk}))
+            for chunk in _chunks(sorted(changes.files)):
+                yield from _name_documents(connection.execute(_SOME_NAME_ROWS, {"ids": chunk}))
 
     # -- searching --------------------------------------------------------------------------
     def search(self, query: str, limit: int, kinds: Collection[str] = KINDS) -> list[KeywordMatch]:
@@ -259,16 +357,35 @@ class TantivyKeywords:
         ]
 
 
-def _swap_in(built: Path, target: Path) -> None:
-    """Put the folder ``built`` at ``target``: one rename when there is none yet, else the old one is renamed
-    away first (a reader that opened it keeps its files) and removed. When another process swaps its own build in
-    at the same moment, one of the two equivalent builds wins and the other is dropped."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}-{threading.get_ident()}")
-    shutil.rmtree(old, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.replace(target, old)
+class _TooManyDead(Exception):
+    """An update would leave too many deleted documents in the index's statistics."""
+
+
+def _ints(generations: Mapping[str, int]) -> dict[str, int]:
+    return {key: int(value) for key, value in generations.items()}
+
+
+def _read_stamp(path: Path, database: str) -> dict[str, Any]:
     try:
-        os.replace(built, target)
-    except OSError:  # another build took the name first
-        shutil.rmtree(built, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+        stamp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stamp, dict) or stamp.get("format") != FORMAT or stamp.get("database") != database:
+        return {}
+    return stamp if isinstance(stamp.get("generations"), dict) else {}
+
+
+def _text_documents(rows: Iterable[Any]) -> Iterator[tuple[int, int, str, str]]:
+    for item_id, file_id, kind, body in rows:
+        if kind in _KIND_CODES and kind != NAME:
+            yield int(item_id), int(file_id), kind, str(body)
+
+
+def _name_documents(rows: Iterable[Any]) -> Iterator[tuple[int, int, str, str]]:
+    for file_id, path in rows:
+        yield -int(file_id), int(file_id), NAME, _basename(str(path))
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]

@@ -24,7 +24,7 @@ from mmsearch.store.lookups import (
     text_hash,
 )
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
-from mmsearch.store.records import AssetWrite, FileRecord, vector_to_bytes
+from mmsearch.store.records import AssetWrite, FileRecord, embedding_to_bytes, vector_to_bytes
 from mmsearch.store.text_items import TextRecord, replace_text_groups
 
 QUERY_CACHE_LIMIT = 10_000
@@ -196,7 +196,7 @@ def _insert_missing_vectors(session: Session, model_id: int, vectors: dict[str, 
             )
         )
     rows = [
-        {"model_id": model_id, "content_hash": content_hash, "vector": vector_to_bytes(vector), "created_at": now}
+        {"model_id": model_id, "content_hash": content_hash, "vector": embedding_to_bytes(vector), "created_at": now}
         for content_hash, vector in vectors.items()
         if content_hash not in existing
     ]

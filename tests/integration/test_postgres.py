@@ -54,6 +54,12 @@ def test_migrations_match_the_models_on_postgres(postgres_url: str) -> None:
     engine.dispose()
 
 
+def test_float32_vectors_migrate_to_float16_and_back_on_postgres(postgres_url: str) -> None:
+    from tests.unit.test_float16_upgrade import check_vector_rows_migrate
+
+    check_vector_rows_migrate(fresh_database(postgres_url, "float16_vectors"))
+
+
 @pytest.mark.parametrize("keyword_engine", ["database", "tantivy"])
 def test_keyword_and_hybrid_search_on_postgres(postgres_url: str, tmp_path: Path, keyword_engine: str) -> None:
     """The same keyword interface as SQLite's FTS5, on PostgreSQL full text (tsvector, ts_rank_cd), and the same

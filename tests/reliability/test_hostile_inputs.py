@@ -121,12 +121,12 @@ def test_heic_is_indexed_and_found_with_pillow_heif(tmp_path: Path) -> None:
 
 def test_files_deleted_or_changed_during_the_run(tmp_path: Path, monkeypatch) -> None:
     """Fault injection: between the scan and the reads, one file is deleted and one rewritten."""
-    import mmsearch.engine as engine_module
+    import mmsearch.ingest.scanner as scanner_module  # the engine imports scan_folder from here when it ingests
 
     folder = tmp_path / "photos"
     for seed in range(6):
         make_image(folder / f"{seed}.jpg", seed)
-    real_scan = engine_module.scan_folder
+    real_scan = scanner_module.scan_folder
 
     def scan_then_tamper(root):
         result = real_scan(root)
@@ -135,9 +135,9 @@ def test_files_deleted_or_changed_during_the_run(tmp_path: Path, monkeypatch) ->
         return result
 
     with Engine.open(tmp_path / "home", **FAKE) as engine:
-        monkeypatch.setattr(engine_module, "scan_folder", scan_then_tamper)
+        monkeypatch.setattr(scanner_module, "scan_folder", scan_then_tamper)
         report = engine.ingest(folder)
-        monkeypatch.setattr(engine_module, "scan_folder", real_scan)
+        monkeypatch.setattr(scanner_module, "scan_folder", real_scan)
         assert [(f.path, f.code) for f in report.failed] == [(str(folder / "1.jpg"), reasons.VANISHED)]
         assert report.added == 5
         again = engine.ingest(folder)

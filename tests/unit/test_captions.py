@@ -16,7 +16,12 @@ from PIL.PngImagePlugin import PngInfo
 
 from mmsearch.captions.embedded import clean_caption, decode_user_comment, embedded_captions, is_placeholder
 from mmsearch.captions.manifest import CaptionManifest, load_manifest
-from mmsearch.captions.sidecar import CAPTION_SIDECAR_SUFFIXES, caption_sidecars, read_caption_sidecar
+from mmsearch.captions.sidecar import (
+    CAPTION_SIDECAR_SUFFIXES,
+    caption_sidecar_names,
+    caption_sidecars,
+    read_caption_sidecar,
+)
 from mmsearch.errors import ManifestError, UnreadableMediaError
 from mmsearch.kinds import CAPTION
 from mmsearch.textitems import TextItem
@@ -263,6 +268,24 @@ def test_caption_sidecars_found_by_stem_with_any_suffix_case(tmp_path: Path) -> 
     ]
     assert caption_sidecars(image, {"photo.jpg"}) == []
     assert CAPTION_SIDECAR_SUFFIXES == (".txt", ".caption")
+
+
+_NAME = st.builds(
+    lambda stem, suffix: stem + suffix,
+    st.sampled_from(["photo", "Photo", "my.photo", "my", "a.b.c"]),  # hidden names (".txt") never reach it
+    st.sampled_from([".jpg", ".png", ".txt", ".TXT", ".Txt", ".caption", ".CAPTION", ".json", "", ".txt.bak"]),
+)
+
+
+@given(st.sets(_NAME, max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_sidecars_by_stem_answer_as_caption_sidecars(names: set[str]) -> None:
+    """The scanner's per-folder table (one lookup per image) finds exactly what caption_sidecars finds."""
+    by_stem = caption_sidecar_names(names)
+    for name in names:
+        stem = os.path.splitext(name)[0]
+        table = [os.path.join("/f", other) for other in by_stem.get(stem, ()) if other != name]
+        assert table == caption_sidecars(os.path.join("/f", name), names)
 
 
 def test_read_sidecar_one_caption_per_line(tmp_path: Path) -> None:

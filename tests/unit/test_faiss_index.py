@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from mmsearch.encoders.base import ModelIdentity, l2_normalise
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
 from mmsearch.index.faiss_index import FaissIndex, read_header
+from mmsearch.store.records import COSINE_BOUND, stored_precision
 
 IDENTITY = ModelIdentity("fake", "8", 8, {"thumbnail": 8})
 
@@ -18,8 +19,9 @@ def random_unit(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def test_search_returns_exact_inner_product_ranking() -> None:
+    """Exact on the vectors as the database stores them (float16 values): every vector the index is built from."""
     index = FaissIndex(IDENTITY)
-    vectors = random_unit(50)
+    vectors = stored_precision(random_unit(50))
     ids = np.arange(100, 150)
     index.add(ids, vectors)
     query = random_unit(1, seed=7)
@@ -27,6 +29,22 @@ def test_search_returns_exact_inner_product_ranking() -> None:
     expected = np.argsort(-(vectors @ query[0]))[:5] + 100
     np.testing.assert_array_equal(found[0], expected)
     np.testing.assert_allclose(scores[0], np.sort(vectors @ query[0])[::-1][:5], rtol=1e-5)
+
+
+def test_float32_vectors_are_kept_as_the_store_keeps_them() -> None:
+    """A float32 vector is rounded to float16 as the database rounds it; scores stay within the stated bound of
+    the float32 ones and the stored vectors within COSINE_BOUND of the given ones."""
+    index = FaissIndex(IDENTITY)
+    vectors = random_unit(40, seed=3)
+    index.add(np.arange(40), vectors)
+    kept = index.vectors(range(40))
+    stored = np.stack([kept[i] for i in range(40)])
+    np.testing.assert_array_equal(stored, stored_precision(vectors))
+    cosines = np.sum(stored * vectors, axis=1) / np.linalg.norm(stored, axis=1)
+    assert cosines.min() >= COSINE_BOUND
+    query = random_unit(1, seed=9)
+    scores, found = index.search(query, 40)
+    assert np.abs(scores[0] - vectors[found[0]] @ query[0]).max() <= 2**-11
 
 
 def test_add_replaces_and_remove_deletes() -> None:

@@ -18,7 +18,7 @@ from mmsearch.index.faiss_index import read_header
 from mmsearch.index.hnsw_index import COMPACT_FRACTION, HnswIndex
 from mmsearch.index.policy import SHRINK_FRACTION, kind_for
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.records import FileRecord
+from mmsearch.store.records import FileRecord, stored_precision
 from mmsearch.store.repository import MetadataStore
 from tests.conftest import make_image
 
@@ -30,11 +30,12 @@ K = 10
 
 
 def clustered(n: int, seed: int, clusters: int = 12, spread: float = 0.5) -> np.ndarray:
-    """Unit vectors from a Gaussian mixture, so recall against exact search means something."""
+    """Unit vectors from a Gaussian mixture, so recall against exact search means something; as the database
+    hands them out (float16 values), so every index holds them exactly."""
     rng = np.random.default_rng(seed)
     centres = l2_normalise(np.random.default_rng(99).standard_normal((clusters, DIM)))
     points = centres[rng.integers(0, clusters, n)] + rng.standard_normal((n, DIM)) * spread / np.sqrt(DIM)
-    return l2_normalise(points).astype(np.float32)
+    return stored_precision(l2_normalise(points))
 
 
 class Library:
@@ -221,7 +222,7 @@ def _check_change_sequence(path: Path, steps: list[tuple[bool, int, int]], thres
             fresh = np.arange(next_id, next_id + amount, dtype=np.int64)
             again = rng.choice(sorted(live), size=min(len(live), amount // 4), replace=False) if live else []
             ids = np.concatenate([fresh, np.asarray(again, dtype=np.int64)])
-            vectors = l2_normalise(rng.standard_normal((len(ids), DIM))).astype(np.float32)
+            vectors = stored_precision(l2_normalise(rng.standard_normal((len(ids), DIM))))  # as the store has them
             next_id += amount
             cache.apply(store.gen, ids, vectors)
             live.update(zip(ids.tolist(), vectors, strict=True))
@@ -243,7 +244,8 @@ def _check_change_sequence(path: Path, steps: list[tuple[bool, int, int]], thres
         keys = sorted(live)
         scores, found = cache.get().search(np.stack([live[i] for i in keys]), 1)
         np.testing.assert_array_equal(found[:, 0], keys)  # every live id answers with its latest vector
-        np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
+        self_scores = [float(live[i] @ live[i]) for i in keys]  # exact: |v|^2, about 1
+        np.testing.assert_allclose(scores[:, 0], self_scores, rtol=1e-5)
     cache.save()
     reopened = IndexCache(store, 1, IDENTITY, path, hnsw_threshold=threshold)  # type: ignore[arg-type]
     assert reopened.get().kind == kind and sorted(reopened.get().ids().tolist()) == sorted(live)
@@ -306,3 +308,23 @@ def test_engine_with_a_tiny_threshold_searches_exactly_like_a_flat_one(tmp_path:
         assert facts["kind"] == HNSW and facts["policy_kind"] == FLAT and "becomes faiss-flat-ip" in facts["state"]
         assert len(reopened.search("photo", k=5)) == 5
         assert reopened.status().indexes["image"]["kind"] == FLAT
+
+
+@pytest.mark.parametrize("threshold", [1000, 10])  # stays flat; turns HNSW
+def test_applied_float32_vectors_are_held_as_the_database_holds_them(tmp_path: Path, threshold: int) -> None:
+    """Ingest hands the encoder's float32 vectors to apply(): the index keeps them at the database's precision,
+    so its scores equal a rebuild's and the database's copy's, whichever kind it is."""
+    library = Library(tmp_path / "image.mmidx", threshold)
+    raw = l2_normalise(np.random.default_rng(5).standard_normal((30, DIM))).astype(np.float32)
+    ids = np.concatenate([library.add(raw[:20]), library.add(raw[20:])])  # the second batch: into the kind reached
+    assert library.cache.kind == (FLAT if threshold > 30 else HNSW)
+    held = library.cache.get().vectors(ids.tolist())
+    stored = library.store.image_vectors_of(library.model_id, ids.tolist())
+    for key, vector in zip(ids.tolist(), raw, strict=True):
+        np.testing.assert_array_equal(held[key], stored[key])
+        np.testing.assert_array_equal(held[key], stored_precision(vector))
+    query = raw[:5]
+    applied = library.cache.get().search(query, 10)
+    rebuilt = library.open_cache(threshold).rebuild().search(query, 10)
+    np.testing.assert_array_equal(applied[1], rebuilt[1])
+    np.testing.assert_allclose(applied[0], rebuilt[0], rtol=1e-6)

@@ -19,6 +19,7 @@ from mmsearch.index.policy import (
     maintain,
     preferred_kind,
 )
+from mmsearch.store.records import stored_precision
 
 DIM = 64
 K = 10
@@ -28,11 +29,12 @@ RECALL_FLOOR = {DEFAULT_INDEX_KIND: 1.0, HNSW_INDEX_KIND: 0.9}
 
 
 def clustered(n: int, seed: int = 0, clusters: int = 20, spread: float = 0.6) -> np.ndarray:
-    """Unit vectors from a Gaussian mixture: near-neighbour structure that makes recall meaningful."""
+    """Unit vectors from a Gaussian mixture: near-neighbour structure that makes recall meaningful; as the database
+    hands them out (float16 values), what every index is built from and holds exactly."""
     rng = np.random.default_rng(seed)
     centres = l2_normalise(np.random.default_rng(1234).standard_normal((clusters, DIM)))
     points = centres[rng.integers(0, clusters, n)] + rng.standard_normal((n, DIM)) * spread / np.sqrt(DIM)
-    return l2_normalise(points)
+    return stored_precision(l2_normalise(points))
 
 
 VECTORS = clustered(2000)
@@ -94,13 +96,13 @@ def test_removed_ids_never_return_and_readded_ids_return_the_new_vector(kind: st
     assert len(index) == len(IDS) - len(gone) + 5
     scores, found = index.search(fresh, 1)
     np.testing.assert_array_equal(found[:, 0], back)
-    np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(scores[:, 0], np.sum(fresh * fresh, axis=1), rtol=1e-5)  # exact: |v|^2 ~ 1
 
     replaced, new_vector = IDS[1], clustered(1, seed=123)  # re-adding a live id replaces its vector
     index.add(np.array([replaced]), new_vector)
     assert len(index) == len(IDS) - len(gone) + 5
     scores, found = index.search(new_vector, 1)
-    assert found[0, 0] == replaced and scores[0, 0] == pytest.approx(1.0, rel=1e-5)
+    assert found[0, 0] == replaced and scores[0, 0] == pytest.approx(float(new_vector[0] @ new_vector[0]), rel=1e-5)
     scores, found = index.search(VECTORS[1:2], K)  # the old vector is gone: the id scores as the new one
     np.testing.assert_allclose(scores[found == replaced], float(new_vector[0] @ VECTORS[1]), rtol=1e-5)
 
@@ -275,4 +277,4 @@ def test_convert_keeps_every_id_and_vector() -> None:
     flat = convert(hnsw, DEFAULT_INDEX_KIND)
     scores, found = flat.search(VECTORS[10:20], 1)
     np.testing.assert_array_equal(found[:, 0], IDS[10:20])
-    np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(scores[:, 0], np.sum(VECTORS[10:20] ** 2, axis=1), rtol=1e-5)  # exact: |v|^2 ~ 1

@@ -10,10 +10,12 @@ from mmsearch.encoders.base import ModelIdentity, l2_normalise
 from mmsearch.errors import IndexCorruptError
 from mmsearch.index import DEFAULT_INDEX_KIND, HNSW_INDEX_KIND, create_index, load_index
 from mmsearch.index.hnsw_index import HnswIndex
+from mmsearch.store.records import stored_precision
 
 DIM = 32
 IDENTITY = ModelIdentity("fake", "32", DIM, {"thumbnail": 32})
-VECTORS = l2_normalise(np.random.default_rng(0).standard_normal((500, DIM)))
+# As the database hands them out (float16 values): what every index is built from, held exactly.
+VECTORS = stored_precision(l2_normalise(np.random.default_rng(0).standard_normal((500, DIM))))
 IDS = np.arange(100, 600, dtype=np.int64)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mmsearch.config import resolve_settings
 from mmsearch.errors import ConfigError
-from mmsearch.store.keyword_tantivy import _swap_in
+from mmsearch.store.keyword_folder import swap_in as _swap_in
 
 
 def test_vector_url_keyword_engine_and_executor_follow_the_usual_precedence(tmp_path: Path) -> None:

@@ -1,13 +1,22 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mmsearch.encoders.base import ModelIdentity
 from mmsearch.errors import ModelMismatchError
 from mmsearch.store.database import connect, upgrade_to_head
-from mmsearch.store.records import FileRecord, vector_from_bytes, vector_to_bytes
+from mmsearch.store.records import (
+    COSINE_BOUND,
+    FileRecord,
+    VectorRangeError,
+    embedding_from_bytes,
+    embedding_to_bytes,
+    stored_precision,
+    vector_from_bytes,
+    vector_to_bytes,
+)
 from mmsearch.store.repository import MetadataStore
 
 IDENTITY = ModelIdentity("fake", "4", 4, {"thumbnail": 8})
@@ -22,7 +31,45 @@ def store() -> MetadataStore:
 
 @given(arrays(np.float32, st.integers(1, 64), elements=st.floats(allow_nan=False, width=32)))
 def test_vector_bytes_round_trip(vector: np.ndarray) -> None:
+    """The query cache's encoding: float32, exact."""
     np.testing.assert_array_equal(vector_from_bytes(vector_to_bytes(vector)), vector)
+
+
+UNIT_COMPONENTS = st.floats(-1, 1, width=32)
+
+
+@given(arrays(np.float32, st.integers(1, 512), elements=UNIT_COMPONENTS))
+def test_embedding_bytes_are_float16_and_within_the_stated_bound(vector: np.ndarray) -> None:
+    """The embeddings table's encoding: 2 bytes a component; the vector comes back as float32, each component
+    the nearest float16 (relative error <= 2^-11, absolute <= 2^-25 below float16's normal range), and stable:
+    a stored vector stored again is the same bytes."""
+    data = embedding_to_bytes(vector)
+    assert len(data) == 2 * vector.size
+    back = embedding_from_bytes(data)
+    assert back.dtype == np.float32 and back.shape == vector.shape
+    np.testing.assert_array_equal(back, vector.astype(np.float16).astype(np.float32))
+    assert np.all(np.abs(back - vector) <= np.abs(vector) * 2**-11 + 2**-25)
+    assert embedding_to_bytes(back) == data
+    np.testing.assert_array_equal(stored_precision(vector), back)
+
+
+@given(arrays(np.float32, st.integers(2, 512), elements=st.floats(-10, 10, width=32)))
+def test_a_stored_unit_vector_keeps_its_direction(vector: np.ndarray) -> None:
+    """The agreement bound with the float32 vector: cosine >= COSINE_BOUND, any unit-query score within 2^-11."""
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    assume(norm > 1e-3)
+    unit = (vector / norm).astype(np.float32)
+    back = embedding_from_bytes(embedding_to_bytes(unit))
+    cosine = float(back.astype(np.float64) @ unit / (np.linalg.norm(back.astype(np.float64)) * np.linalg.norm(unit)))
+    assert cosine >= COSINE_BOUND
+    assert float(np.linalg.norm(back.astype(np.float64) - unit)) <= 2**-11 + 1e-6
+
+
+def test_vectors_float16_cannot_hold_are_refused() -> None:
+    with pytest.raises(VectorRangeError):
+        embedding_to_bytes(np.array([1.0, 70000.0], dtype=np.float32))
+    with pytest.raises(VectorRangeError):
+        stored_precision(np.array([np.nan], dtype=np.float32))
 
 
 @settings(max_examples=25, deadline=None)
@@ -48,8 +95,10 @@ def test_files_and_vectors_round_trip_through_the_database(items) -> None:
     known = store.files_under("/root")
     assert {k.path for k in known.values()} == {r.path for r in records}
     stored = dict(zip(*_all_vectors(store, model_id), strict=True))
-    for file_id, (_, vector) in zip(ids, items, strict=True):
-        np.testing.assert_array_equal(stored[file_id], vector)
+    for file_id, (_, vector) in zip(ids, items, strict=True):  # the stated contract: float16, handed out as float32
+        assert stored[file_id].dtype == np.float32
+        np.testing.assert_array_equal(stored[file_id], stored_precision(vector))
+        assert np.all(np.abs(stored[file_id] - vector) <= np.abs(vector) * 2**-11 + 2**-25)
     engine.dispose()
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from mmsearch import Engine
 from mmsearch.audio.transcribe import Transcript
 from mmsearch.errors import UnreadableMediaError
+from mmsearch.store.records import SCORE_BOUND  # stored vectors are float16: a self-match scores 1 +- 2^-11
 from mmsearch.textitems import Segment
 from tests.conftest import make_image
 
@@ -100,7 +101,7 @@ def test_sidecar_captions_are_embedded_and_searchable(text_engine: Engine, libra
     assert hits[0].path == str(library / "cat.png")
     assert hits[0].match == "caption" and hits[0].kind == "image"
     assert hits[0].text == "a grey cat sleeping on a sofa"
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].score == pytest.approx(1.0, abs=SCORE_BOUND)
     assert {hit.to_dict()["match"] for hit in hits} == {"caption"}
 
 
@@ -186,7 +187,7 @@ def test_replacing_a_subtitle_file_resyncs_the_transcript(text_engine: Engine, l
     report = text_engine.ingest(library)
     assert report.resynced == 1
     hits = text_engine.search("lighthouse keepers at dusk", kind="transcript", k=1, mode="dense")
-    assert hits[0].path == str(library / "talk.wav") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].path == str(library / "talk.wav") and hits[0].score == pytest.approx(1.0, abs=SCORE_BOUND)
     assert "welcome to the harbour tour today" not in texts_of(text_engine.search("x", kind="transcript", k=50))
 
 
@@ -234,7 +235,7 @@ def test_exif_description_becomes_a_caption(text_engine: Engine, tmp_path: Path)
     Image.new("RGB", (32, 24), (200, 90, 40)).save(folder / "sunset.jpg", exif=exif)
     text_engine.ingest(folder)
     hits = text_engine.search("sunset over the old harbour", kind="caption", k=1, mode="dense")
-    assert hits[0].path == str(folder / "sunset.jpg") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].path == str(folder / "sunset.jpg") and hits[0].score == pytest.approx(1.0, abs=SCORE_BOUND)
 
 
 def test_a_manifest_adds_captions_and_resyncs(text_engine: Engine, library: Path, tmp_path: Path) -> None:
