@@ -8,9 +8,10 @@
           image.onnx.data its weights
 
 Pixels are prepared by :class:`mmsearch.encoders.preprocess.ImagePreprocess` (open_clip's transform in Pillow +
-numpy). An export is used only when its manifest's identity is the model's and its recorded check passed:
-worst cosine >= :data:`MIN_WORST_COSINE` and mean >= :data:`MIN_MEAN_COSINE` against open_clip float32 on
-probe images run through open_clip's own transform.
+numpy; the engine's encoders use its ``fast`` path, checked on embeddings against open_clip's own transform).
+An export is used only when its manifest's identity is the model's and its recorded check passed: worst cosine
+>= :data:`MIN_WORST_COSINE` and mean >= :data:`MIN_MEAN_COSINE` against open_clip float32 on probe images run
+through open_clip's own transform (the export is checked with the exact preprocessing).
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ class OnnxImageEncoder:
 
     device = "cpu"
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], streams: int = 0) -> None:
+    def __init__(self, folder: Path, manifest: dict[str, Any], streams: int = 0, fast: bool = False) -> None:
         import onnxruntime as ort
 
         self.identity = ModelIdentity.from_dict(manifest["identity"])
-        self.preprocess = ImagePreprocess.from_config(self.identity.preprocess)
+        self.preprocess = ImagePreprocess.from_config(self.identity.preprocess, fast)
         self._threads = cpu_threads()
         self._streams = streams or (2 if self._threads >= 2 else 1)
         self._session = _session(ort, folder, max(1, self._threads // self._streams))
@@ -165,14 +166,15 @@ def _session(ort: Any, folder: Path, threads: int) -> Any:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_image_encoder(identity: ModelIdentity, streams: int = 0) -> OnnxImageEncoder | None:
+def load_image_encoder(identity: ModelIdentity, streams: int = 0, fast: bool = False) -> OnnxImageEncoder | None:
     """The verified export of ``identity``'s image tower from the shared cache, or None (none, not verified,
-    onnxruntime missing or the file unreadable)."""
+    onnxruntime missing or the file unreadable). ``fast``: prepare with the cheaper resize and normalisation
+    (:class:`ImagePreprocess`'s ``fast``, what the engine runs); else open_clip's exact pixels."""
     manifest = read_image_manifest(identity)
     if manifest is None:
         return None
     try:
-        return OnnxImageEncoder(image_folder(identity.fingerprint), manifest, streams)
+        return OnnxImageEncoder(image_folder(identity.fingerprint), manifest, streams, fast)
     except ImportError:
         return None
     except Exception as exc:  # onnxruntime raises its own kinds (a truncated file, an unsupported opset)

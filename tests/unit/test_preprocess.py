@@ -95,3 +95,73 @@ def test_the_level_table_gives_the_float32_arithmetic_bit_for_bit(cfg: dict) -> 
     assert batch.dtype == np.float32 and batch.flags.c_contiguous
     np.testing.assert_array_equal(batch, expected)
     assert ours.batch([]).shape == (0, 3, height, width)
+
+
+# The fast path (``fast=True``, what the engine's ONNX image tower runs): the same grid and filter over only the
+# region the crop keeps, and a multiply-add normalisation. Not bit-exact: its pixels stay within a few levels of
+# open_clip's, its floats within float32 rounding; the embeddings are checked against open_clip on the 300 DEV
+# photos in tests/integration/test_onnx_image.py (worst cosine 0.99999).
+
+PHOTO_SIZES = [(384, 288), (288, 384), (384, 256), (256, 384), (500, 375), (375, 500), (640, 427), (1024, 768)]
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    """A photo-like picture (smooth colour fields, shapes, edges): the calibration's probe generator."""
+    from mmsearch.encoders.precision import probe_images
+
+    return probe_images(seed + 1, (width, height))[seed]
+
+
+@pytest.mark.parametrize("size", PHOTO_SIZES)
+@pytest.mark.parametrize("cfg", CONFIGS[:3], ids=lambda cfg: f"{cfg['size']}-{cfg['interpolation']}")
+def test_the_fast_path_keeps_photo_pixels_within_two_levels(cfg: dict, size: tuple[int, int]) -> None:
+    exact, fast = ImagePreprocess.from_config(cfg), ImagePreprocess.from_config(cfg, fast=True)
+    image = photo(*size, seed=sum(size) % 5)
+    ours, reference = fast.prepare(image).astype(int), exact.prepare(image).astype(int)
+    assert ours.shape == reference.shape == (*cfg["size"], 3)
+    difference = np.abs(ours - reference)
+    assert difference.max() <= 2 and (difference > 0).mean() < 0.01
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda cfg: f"{cfg['resize_mode']}-{cfg['size']}-{cfg['interpolation']}")
+@settings(max_examples=25, deadline=None)
+@given(width=st.integers(8, 900), height=st.integers(8, 900), seed=st.integers(0, 2**16))
+def test_the_fast_path_stays_close_to_open_clips_pixels_for_any_size(cfg: dict, width: int, height: int, seed: int):
+    """Noise is the worst case (Pillow may run its own two passes in the other order: the clipping in between
+    differs at sharp edges); still within a level on average, and the same shape for every config."""
+    exact, fast = ImagePreprocess.from_config(cfg), ImagePreprocess.from_config(cfg, fast=True)
+    image = picture(width, height, seed)
+    ours, reference = fast.prepare(image), exact.prepare(image)
+    assert ours.dtype == np.uint8 and ours.shape == reference.shape
+    assert np.abs(ours.astype(int) - reference.astype(int)).mean() < 1.0
+    np.testing.assert_allclose(fast.batch([reference]), exact.batch([reference]), rtol=0, atol=2e-6)
+
+
+def test_the_fast_path_resizes_only_the_kept_region(monkeypatch) -> None:
+    """A 384 x 288 photo: the exact path resizes all of it to 298 x 224 and crops 224 x 224; the fast path's
+    passes never make anything wider than the crop (about a quarter less work)."""
+    sizes: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def spy(self, size, *args, **kwargs):
+        sizes.append(tuple(size))
+        return resize(self, size, *args, **kwargs)
+
+    image = photo(384, 288, seed=1)
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    ImagePreprocess.from_config(CONFIGS[0]).prepare(image)
+    assert sizes == [(298, 224)]
+    sizes.clear()
+    ImagePreprocess.from_config(CONFIGS[0], fast=True).prepare(image)
+    assert sizes and all(width <= 224 for width, _ in sizes)
+
+
+def test_the_fast_path_leaves_images_without_a_crop_to_the_exact_path() -> None:
+    """A squash, a pad (``longest``), an image already at the target and a non-RGB/L mode: the same pixels."""
+    image = photo(300, 200, seed=2)
+    for cfg in (CONFIGS[3], CONFIGS[5]):
+        exact, fast = ImagePreprocess.from_config(cfg), ImagePreprocess.from_config(cfg, fast=True)
+        np.testing.assert_array_equal(fast.prepare(image), exact.prepare(image))
+    exact, fast = ImagePreprocess.from_config(CONFIGS[0]), ImagePreprocess.from_config(CONFIGS[0], fast=True)
+    for same in (photo(224, 224, seed=3), photo(224, 300, seed=3), image.convert("RGBA")):
+        np.testing.assert_array_equal(fast.prepare(same), exact.prepare(same))
