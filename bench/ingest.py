@@ -8,6 +8,7 @@ Run from the repository root::
     python bench/ingest.py --repeats 3       # medians over 3 passes (each ingest in a fresh home)
     python bench/ingest.py --precision fp32  # the model in float32 (default auto: bf16 where native and agreeing)
     python bench/ingest.py --no-draft        # the ingest decodes JPEGs at full size (no reduced-scale draft)
+    python bench/ingest.py --exact-preprocess --command-sizes ''   # open_clip's exact pixels (the A side of an A/B)
     python bench/ingest.py --engine torch    # the model on torch (default auto: per tower, the calibrated engine)
     python bench/ingest.py --raw-engines torch:bf16,torch:fp32 --command-sizes 300,700
 
@@ -139,6 +140,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-draft", action="store_true", help="decode JPEGs at full size in the ingest (no reduced-scale draft)"
+    )
+    parser.add_argument(
+        "--exact-preprocess",
+        action="store_true",
+        help="the ONNX image tower prepares with open_clip's exact pixels, not the engine's fast path (A/B of "
+        "the raw and end-to-end passes; the whole-command passes run the engine's default either way)",
     )
     parser.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"), help="default auto")
     parser.add_argument(
@@ -569,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = Results()
     log(f"loading {args.model} on {args.device} ...")
+    if args.exact_preprocess:
+        from mmsearch.encoders import selection
+
+        selection.ENGINE_FAST_PREPROCESS = False
     encoder = load_encoder(args.model, args.device, args.precision, args.engine, results)
     scratch = Path(tempfile.mkdtemp(prefix="mmsearch-bench-export-"))
     log("exporting the text tower (torch-free queries) once ...")
@@ -593,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "engine": args.engine,
             "raw_engines": [":".join(pair) for pair in args.raw_engines],
             "jpeg_draft": not args.no_draft and getattr(encoder, "min_decode_size", None) is not None,
+            "preprocess": "exact" if args.exact_preprocess else "engine default (ONNX image tower: fast)",
             "batch_size": args.batch_size,
             "encode_streams": results.streams,
             "workers": results.workers,
