@@ -102,6 +102,31 @@ def test_files_and_vectors_round_trip_through_the_database(items) -> None:
     engine.dispose()
 
 
+def test_a_batch_of_new_files_is_inserted_in_one_statement_with_each_id_its_own(store: MetadataStore) -> None:
+    """The ingest's commit thread writes batches of ~30 new photos: one executemany for the rows (an INSERT ...
+    RETURNING in parameter order ran one statement per row on SQLite), and every path gets its own row's id, in
+    the order of the records, also for a batch mixing new and known files."""
+    from sqlalchemy import event
+
+    model_id = store.adopt_model(IDENTITY)
+    first = [FileRecord(f"/root/{i:02d}.jpg", "image", i, i, f"h{i}", 3, 2) for i in range(30)]
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MEDIA_FILES"):
+            inserts.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    ids, _ = store.write_files(model_id, first, {})
+    assert len(inserts) == 1
+    mixed = [*reversed(first[20:]), *(FileRecord(f"/root/new{i}.jpg", "image", i, i, f"n{i}", 3, 2) for i in range(5))]
+    mixed_ids, _ = store.write_files(model_id, mixed, {})
+    event.remove(store.engine, "before_cursor_execute", count)
+    by_path = {known.path: known.id for known in store.files_under("/root").values()}
+    assert ids == [by_path[record.path] for record in first] and len(set(ids)) == 30
+    assert mixed_ids == [by_path[record.path] for record in mixed] and len(by_path) == 35
+
+
 def _all_vectors(store: MetadataStore, model_id: int):
     ids, vectors = [], []
     for chunk_ids, chunk_vectors in store.iter_file_vectors(model_id):
