@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
     from mmsearch.store.records import KnownFile
+    from mmsearch.textaside import TextAside
     from mmsearch.video.storyboard import Storyboard
 
 
@@ -58,10 +59,11 @@ class Engine:
         store: MetadataStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
+        text_aside: TextAside | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.models = Models(settings, store, encoder_factory, transcriber_factory)
+        self.models = Models(settings, store, encoder_factory, transcriber_factory, text_aside)
         self.queries = QueryEncoder(self.models)
         self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
 
@@ -76,13 +78,15 @@ class Engine:
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
         create: bool = True,
+        text_aside: TextAside | None = None,
         **options: Any,
     ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
 
         ``create=False`` opens an existing database only: where there is none, :class:`NoIndexError` is raised and
         nothing is created (for commands that only read, like ``status``). ``options`` are further settings
-        (``batch_size``, ``workers``, ``speech_model``, ...).
+        (``batch_size``, ``workers``, ``speech_model``, ...). ``text_aside``: a query's text being encoded
+        speculatively (:func:`mmsearch.textaside.start`), taken if it is of this home's model.
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
         if not create and not database_exists(settings.database_url):
@@ -90,10 +94,11 @@ class Engine:
         with database_faults(settings.database_url):
             engine = connect(settings.database_url)
             upgrade_to_head(engine)
-        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)
+        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory, text_aside)
 
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
+        self.models.drop_text_aside()
         self.queries.close()
         self.store.engine.dispose()
 
