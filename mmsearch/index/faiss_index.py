@@ -145,8 +145,8 @@ class FaissIndex(IndexBase):
         """Write atomically: temp file in the same folder, fsync, rename."""
         header = index_header(self.kind, self.identity, len(self), extra)
         if self._mapping is not None:  # unchanged since read: the same payload
-            payload = self._mapping.buffer
-            write_index_file(path, header, lambda handle: handle.write(payload))
+            payload = self._mapping.buffer.data
+            write_index_file(path, header, lambda handle: _write_all(handle, payload))
             return
         write_index_file(path, header, lambda handle: write_faiss(self._index, handle))
 
@@ -166,6 +166,10 @@ class FaissIndex(IndexBase):
             index = cls(identity, raw)
         index._mapping, index._path = mapping, path
         return index, header
+
+
+def _write_all(handle: BinaryIO, payload: memoryview) -> None:
+    handle.write(payload)
 
 
 def _faiss() -> Any:

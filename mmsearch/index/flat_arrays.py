@@ -114,7 +114,7 @@ def parse_sq_fp16(buffer: np.ndarray, dim: int) -> FlatArrays | None:
     over a ``dim``-wide inner-product fp16 ``IndexScalarQuantizer``, else None (read it with FAISS)."""
     if sys.byteorder != "little":
         return None
-    data = memoryview(buffer)
+    data = memoryview(buffer.data)
     try:
         count, position = _index_header(data, 0, FOURCC_IDMAP2, dim)
         inner, position = _index_header(data, position, FOURCC_SQ, dim)
