@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 RECORD_FILE = "query-model.json"
 RECORD_FORMAT = 1
+ENV_SWITCH = "MMSEARCH_TEXT_ASIDE"
+"""Set to 0/false/no/off to start no speculative thread (the record is still kept)."""
 
 
 def read_record(index_dir: Path) -> tuple[str, Path] | None:
@@ -117,8 +119,8 @@ class TextAside:
 
 def start(index_dir: Path, text: str | None) -> TextAside | None:
     """Start encoding ``text`` with the model recorded for ``index_dir``; None when nothing is recorded (then
-    nothing is started) or there is no text."""
-    if not text:
+    nothing is started), there is no text, or ``MMSEARCH_TEXT_ASIDE`` switches it off."""
+    if not text or os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     recorded = read_record(index_dir)
     if recorded is None:

@@ -41,11 +41,12 @@ MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")
 FLAT_KIND = "faiss-flat-ip"
 VECTOR_CHUNK = 65536  # rows per chunk when copying every vector out of an index
-NUMPY_SEARCH_MAX = 8192
+NUMPY_SEARCH_MAX = 4096
 """A loaded flat index of at most this many vectors is searched with numpy while FAISS is not imported yet:
-importing it costs a cold query 50-60 ms, numpy's search about 0.6 ms at 300 256-d vectors and 10-15 ms at 8k
-(its float16 decoding is slow: 60-80 ms at 50k against FAISS's 2 ms, bench/flat_search.py); once FAISS is
-imported (a larger index, a change, another process's work) FAISS searches."""
+importing it costs a cold query about 50 ms of CPU; numpy's search takes 0.7 ms at 300 256-d vectors, 2.2 ms at
+1,500 and 11 ms at 4,096 (its float16 decoding is slow: 26 ms at 8k and 95 ms at 50k, where FAISS takes 0.6 and
+1.6 ms; bench/flat_search.py on 2 busy vCPUs). Once FAISS is imported (a larger index, a change, a search left
+to FAISS) FAISS searches."""
 
 
 class FaissIndex(IndexBase):

@@ -85,6 +85,17 @@ def test_a_missing_or_damaged_record_means_no_speculation(tmp_path: Path, conten
     assert read_record(tmp_path) is None and start(tmp_path, TEXT) is None
 
 
+def test_the_switch_turns_speculation_off(exported_home, monkeypatch) -> None:
+    home, _, _ = exported_home
+    searched(home, TEXT, None)  # records the model
+    monkeypatch.setenv(textaside.ENV_SWITCH, "0")
+    assert start(home / "indexes", TEXT) is None
+    monkeypatch.setenv(textaside.ENV_SWITCH, "1")
+    aside = start(home / "indexes", TEXT)
+    assert aside is not None
+    aside.take("", Path())  # waits for the thread
+
+
 def test_a_stale_record_is_discarded_and_the_engine_encodes_as_usual(exported_home, tmp_path: Path) -> None:
     home, identity, folder = exported_home
     _, want, _ = searched(home, TEXT, None)
