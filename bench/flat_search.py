@@ -1,6 +1,6 @@
 """Flat index search time, numpy over the mapped file (``mmsearch.index.flat_arrays``) against FAISS, one query.
 
-    python bench/flat_search.py [--sizes 300,8192,50000] [--dim 256] [--repeat 20]
+    python bench/flat_search.py [--sizes 300,1500,4096,8192,50000] [--dim 256] [--repeat 20]
 
 Prints milliseconds per single-query search (top 10) for each size, FAISS on one thread as FaissIndex runs a
 single query; the numpy path is what a cold query uses for a loaded index of at most NUMPY_SEARCH_MAX vectors.
@@ -35,7 +35,7 @@ def faiss_search(index: object, query: np.ndarray) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="300,8192,50000")
+    parser.add_argument("--sizes", default="300,1500,4096,8192,50000")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
