@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmsearch.kinds import FRAME, TRANSCRIPT
+from mmsearch.errors import NotIndexedError
+from mmsearch.kinds import FRAME, TRANSCRIPT, VIDEO
 from mmsearch.store.records import StoredText
+
+if TYPE_CHECKING:
+    from mmsearch.store.repository import MetadataStore
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,15 @@ def _shot_at(shots: list[Shot], time: float) -> Shot | None:
         if shot.start <= time < shot.end or (time == shot.end and shot is shots[-1]):
             return shot
     return None
+
+
+def storyboard_of(store: MetadataStore, path: str) -> Storyboard:
+    """The storyboard of the indexed video at the resolved ``path``; NotIndexedError when it is not one."""
+    from mmsearch.store.video import file_by_path, items_of_file
+
+    stored = file_by_path(store, path)
+    if stored is None:
+        raise NotIndexedError(f"not in the index: {path} (run `mmsearch ingest` on its folder)")
+    if stored.kind != VIDEO:
+        raise NotIndexedError(f"not a video: {path} is indexed as {stored.kind}")
+    return build_storyboard(stored.path, items_of_file(store, stored.id))
