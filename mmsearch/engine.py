@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.assets import Asset
 from mmsearch.config import Settings, resolve_settings
-from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError
+from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
 from mmsearch.identity import ModelIdentity
-from mmsearch.kinds import COLLECTIONS, IMAGE, MODES
+from mmsearch.kinds import COLLECTIONS, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
 from mmsearch.reports import IndexRebuilt, ReindexReport
 from mmsearch.search.encode import QueryEncoder
@@ -350,9 +350,16 @@ class Engine:
 
     def describe(self, path: str | os.PathLike[str]) -> Storyboard:
         """The storyboard of an indexed video: its shots (times, keyframe times) and the transcript lines of each."""
-        from mmsearch.video.storyboard import storyboard_of
+        from mmsearch.store.video import file_by_path, items_of_file
+        from mmsearch.video.storyboard import build_storyboard
 
-        return storyboard_of(self.store, str(Path(path).expanduser().resolve()))
+        resolved = str(Path(path).expanduser().resolve())
+        stored = file_by_path(self.store, resolved)
+        if stored is None:
+            raise NotIndexedError(f"not in the index: {resolved} (run `mmsearch ingest` on its folder)")
+        if stored.kind != VIDEO:
+            raise NotIndexedError(f"not a video: {resolved} is indexed as {stored.kind}")
+        return build_storyboard(stored.path, items_of_file(self.store, stored.id))
 
     # -- maintenance ----------------------------------------------------------------------
     @faults_as_errors

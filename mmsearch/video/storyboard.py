@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mmsearch.errors import NotIndexedError
-from mmsearch.kinds import FRAME, TRANSCRIPT, VIDEO
+from mmsearch.kinds import FRAME, TRANSCRIPT
 from mmsearch.store.records import StoredText
-
-if TYPE_CHECKING:
-    from mmsearch.store.repository import MetadataStore
 
 
 @dataclass(frozen=True)
@@ -72,15 +68,3 @@ def _shot_at(shots: list[Shot], time: float) -> Shot | None:
         if shot.start <= time < shot.end or (time == shot.end and shot is shots[-1]):
             return shot
     return None
-
-
-def storyboard_of(store: MetadataStore, path: str) -> Storyboard:
-    """The storyboard of the indexed video at the resolved ``path``; NotIndexedError when it is not one."""
-    from mmsearch.store.video import file_by_path, items_of_file
-
-    stored = file_by_path(store, path)
-    if stored is None:
-        raise NotIndexedError(f"not in the index: {path} (run `mmsearch ingest` on its folder)")
-    if stored.kind != VIDEO:
-        raise NotIndexedError(f"not a video: {path} is indexed as {stored.kind}")
-    return build_storyboard(stored.path, items_of_file(store, stored.id))
