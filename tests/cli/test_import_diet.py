@@ -1,6 +1,7 @@
 """What a one-shot `mmsearch query` imports in a fresh process: only the search path. Ingest, the integrity check,
 evaluation, status, the media readers (captions, audio, video), Alembic, torch and open_clip stay out, and FAISS
-on a home with a small flat index; Pillow too unless the encoder itself needs it. (Their cost is timed in bench/query_cold.py, not here.)"""
+on a home with a small flat index; Pillow too unless the encoder itself needs it. (Their cost is timed in
+bench/query_cold.py, not here.)"""
 
 import json
 import subprocess
