@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.assets import Asset, AssetText
+from mmsearch.assets import Asset
 from mmsearch.config import Settings, resolve_settings
 from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
 from mmsearch.identity import ModelIdentity
-from mmsearch.kinds import COLLECTIONS, FRAME, IMAGE, MODES, VIDEO
+from mmsearch.kinds import COLLECTIONS, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
 from mmsearch.reports import IndexRebuilt, ReindexReport
 from mmsearch.search.encode import QueryEncoder
@@ -23,6 +23,7 @@ from mmsearch.search.hits import Asked, Hit, Hits, excluded_note
 from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
+from mmsearch.store.assets import asset_by_id, assets_in
 from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.faults import database_faults, faults_as_errors
 from mmsearch.store.lock import database_lock
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
     from mmsearch.store.records import KnownFile
+    from mmsearch.textaside import TextAside
     from mmsearch.video.storyboard import Storyboard
 
 
@@ -58,10 +60,11 @@ class Engine:
         store: MetadataStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
+        text_aside: TextAside | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.models = Models(settings, store, encoder_factory, transcriber_factory)
+        self.models = Models(settings, store, encoder_factory, transcriber_factory, text_aside)
         self.queries = QueryEncoder(self.models)
         self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
 
@@ -76,13 +79,15 @@ class Engine:
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
         create: bool = True,
+        text_aside: TextAside | None = None,
         **options: Any,
     ) -> Engine:
         """Open (creating or upgrading) the database in ``home``; arguments override env and config file.
 
         ``create=False`` opens an existing database only: where there is none, :class:`NoIndexError` is raised and
         nothing is created (for commands that only read, like ``status``). ``options`` are further settings
-        (``batch_size``, ``workers``, ``speech_model``, ...).
+        (``batch_size``, ``workers``, ``speech_model``, ...). ``text_aside``: a query's text being encoded
+        speculatively (:func:`mmsearch.textaside.start`), taken if it is of this home's model.
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
         if not create and not database_exists(settings.database_url):
@@ -90,10 +95,11 @@ class Engine:
         with database_faults(settings.database_url):
             engine = connect(settings.database_url)
             upgrade_to_head(engine)
-        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory)
+        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory, text_aside)
 
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
+        self.models.drop_text_aside()
         self.queries.close()
         self.store.engine.dispose()
 
@@ -364,50 +370,17 @@ class Engine:
     @faults_as_errors
     def status(self) -> StatusReport:
         """What is indexed, with which model, where, and how big; loads no model and no FAISS."""
-        from mmsearch.index.cache import index_path
-        from mmsearch.status import build_status
+        from mmsearch.status import home_status
 
-        active = self.store.active_model()
-        paths = {}
-        if active is not None:
-            has_frames = bool(self.store.counts()["texts_by_kind"].get(FRAME))
-            for collection in COLLECTIONS:
-                if collection == FRAME and not has_frames:  # a library without videos shows no keyframe index
-                    continue
-                paths[collection] = index_path(
-                    self.settings.index_dir, self.settings.database_url, active[1], collection
-                )
-        if active is None or not self.settings.vector_url:
-            return build_status(self.settings, self.store, active[1] if active else None, paths)
-        from mmsearch.index.milvus_index import MilvusIndexCache
-
-        report = build_status(self.settings, self.store, active[1], {})  # vectors in Milvus: no index files
-        for collection in COLLECTIONS:
-            cache = self.models.index_cache(active[0], active[1], collection)
-            if isinstance(cache, MilvusIndexCache):
-                report.indexes[collection] = cache.facts()
-        return replace(report, index=report.indexes[IMAGE])
+        return home_status(self.settings, self.store, self.models)
 
     def asset(self, asset_id: int) -> Asset | None:
         """An indexed file by its id, with its captions and transcript segments; None when there is no such asset."""
-        file = self.store.get_files([asset_id]).get(asset_id)
-        if file is None:
-            return None
-        texts = [
-            AssetText(t.id, t.kind, t.source, t.text, t.start, t.end)
-            for t in self.store.texts_of_files([asset_id]).get(asset_id, [])
-        ]
-        return Asset(
-            file.id, file.path, file.kind, file.width, file.height, file.size, file.mtime_ns, file.taken_at, texts
-        )
+        return asset_by_id(self.store, asset_id)
 
     def assets_under(self, folder: str | os.PathLike[str]) -> list[Asset]:
         """The indexed files under ``folder`` (without their texts), e.g. to make their thumbnails."""
-        root = str(Path(folder).expanduser().resolve())
-        return [
-            Asset(k.id, k.path, k.kind, k.width, k.height, k.size, k.mtime_ns, k.taken_at)
-            for k in self.store.files_under(root).values()
-        ]
+        return assets_in(self.store, str(Path(folder).expanduser().resolve()))
 
     def existing_assets(self, ids: Sequence[int]) -> set[int]:
         """Which of ``ids`` are indexed assets."""

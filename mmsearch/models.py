@@ -23,6 +23,7 @@ from mmsearch.store.repository import MetadataStore
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber, TranscriberFactory
+    from mmsearch.textaside import TextAside
 
 
 class TextEncoder(Protocol):
@@ -47,6 +48,7 @@ class Models:
         store: MetadataStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
+        text_aside: TextAside | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -58,6 +60,8 @@ class Models:
         self._transcriber: Transcriber | None = None
         self._indexes: dict[str, IndexCache] = {}
         self._text_encoders: dict[str, TextEncoder | None] = {}  # fingerprint -> torch-free export, or None
+        self._text_aside = text_aside  # a query's text encoded speculatively (mmsearch.textaside), until taken
+        self._aside_vectors: dict[str, np.ndarray] = {}  # what it encoded, by text, until asked for
 
     # -- which model ----------------------------------------------------------------------
     @property
@@ -140,13 +144,44 @@ class Models:
             return exported
         if self._encoder is None:
             if identity.fingerprint not in self._text_encoders:
-                from mmsearch.encoders.onnx_text import load_text_encoder
-
-                self._text_encoders[identity.fingerprint] = load_text_encoder(self.settings.index_dir, identity)
+                self._text_encoders[identity.fingerprint] = self._load_text_encoder(identity)
             exported = self._text_encoders[identity.fingerprint]
             if exported is not None:
                 return exported
         return self.checked_encoder(identity)
+
+    def _load_text_encoder(self, identity: ModelIdentity) -> TextEncoder | None:
+        """The export of ``identity``'s text tower: the one the speculative thread loaded when it is that
+        (``mmsearch.textaside``), else loaded now; recorded for the next process's speculation."""
+        from mmsearch.encoders.onnx_text import OnnxTextEncoder, load_text_encoder, query_export_folder
+        from mmsearch.textaside import write_record
+
+        index_dir = self.settings.index_dir
+        folder = query_export_folder(index_dir, identity.fingerprint)
+        encoder: OnnxTextEncoder | None = None
+        if self._text_aside is not None:
+            encoder, self._aside_vectors = self._text_aside.take(identity.fingerprint, folder)
+            self._text_aside = None
+        if encoder is None:
+            encoder = load_text_encoder(index_dir, identity)
+        if encoder is not None:
+            write_record(index_dir, identity.fingerprint, encoder.folder)
+        return encoder
+
+    def encode_texts(self, identity: ModelIdentity, texts: Sequence[str]) -> np.ndarray:
+        """``texts`` encoded by :meth:`text_encoder`; the speculative thread's vectors when it encoded exactly
+        these texts in this order (one batch, as here: the same vectors) with the encoder taken from it."""
+        encoder = self.text_encoder(identity)
+        ready, self._aside_vectors = self._aside_vectors, {}
+        if ready and list(ready) == list(texts) and encoder is self._text_encoders.get(identity.fingerprint):
+            return np.stack([ready[text] for text in texts])
+        return encoder.encode_texts(texts)
+
+    def drop_text_aside(self) -> None:
+        """Let a speculative thread that was not needed stop at its next step."""
+        if self._text_aside is not None:
+            self._text_aside.cancel()
+            self._text_aside = None
 
     def text_encoder_loaded(self, identity: ModelIdentity) -> bool:
         """True when :meth:`text_encoder` answers at once (the export or the encoder is loaded already)."""

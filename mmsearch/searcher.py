@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from mmsearch.search.hits import Hits
+    from mmsearch.textaside import TextAside
 
 
 class Searcher(Protocol):
@@ -47,13 +48,21 @@ class Searcher(Protocol):
 
 
 def open_searcher(
-    home: str | os.PathLike[str] | None = None, *, service: bool = True, create: bool = True, **settings: Any
+    home: str | os.PathLike[str] | None = None,
+    *,
+    service: bool = True,
+    create: bool = True,
+    text: str | None = None,
+    **settings: Any,
 ) -> Searcher:
     """The searcher for ``home`` (``settings`` as for :meth:`Engine.open`): the running query service of this home
     and database where there is one and ``service`` is true, else the engine, opened in this process
     (``create=False``: a missing database is not created, as :meth:`Engine.open`).
 
-    A service that stops answering is not an error: the remote searcher then opens the engine itself.
+    ``text``: the query text about to be searched, if known. Where the engine opens in this process, it is
+    encoded speculatively from now on with the model this home's queries used last (``mmsearch.textaside``),
+    beside the engine's imports. A service that stops answering is not an error: the remote searcher then opens
+    the engine itself.
     """
     from mmsearch.config import resolve_settings
 
@@ -64,10 +73,20 @@ def open_searcher(
         info = find_service(resolved.home, resolved.database_url)
         if info is not None:
             return RemoteSearcher(info, model=resolved.model, local=lambda: _open_engine(home, create, settings))
-    return _open_engine(home, create, settings)
+    from mmsearch.textaside import start
+
+    aside = start(resolved.index_dir, text)
+    try:
+        return _open_engine(home, create, settings, aside)
+    except BaseException:
+        if aside is not None:
+            aside.cancel()
+        raise
 
 
-def _open_engine(home: str | os.PathLike[str] | None, create: bool, settings: dict[str, Any]) -> Searcher:
+def _open_engine(
+    home: str | os.PathLike[str] | None, create: bool, settings: dict[str, Any], aside: TextAside | None = None
+) -> Searcher:
     from mmsearch.engine import Engine
 
-    return Engine.open(home, create=create, **settings)
+    return Engine.open(home, create=create, text_aside=aside, **settings)

@@ -7,9 +7,9 @@ that count (``mmsearch.index.policy.kind_for`` with the ``hnsw_threshold`` setti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
@@ -18,9 +18,12 @@ from mmsearch.errors import IndexCorruptError
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.faiss_index import read_header
 from mmsearch.index.policy import MANAGED_KINDS, SHRINK_FRACTION, kind_for
-from mmsearch.kinds import IMAGE
+from mmsearch.kinds import COLLECTIONS, FRAME, IMAGE
 from mmsearch.store.failures import FailureMemory
 from mmsearch.store.repository import MetadataStore
+
+if TYPE_CHECKING:
+    from mmsearch.models import Models
 
 SCHEMA_VERSION = 1
 
@@ -119,3 +122,28 @@ def _index_facts(path: Path | None, generation: int, threshold: int) -> dict[str
         if current and facts["policy_kind"] != kind:
             facts["state"] += f"; becomes {facts['policy_kind']} on next use (hnsw_threshold {threshold})"
     return facts
+
+
+def home_status(settings: Settings, store: MetadataStore, models: Models) -> StatusReport:
+    """The status of a home: its index files by collection (a library without videos shows no keyframe index),
+    or with vectors in Milvus the collections' facts; loads no model and no FAISS."""
+    from mmsearch.index.cache import index_path
+
+    active = store.active_model()
+    paths = {}
+    if active is not None:
+        has_frames = bool(store.counts()["texts_by_kind"].get(FRAME))
+        for collection in COLLECTIONS:
+            if collection == FRAME and not has_frames:  # a library without videos shows no keyframe index
+                continue
+            paths[collection] = index_path(settings.index_dir, settings.database_url, active[1], collection)
+    if active is None or not settings.vector_url:
+        return build_status(settings, store, active[1] if active else None, paths)
+    from mmsearch.index.milvus_index import MilvusIndexCache
+
+    report = build_status(settings, store, active[1], {})  # vectors in Milvus: no index files
+    for collection in COLLECTIONS:
+        cache = models.index_cache(active[0], active[1], collection)
+        if isinstance(cache, MilvusIndexCache):
+            report.indexes[collection] = cache.facts()
+    return replace(report, index=report.indexes[IMAGE])

@@ -43,14 +43,14 @@ def open_engine(ctx: click.Context, create: bool = True) -> Iterator[Engine]:
 
 
 @contextmanager
-def open_searcher(ctx: click.Context, service: bool) -> Iterator[Searcher]:
+def open_searcher(ctx: click.Context, service: bool, text: str | None = None) -> Iterator[Searcher]:
     """The searcher of the global options: the home's running query service, else the engine
-    (:func:`mmsearch.searcher.open_searcher` picks; it only reads: no database is created); library errors
-    become clean messages."""
+    (:func:`mmsearch.searcher.open_searcher` picks; it only reads: no database is created; ``text``, the query
+    about to be searched, may be encoded meanwhile); library errors become clean messages."""
     with library_errors():
         from mmsearch.searcher import open_searcher
 
-        with open_searcher(**ctx.obj, service=service, create=False) as searcher:
+        with open_searcher(**ctx.obj, service=service, create=False, text=text) as searcher:
             collect_again()
             yield searcher
 

@@ -77,7 +77,7 @@ def query(
             return
         picture = client_path(image) if image is not None else None
         text = resolve_query_images(text) if text is not None else None
-    with open_searcher(ctx, service=not no_service) as searcher:
+    with open_searcher(ctx, service=not no_service, text=text if image is None else None) as searcher:
         hits = searcher.search(text, image=picture, k=k, **search)
     _print_hits(hits, image, text, as_json, paths, print0, explain=search.get("explain", False))
 

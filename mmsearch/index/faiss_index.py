@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -33,36 +34,56 @@ import numpy as np
 from mmsearch.errors import IndexCorruptError, ModelMismatchError
 from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import IndexBase
-from mmsearch.index.mapped import Mapping, map_faiss, owned_copy
+from mmsearch.index.flat_arrays import FlatArrays, parse_sq_fp16
+from mmsearch.index.mapped import Mapping, map_faiss, map_file, owned_copy
 
 MAGIC = b"MMSEARCH-INDEX-1\n"
 _LEN = struct.Struct("<Q")
 FLAT_KIND = "faiss-flat-ip"
 VECTOR_CHUNK = 65536  # rows per chunk when copying every vector out of an index
+NUMPY_SEARCH_MAX = 4096
+"""A loaded flat index of at most this many vectors is searched with numpy while FAISS is not imported yet:
+importing it costs a cold query about 50 ms of CPU; numpy's search takes 0.7 ms at 300 256-d vectors, 2.2 ms at
+1,500 and 11 ms at 4,096 (its float16 decoding is slow: 26 ms at 8k and 95 ms at 50k, where FAISS takes 0.6 and
+1.6 ms; bench/flat_search.py on 2 busy vCPUs). Once FAISS is imported (a larger index, a change, a search left
+to FAISS) FAISS searches."""
 
 
 class FaissIndex(IndexBase):
-    """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small."""
+    """A FAISS flat inner-product index keyed by database ids: exact, fine while the collection is small.
+
+    Loaded from a file of the usual layout and small (``NUMPY_SEARCH_MAX``), it is searched with numpy over the
+    mapped file (``mmsearch.index.flat_arrays``) until FAISS is imported: a cold query does not import it."""
 
     kind = FLAT_KIND
     exact_scores = True  # flat storage: every score is an exact inner product with the stored (float16) vector
 
-    def __init__(self, identity: ModelIdentity, faiss_index: Any = None) -> None:
-        import faiss
-
+    def __init__(self, identity: ModelIdentity, faiss_index: Any = None, arrays: FlatArrays | None = None) -> None:
         self.identity = identity
-        self._faiss: Any = faiss  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
-        self._index = faiss_index if faiss_index is not None else faiss.IndexIDMap2(float16_flat(faiss, identity.dim))
+        self._arrays = arrays  # the mapped file's vectors, while unchanged and FAISS is not loaded
+        self._loaded: Any = faiss_index  # Any: faiss's own stubs (__init__.pyi) lack much of its SWIG API
+        if faiss_index is None and arrays is None:
+            faiss = _faiss()
+            self._loaded = faiss.IndexIDMap2(float16_flat(faiss, identity.dim))
         self._rows: dict[int, int] | None = None
         self._mapping: Mapping | None = None  # set when the vectors are read in place from the file
+        self._path: Path | None = None  # that file
+
+    @property
+    def _index(self) -> Any:
+        """The FAISS index; one read in place only as numpy arrays is read by FAISS too on first need."""
+        if self._loaded is None:
+            assert self._mapping is not None and self._path is not None  # arrays come only from a mapped file
+            self._loaded, _ = map_faiss(self._path, 0, self._mapping)
+        return self._loaded
 
     def _own(self) -> None:
         """Before a change: an index read in place becomes an ordinary copy (``mmsearch.index.mapped``)."""
         if self._mapping is not None:
-            self._index, self._mapping = owned_copy(self._index), None
+            self._loaded, self._mapping, self._arrays = owned_copy(self._index), None, None
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return len(self._arrays) if self._arrays is not None else int(self._index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = check_vectors(self.identity, vectors, "vectors")
@@ -74,17 +95,22 @@ class FaissIndex(IndexBase):
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if ids.size == 0 or self._index.ntotal == 0:
+        if ids.size == 0 or len(self) == 0:
             return 0
         self._own()
         self._rows = None
-        return int(self._index.remove_ids(self._faiss.IDSelectorBatch(ids)))
+        return int(self._index.remove_ids(_faiss().IDSelectorBatch(ids)))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query row; missing slots have id -1."""
         queries = check_vectors(self.identity, queries, "query vectors")
         k = max(1, min(k, len(self))) if len(self) else 1
-        with search_threads(self._faiss, len(queries)):
+        if self._arrays is not None and len(self) <= NUMPY_SEARCH_MAX and "faiss" not in sys.modules:
+            found = self._arrays.search(queries, k)
+            if found is not None:
+                return found
+        faiss = _faiss()
+        with search_threads(faiss, len(queries)):
             return self._index.search(queries, k)
 
     def vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
@@ -95,23 +121,34 @@ class FaissIndex(IndexBase):
         if not wanted:
             return {}
         rows = np.array([row for _, row in wanted], dtype=np.int64)
-        picked = self._index.index.reconstruct_batch(rows)  # decoded: float32, a copy
+        picked = self._decoded(rows)
         return {key: picked[position] for position, (key, _) in enumerate(wanted)}
+
+    def _decoded(self, rows: np.ndarray) -> np.ndarray:
+        if self._arrays is not None:
+            return self._arrays.decoded(rows)
+        return self._index.index.reconstruct_batch(rows)  # decoded: float32, a copy
 
     def ids(self) -> np.ndarray:
         """Every id in the index."""
-        return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self._arrays is not None:
+            return self._arrays.ids.astype(np.int64)  # a copy: the mapping's view is read-only
+        return _faiss().vector_to_array(self._index.id_map).astype(np.int64)
 
     def iter_vectors(self, chunk: int = VECTOR_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every (ids, vectors) pair, in chunks: what converting to another kind re-adds."""
-        ids, flat = self.ids(), self._index.index
+        ids = self.ids()
         for start in range(0, len(ids), chunk):
             stop = min(start + chunk, len(ids))
-            yield ids[start:stop], flat.reconstruct_n(start, stop - start)
+            yield ids[start:stop], self._decoded(np.arange(start, stop))
 
     def save(self, path: Path, extra: dict[str, Any]) -> None:
         """Write atomically: temp file in the same folder, fsync, rename."""
         header = index_header(self.kind, self.identity, len(self), extra)
+        if self._mapping is not None:  # unchanged since read: the same payload
+            payload = self._mapping.buffer.data
+            write_index_file(path, header, lambda handle: _write_all(handle, payload))
+            return
         write_index_file(path, header, lambda handle: write_faiss(self._index, handle))
 
     @classmethod
@@ -120,10 +157,27 @@ class FaissIndex(IndexBase):
         ``mmsearch.index.mapped``); returns it with its header."""
         with open_index_file(path) as (header, handle):
             offset = handle.tell()
-        raw, mapping = map_faiss(path, offset)
-        index = cls(ModelIdentity.from_dict(header["identity"]), raw)
-        index._mapping = mapping
+        identity = ModelIdentity.from_dict(header["identity"])
+        mapping = map_file(path, offset)
+        arrays = parse_sq_fp16(mapping.buffer, identity.dim)
+        if arrays is not None:
+            index = cls(identity, arrays=arrays)
+        else:  # another layout (an older float32 file, another FAISS version's): FAISS reads it
+            raw, mapping = map_faiss(path, offset, mapping)
+            index = cls(identity, raw)
+        index._mapping, index._path = mapping, path
         return index, header
+
+
+def _write_all(handle: BinaryIO, payload: memoryview) -> None:
+    handle.write(payload)
+
+
+def _faiss() -> Any:
+    """The faiss module, imported on first need."""
+    import faiss
+
+    return faiss
 
 
 def float16_flat(faiss: Any, dim: int) -> Any:

@@ -29,11 +29,8 @@ class Mapping:
         self.buffer = buffer
 
 
-def map_faiss(path: Path, offset: int) -> tuple[Any, Mapping]:
-    """The FAISS index stored in ``path`` from byte ``offset`` to the end, its storage left in the mapping."""
-    import faiss as faiss_module
-
-    faiss: Any = faiss_module  # Any: faiss's stubs lack much of its SWIG API (ZeroCopyIOReader among it)
+def map_file(path: Path, offset: int) -> Mapping:
+    """``path`` mapped read-only, its buffer the bytes from ``offset`` to the end (IndexCorruptError if none)."""
     with path.open("rb") as handle:
         try:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
@@ -42,6 +39,17 @@ def map_faiss(path: Path, offset: int) -> tuple[Any, Mapping]:
     buffer = np.frombuffer(mapped, dtype=np.uint8)[offset:]
     if buffer.size == 0:
         raise IndexCorruptError(f"{path} is truncated")
+    return Mapping(mapped, buffer)
+
+
+def map_faiss(path: Path, offset: int, mapping: Mapping | None = None) -> tuple[Any, Mapping]:
+    """The FAISS index stored in ``path`` from byte ``offset`` to the end, its storage left in the mapping
+    (``mapping``: that file's, already made by :func:`map_file`)."""
+    import faiss as faiss_module
+
+    faiss: Any = faiss_module  # Any: faiss's stubs lack much of its SWIG API (ZeroCopyIOReader among it)
+    mapping = mapping if mapping is not None else map_file(path, offset)
+    buffer = mapping.buffer
     reader = faiss.ZeroCopyIOReader(faiss.swig_ptr(buffer), buffer.size)
     try:
         index = faiss.read_index(reader, faiss.IO_FLAG_MMAP_IFC)
@@ -49,7 +57,7 @@ def map_faiss(path: Path, offset: int) -> tuple[Any, Mapping]:
         raise IndexCorruptError(f"cannot read vector index {path}: {exc}") from exc
     if int(reader.rp_) != int(reader.total_):
         raise IndexCorruptError(f"{path} has trailing bytes after the vector index")
-    return index, Mapping(mapped, buffer)
+    return index, mapping
 
 
 def owned_copy(index: Any) -> Any:

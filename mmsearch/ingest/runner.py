@@ -22,7 +22,8 @@ from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
 from mmsearch.imageio import decode_image, hash_bytes
-from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
+from mmsearch.ingest.audio import TranscriberSource
+from mmsearch.ingest.audio_step import AudioStep
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.decodewarnings import collecting, routed
 from mmsearch.ingest.pipeline import balanced_size, batched, map_ahead
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
 T = TypeVar("T")
-AUDIO_BATCH = 8
-"""Audio files per commit: transcription is slow, so a crash should lose little."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,7 @@ class IngestRun:
         """Decoder warnings per file path (an ordered set of messages), filled by the decoding threads."""
         self.unreadable: set[str] = set()
         """Paths that failed because of their own content (see ``mmsearch.ingest.failure_memory``)."""
+        self.audio = AudioStep(store, self.writer, report, transcriber, self._fail, self.progress)
         self.videos = VideoStep(
             store, models, self.writer, report, options.video, transcriber, self._fail, self.progress
         )
@@ -131,7 +131,7 @@ class IngestRun:
             to_probe, unprobed = self._needing_probe(images, known)
             to_embed, resync = self._commit_known_images(self._probe_images(to_probe, known), known)
             self._embed(unprobed + to_embed, known)
-            resync += self._check_audio(sounds, known)
+            resync += self.audio.run(sounds, known)
             resync += self.videos.run([file for file in plan.to_check if file.kind == VIDEO], known)
             self._resync([file for file in plan.resync + resync if file.kind != VIDEO], known)
             self.videos.resync([file for file in plan.resync + resync if file.kind == VIDEO], known)
@@ -353,56 +353,6 @@ class IngestRun:
                 self.report.failed.append(FailedFile(sidecar.path, str(exc), BAD_SIDECAR))
         return items
 
-    # -- audio ----------------------------------------------------------------------------
-    def _check_audio(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[ScannedFile]:
-        """Hash audio files; commit transcripts of new and changed ones; return those only to re-sync."""
-        touch: list[tuple[int, int, int]] = []
-        resync: list[ScannedFile] = []
-        fresh: list[tuple[ScannedFile, Probe]] = []
-        for done, file in enumerate(files, 1):
-            try:
-                probe = Probe(hash_file(file.path))
-            except MmsearchError as exc:
-                self._fail(file.path, exc, known)
-                continue
-            previous = known.get(file.path)
-            if previous is not None and previous.content_hash == probe.content_hash:
-                touch.append((previous.id, file.size, file.mtime_ns))
-                if previous.sidecar_sig != file.sidecar_sig:
-                    resync.append(file)
-            else:
-                fresh.append((file, probe))
-            self.progress("hashing", done, len(files))
-        self.store.touch_files(touch)
-        self.report.skipped += len(touch) - len(resync)
-        self._transcribe(fresh, known)
-        return resync
-
-    def _transcribe(self, files: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]) -> None:
-        done = 0
-        for batch in batched(files, AUDIO_BATCH):
-            changes = []
-            for file, probe in batch:
-                items = self._transcript(file, known)
-                if items is not None:
-                    changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))
-                done += 1
-                self.progress("transcribing", done, len(files))
-            self.writer.commit(changes, known)
-
-    def _transcript(self, file: ScannedFile, known: dict[str, KnownFile]) -> list[TextItem] | None:
-        started = time.perf_counter()
-        try:
-            result = read_transcript(file, self.transcriber)
-        except MmsearchError as exc:
-            self._fail(file.path, exc, known)
-            return None
-        if result.transcribed:
-            self.report.transcribed += 1
-            self.report.transcribe_s += time.perf_counter() - started
-            self.report.audio_s += result.duration or 0.0
-        return result.items
-
     # -- texts only -----------------------------------------------------------------------
     def _resync(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         """Files whose content is unchanged but whose sidecars changed: read their texts again."""
@@ -415,7 +365,7 @@ class IngestRun:
                 if file.kind == IMAGE:
                     changes.append(AssetChange(file, probe, texts={SIDECAR_GROUP: self._sidecar_captions(file, known)}))
                 else:
-                    items = self._transcript(file, known)
+                    items = self.audio.transcript(file, known)
                     if items is not None:
                         changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))
             self.writer.commit(changes, known)

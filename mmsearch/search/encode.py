@@ -90,7 +90,7 @@ class QueryEncoder:
         known = self._cache.get(texts)
         missing = list(dict.fromkeys(text for text in texts if text not in known))
         if missing:
-            fresh = dict(zip(missing, self.models.text_encoder(identity).encode_texts(missing), strict=True))
+            fresh = dict(zip(missing, self.models.encode_texts(identity, missing), strict=True))
             self._cache.put(fresh)
             known.update(fresh)
         if not texts:

@@ -1,6 +1,7 @@
 """What a one-shot `mmsearch query` imports in a fresh process: only the search path. Ingest, the integrity check,
-evaluation, status, the media readers (captions, audio, video), Alembic, torch and open_clip stay out; Pillow
-too unless the encoder itself needs it. (Their cost is timed in bench/query_cold.py, not here.)"""
+evaluation, status, the media readers (captions, audio, video), Alembic, torch and open_clip stay out, and FAISS
+on a home with a small flat index; Pillow too unless the encoder itself needs it. (Their cost is timed in
+bench/query_cold.py, not here.)"""
 
 import json
 import subprocess
@@ -51,8 +52,8 @@ def test_a_query_imports_only_the_search_path(tmp_path: Path, photo_dir: Path) -
     result, modules = imported(["--home", home, "query", "a new query", "--json", "--no-service"])
     assert result["exit"] == 0, result["output"]
     assert json.loads(result["output"])["hits"]
-    assert {"mmsearch.engine", "mmsearch.search.hybrid", "faiss"} <= modules  # it did search here
-    assert forbidden(modules) == set()
+    assert {"mmsearch.engine", "mmsearch.search.hybrid", "mmsearch.index.flat_arrays"} <= modules  # it searched here
+    assert forbidden(modules, (*NEVER, "faiss")) == set()  # a small flat index is searched without FAISS
     # a cached query loads no encoder at all: not even Pillow (which the fake encoder imports)
     result, modules = imported(["--home", home, "query", "a cached query", "--json", "--no-service"])
     assert result["exit"] == 0 and json.loads(result["output"])["hits"]
