@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 from mmsearch.errors import MmsearchError
-from mmsearch.ingest.audio import TranscriberSource, hash_file, read_transcript
-from mmsearch.ingest.commit import AssetChange, BatchWriter, Probe
+from mmsearch.ingest.audio import TranscriberSource, read_transcript
+from mmsearch.ingest.commit import AssetChange, BatchWriter
+from mmsearch.ingest.hashed import FailFn, Fresh, hash_and_sort
 from mmsearch.ingest.pipeline import batched
 from mmsearch.ingest.report import IngestReport, ProgressFn
 from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import TRANSCRIPT_GROUP
-from mmsearch.ingest.video import FailFn
 from mmsearch.store.records import KnownFile
 from mmsearch.store.repository import MetadataStore
 from mmsearch.textitems import TextItem
@@ -38,33 +38,19 @@ class AudioStep:
 
     def run(self, files: list[ScannedFile], known: dict[str, KnownFile]) -> list[ScannedFile]:
         """Hash audio files; commit transcripts of new and changed ones; return those only to re-sync."""
-        touch: list[tuple[int, int, int]] = []
-        resync: list[ScannedFile] = []
-        fresh: list[tuple[ScannedFile, Probe]] = []
-        for done, file in enumerate(files, 1):
-            try:
-                probe = Probe(hash_file(file.path))
-            except MmsearchError as exc:
-                self.fail(file.path, exc, known)
-                continue
-            previous = known.get(file.path)
-            if previous is not None and previous.content_hash == probe.content_hash:
-                touch.append((previous.id, file.size, file.mtime_ns))
-                if previous.sidecar_sig != file.sidecar_sig:
-                    resync.append(file)
-            else:
-                fresh.append((file, probe))
-            self.progress("hashing", done, len(files))
+        hashed = hash_and_sort(files, known, self.fail, self.progress)
+        touch, resync = hashed.touch, hashed.resync
         self.store.touch_files(touch)
         self.report.skipped += len(touch) - len(resync)
-        self._transcribe(fresh, known)
+        self._transcribe(hashed.fresh, known)
         return resync
 
-    def _transcribe(self, files: list[tuple[ScannedFile, Probe]], known: dict[str, KnownFile]) -> None:
+    def _transcribe(self, files: list[Fresh], known: dict[str, KnownFile]) -> None:
         done = 0
         for batch in batched(files, AUDIO_BATCH):
             changes = []
-            for file, probe in batch:
+            for entry in batch:
+                file, probe = entry.file, entry.probe
                 items = self.transcript(file, known)
                 if items is not None:
                     changes.append(AssetChange(file, probe, texts={TRANSCRIPT_GROUP: items}))

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from mmsearch.errors import MmsearchError, UnreadableMediaError
-from mmsearch.ingest.audio import TranscriberSource, hash_file
+from mmsearch.ingest.audio import TranscriberSource
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
+from mmsearch.ingest.hashed import FailFn, Fresh, hash_and_sort
 from mmsearch.ingest.pipeline import batched, map_ahead
 from mmsearch.ingest.report import IngestReport, ProgressFn
 from mmsearch.ingest.scanner import ScannedFile
@@ -30,7 +29,6 @@ from mmsearch.video.speech import SPEECH_SOURCE, STREAM_SOURCE, video_transcript
 FRAMES_GROUP = "frames"
 VIDEO_BATCH = 4
 """Videos per commit: each is slow to process, so a crash should lose little."""
-FailFn = Callable[[str, BaseException, dict[str, KnownFile]], None]
 
 
 def frame_hash(video_hash: str, time_s: float) -> str:
@@ -56,12 +54,6 @@ def keyframe_records(video_hash: str, frames: VideoFrames) -> list[TextRecord]:
         )
         for i, k in enumerate(frames.keyframes)
     ]
-
-
-@dataclass(frozen=True)
-class _Fresh:
-    file: ScannedFile
-    probe: Probe
 
 
 class VideoStep:
@@ -96,23 +88,8 @@ class VideoStep:
         if not files:
             return []
         started = time.perf_counter()
-        touch: list[tuple[int, int, int]] = []
-        resync: list[ScannedFile] = []
-        fresh: list[_Fresh] = []
-        for done, file in enumerate(files, 1):
-            try:
-                probe = Probe(hash_file(file.path))
-            except MmsearchError as exc:
-                self.fail(file.path, exc, known)
-                continue
-            previous = known.get(file.path)
-            if previous is not None and previous.content_hash == probe.content_hash:
-                touch.append((previous.id, file.size, file.mtime_ns))
-                if previous.sidecar_sig != file.sidecar_sig:
-                    resync.append(file)
-            else:
-                fresh.append(_Fresh(file, probe))
-            self.progress("hashing", done, len(files))
+        hashed = hash_and_sort(files, known, self.fail, self.progress)
+        touch, resync, fresh = hashed.touch, hashed.resync, hashed.fresh
         self.store.touch_files(touch)
         self.report.skipped += len(touch) - len(resync)
         self._extract(self._reuse(fresh, known), known)
@@ -132,10 +109,10 @@ class VideoStep:
             self.writer.commit(changes, known)
 
     # -- reuse ----------------------------------------------------------------------------
-    def _reuse(self, fresh: list[_Fresh], known: dict[str, KnownFile]) -> list[_Fresh]:
+    def _reuse(self, fresh: list[Fresh], known: dict[str, KnownFile]) -> list[Fresh]:
         """Videos whose bytes are stored under another path (renamed, copied) take its keyframes, and its transcript
         when it came from inside the video; the rest must be extracted."""
-        to_extract: list[_Fresh] = []
+        to_extract: list[Fresh] = []
         changes: list[AssetChange] = []
         for entry in fresh:
             groups = self._departed.get(entry.probe.content_hash) or items_of_content(
@@ -163,7 +140,7 @@ class VideoStep:
         return to_extract
 
     # -- extraction -----------------------------------------------------------------------
-    def _extract(self, fresh: list[_Fresh], known: dict[str, KnownFile]) -> None:
+    def _extract(self, fresh: list[Fresh], known: dict[str, KnownFile]) -> None:
         if not fresh:
             return
         encoder = self.models.encoder()
@@ -183,7 +160,7 @@ class VideoStep:
                     changes.append(change)
             self.writer.commit(changes, known)
 
-    def _change(self, entry: _Fresh, frames: VideoFrames, encoder, known: dict[str, KnownFile]) -> AssetChange | None:
+    def _change(self, entry: Fresh, frames: VideoFrames, encoder, known: dict[str, KnownFile]) -> AssetChange | None:
         started = time.perf_counter()
         records = keyframe_records(entry.probe.content_hash, frames)
         pictures = [k.image for k in frames.keyframes]

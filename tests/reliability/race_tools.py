@@ -57,3 +57,17 @@ def assert_index_equals_database(report: IntegrityReport) -> None:
     for check in report.collections.values():
         assert check.matches or (check.index is None and check.database == 0), check
     assert report.ok
+
+
+def two_ingests(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A home with 20 then 30 images; returns the home, its image index file and that file after the first."""
+    home = tmp_path / "home"
+    make_folder(tmp_path / "a", 20)
+    make_folder(tmp_path / "b", 10, first_seed=500)
+    with Engine.open(home, model=MODEL) as engine:
+        engine.ingest(tmp_path / "a")
+        path = engine.models.index_cache(*engine.models.active(), "image").path
+    first = path.read_bytes()
+    with Engine.open(home, model=MODEL) as engine:
+        engine.ingest(tmp_path / "b")
+    return home, path, first

@@ -26,6 +26,7 @@ from tests.reliability.race_tools import (
     make_folder,
     mmsearch_process,
     stored_image_paths,
+    two_ingests,
 )
 
 TRIALS = int(os.environ.get("MMSEARCH_CRASH_TRIALS", "5"))
@@ -173,15 +174,7 @@ def test_kill_9_during_reindex_then_a_query_and_a_reingest_leave_the_index_whole
 def test_a_stale_index_left_by_a_killed_writer_is_rebuilt_by_a_no_change_ingest(tmp_path: Path) -> None:
     """A writer killed after its last commit but before saving leaves the index file behind the database; the
     next ingest repairs it even with nothing to do (found by the crash trials with MMSEARCH_CRASH_SEED=2026)."""
-    home = tmp_path / "home"
-    make_folder(tmp_path / "a", 20)
-    make_folder(tmp_path / "b", 10, first_seed=500)
-    with Engine.open(home, model=MODEL) as engine:
-        engine.ingest(tmp_path / "a")
-        path = engine.models.index_cache(*engine.models.active(), "image").path
-    saved = path.read_bytes()
-    with Engine.open(home, model=MODEL) as engine:
-        engine.ingest(tmp_path / "b")
+    home, path, saved = two_ingests(tmp_path)
     path.write_bytes(saved)  # as if killed before the save
     stale = integrity(home).collections["image"]
     assert (stale.index, stale.database, stale.claims_current) == (20, 30, False)

@@ -7,30 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmsearch import Engine
 from mmsearch.index.faiss_index import read_header
 from tests.reliability.race_tools import (
-    MODEL,
     assert_index_equals_database,
     finish,
     integrity,
-    make_folder,
     mmsearch_process,
+    two_ingests,
 )
-
-
-def two_ingests(tmp_path: Path) -> tuple[Path, Path, bytes]:
-    """A home with 20 then 30 images; returns the home, its image index file and that file after the first."""
-    home = tmp_path / "home"
-    make_folder(tmp_path / "a", 20)
-    make_folder(tmp_path / "b", 10, first_seed=500)
-    with Engine.open(home, model=MODEL) as engine:
-        engine.ingest(tmp_path / "a")
-        path = engine.models.index_cache(*engine.models.active(), "image").path
-    first = path.read_bytes()
-    with Engine.open(home, model=MODEL) as engine:
-        engine.ingest(tmp_path / "b")
-    return home, path, first
 
 
 def query_paths(home: Path, *flags: str) -> tuple[set[str], str]:
