@@ -24,10 +24,9 @@ from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.store.assets import asset_by_id, assets_in
-from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.faults import database_faults, faults_as_errors
-from mmsearch.store.lock import database_lock
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.opening import database_present, open_store
+from mmsearch.store.sql_reads import QueryStore
 
 # The query path imports only what a search needs (``tests/unit/test_import_diet.py``): ingest, checks,
 # evaluation and status are imported by the methods that use them.
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
     from mmsearch.store.records import KnownFile
+    from mmsearch.store.repository import MetadataStore
     from mmsearch.textaside import TextAside
     from mmsearch.video.storyboard import Storyboard
 
@@ -51,19 +51,21 @@ class Engine:
     """Ingest folders and search them. Open with :meth:`Engine.open`; use as a context manager.
 
     The encoder is loaded on first need (torch is not imported before), and
-    the model an index was built with is remembered in the database.
+    the model an index was built with is remembered in the database. Searches read it through ``query_store``
+    (on a SQLite home at the schema's head: the standard library's sqlite3, no SQLAlchemy); everything else goes
+    through :attr:`store`, the SQLAlchemy store, opened on first need.
     """
 
     def __init__(
         self,
         settings: Settings,
-        store: MetadataStore,
+        store: QueryStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
         text_aside: TextAside | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.query_store = store
         self.models = Models(settings, store, encoder_factory, transcriber_factory, text_aside)
         self.queries = QueryEncoder(self.models)
         self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
@@ -90,18 +92,17 @@ class Engine:
         speculatively (:func:`mmsearch.textaside.start`), taken if it is of this home's model.
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
-        if not create and not database_exists(settings.database_url):
+        if not create and not database_present(settings.database_url):
             raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
         with database_faults(settings.database_url):
-            engine = connect(settings.database_url)
-            upgrade_to_head(engine)
-        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory, text_aside)
+            store = open_store(settings.database_url)
+        return cls(settings, store, encoder_factory, transcriber_factory, text_aside)
 
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
         self.models.drop_text_aside()
         self.queries.close()
-        self.store.engine.dispose()
+        self.query_store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -112,6 +113,12 @@ class Engine:
     @property
     def database_url(self) -> str:
         return self.settings.database_url
+
+    @property
+    def store(self) -> MetadataStore:
+        """The SQLAlchemy store (writes, maintenance, status), opened on first need."""
+        with database_faults(self.database_url):
+            return self.query_store.full
 
     @property
     def encoder(self) -> Encoder:
@@ -129,7 +136,7 @@ class Engine:
 
         False when nothing is indexed yet (there is nothing to load; searches fail until an ingest).
         """
-        if self.store.active_model() is None:
+        if self.query_store.active_model() is None:
             return False
         model_id, identity = self.models.active()
         self.models.text_encoder(identity)
@@ -160,6 +167,8 @@ class Engine:
         One ingest or reindex writes to a database at a time (``mmsearch.store.lock``): another one waits
         (``on_wait`` is told why, once), or with ``wait=False`` raises :class:`LockBusyError`.
         """
+        from mmsearch.store.lock import database_lock
+
         with database_lock(self.store.engine, purpose="ingest", wait=wait, on_wait=on_wait):
             return self._ingest(folder, progress, captions, retry_failed)
 
@@ -314,7 +323,7 @@ class Engine:
         file through."""
         asked = Asked(query.text, query.image, target.kind, options.mode, target.k)
         filters = options.filters
-        if hits or filters == Filters() or self.store.any_file(filters.accepts):
+        if hits or filters == Filters() or self.query_store.any_file(filters.accepts):
             return Hits(hits, asked=asked)
         return Hits(hits, excluded_note(filters), asked)
 
@@ -326,15 +335,16 @@ class Engine:
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
         """A searcher over the indexes as of now."""
         keywords = self._tantivy()
-        source = keywords.source(lambda: self.store.generations(COLLECTIONS)) if keywords is not None else None
-        return HybridSearcher(self.store, model_id, self.models.indexes_now(model_id, identity), source)
+        store = self.query_store
+        source = keywords.source(lambda: store.generations(COLLECTIONS)) if keywords is not None else None
+        return HybridSearcher(store, model_id, self.models.indexes_now(model_id, identity), source)
 
     def _tantivy(self) -> TantivyKeywords | None:
         """The Tantivy keyword index when it is the keyword engine (``keyword_engine``), else None."""
         from mmsearch.store.keyword_tantivy import TantivyKeywords, open_keywords
 
         if self._keywords is None:
-            self._keywords = open_keywords(self.settings, self.store.engine) or False
+            self._keywords = open_keywords(self.settings, self.query_store) or False
         return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
 
     def _refresh_keywords(self, before: dict[str, int], changes: KeywordChanges) -> None:
@@ -384,7 +394,7 @@ class Engine:
 
     def existing_assets(self, ids: Sequence[int]) -> set[int]:
         """Which of ``ids`` are indexed assets."""
-        return set(self.store.get_files(ids))
+        return set(self.query_store.get_files(ids))
 
     @faults_as_errors
     def check(self, *, repair: bool = False, wait: bool = True, on_wait: WaitFn | None = None) -> IntegrityReport:
@@ -393,6 +403,7 @@ class Engine:
         the check made after the repair, with what was done in ``repaired``."""
         from mmsearch.check import check_integrity
         from mmsearch.check import repair as fix_integrity
+        from mmsearch.store.lock import database_lock
 
         report = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
         if not repair:
@@ -411,6 +422,8 @@ class Engine:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database.
 
         Takes the writer lock as :meth:`ingest` does (``wait``, ``on_wait``)."""
+        from mmsearch.store.lock import database_lock
+
         with database_lock(self.store.engine, purpose="reindex", wait=wait, on_wait=on_wait):
             return self._reindex()
 
