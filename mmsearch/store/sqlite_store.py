@@ -145,6 +145,11 @@ class SqliteStore(SqlReads):
             return self._full
 
     @property
+    def full_open(self) -> bool:
+        """Whether the SQLAlchemy store was opened (something this store does not do was needed)."""
+        return self._full is not None
+
+    @property
     def database_name(self) -> str:
         return database_name(self.path)
 
