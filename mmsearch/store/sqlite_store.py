@@ -168,10 +168,11 @@ class SqliteStore(SqlReads):
             try:
                 connection.executemany(_CACHE_INSERT, rows)
                 connection.execute(_CACHE_EVICT, [QUERY_CACHE_LIMIT])  # ids grow: one range delete drops the oldest
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # never back to the pool inside a transaction (stale reads)
+                    connection.execute("ROLLBACK")
                 raise
-            connection.execute("COMMIT")
 
     def iter_vectors(
         self, model_id: int, collection: str, batch: int = 4096

@@ -288,3 +288,25 @@ def test_a_home_to_migrate_opens_the_sqlalchemy_store_and_then_reads_with_sqlite
     with Engine.open(home) as engine:
         assert isinstance(engine.query_store, SqliteStore)
         assert engine.search("red", k=3) == expected
+
+
+def test_a_failed_cache_write_leaves_no_transaction_behind(home: Path) -> None:
+    """A write that fails (here: the database is locked by a writer past the busy timeout) is rolled back, and its
+    connection reads the latest commits afterwards."""
+    store = open_store(url_of(home))
+    assert isinstance(store, SqliteStore)
+    model_id = store.active_model()[0]
+    writer = sqlite3.connect(home / "mmsearch.db", timeout=0.1, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    with store.rows_source.connection() as connection:
+        connection.execute("PRAGMA busy_timeout=50")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.cache_query_vectors(model_id, {"blocked": np.ones(DIM, dtype=np.float32)})
+    with store.rows_source.connection() as connection:
+        assert not connection.in_transaction
+    writer.execute("INSERT INTO settings (key, value) VALUES ('written meanwhile', '1')")
+    writer.execute("COMMIT")
+    assert store.setting("written meanwhile") == "1"
+    writer.execute("DELETE FROM settings WHERE key = 'written meanwhile'")
+    writer.close()
+    store.close()
