@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.assets import Asset
 from mmsearch.config import Settings, resolve_settings
-from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
+from mmsearch.errors import NoIndexError, NotIndexedError
 from mmsearch.identity import ModelIdentity
 from mmsearch.kinds import COLLECTIONS, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
@@ -35,13 +35,10 @@ if TYPE_CHECKING:
     from mmsearch.check import IntegrityReport
     from mmsearch.encoders import Encoder, EncoderFactory
     from mmsearch.evaluation import EvalQuery, EvalReport
-    from mmsearch.ingest.ray_executor import RayExecutor
     from mmsearch.ingest.report import IngestReport, ProgressFn
-    from mmsearch.ingest.scanner import ScanResult
     from mmsearch.status import StatusReport
     from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
-    from mmsearch.store.records import KnownFile
     from mmsearch.store.repository import MetadataStore
     from mmsearch.textaside import TextAside
     from mmsearch.video.storyboard import Storyboard
@@ -179,57 +176,9 @@ class Engine:
         captions: Sequence[str | os.PathLike[str]],
         retry_failed: bool,
     ) -> IngestReport:
-        from mmsearch.captions.manifest import load_manifest
-        from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
-        from mmsearch.ingest.plan import plan_ingest
-        from mmsearch.ingest.report import IngestReport
-        from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
-        from mmsearch.store.failures import FailureMemory
-        from mmsearch.video.extract import video_settings
+        from mmsearch.ingest.job import ingest_folder
 
-        started = time.perf_counter()
-        root = _existing_folder(folder)
-        model_name = self.models.model_name()
-        manifests = [load_manifest(path, base=str(root)) for path in captions]
-        scan, known = self._scan(root)
-        before = self.store.generations(COLLECTIONS)  # what the keyword index reflects, when it is current
-        report = IngestReport(folder=str(root), model=model_name)
-        report.failed.extend(scan.errors)
-        report.ignored.extend(scan.ignored)
-        self.models.repair_indexes()
-        given = self.settings
-        video = video_settings(given.video_interval, given.video_max_frames)
-        options = IngestOptions(
-            given.batch_size, given.workers, given.max_image_pixels, given.encode_streams, video=video
-        )
-        options = replace(options, executor=self._executor())
-        run = IngestRun(
-            self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
-        )
-        memory = FailureMemory(self.store)
-        held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
-        report.failed_before = len(held.held)
-        run.execute(held.plan, known, scan.files)
-        self._refresh_keywords(before, run.writer.keyword_changes)
-        update_failures(memory, held, scan.files, report, run.unreadable)
-        report.elapsed_s = time.perf_counter() - started
-        encoder = self.models.loaded_encoder
-        if encoder is not None:
-            report.precision = dict(encoder.precision)
-        return report
-
-    def _scan(self, root: Path) -> tuple[ScanResult, dict[str, KnownFile]]:
-        """The media under ``root`` and what the database knows there; EmptyFolderError when both are empty."""
-        from mmsearch.ingest.scanner import scan_folder
-
-        scan = scan_folder(root)
-        known = self.store.files_under(str(root))
-        if not scan.files and not known:
-            raise EmptyFolderError(
-                f"no supported media under {root} (looked for jpg, png, webp, gif, bmp, tiff images and "
-                "wav, mp3, flac, m4a, ogg, opus audio and mp4, mov, m4v, mkv, webm, avi, 3gp video)"
-            )
-        return scan, known
+        return ingest_folder(self.store, self.models, folder, progress, captions, retry_failed, self._refresh_keywords)
 
     # -- search ---------------------------------------------------------------------------
     @faults_as_errors
@@ -354,15 +303,6 @@ class Engine:
         if keywords is not None:
             keywords.update(before, self.store.generations(COLLECTIONS), changes)
 
-    def _executor(self) -> RayExecutor | None:
-        """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""
-        if self.settings.executor != "ray":
-            return None
-        from mmsearch.ingest.ray_executor import RayExecutor
-
-        recipe, settings = self.models.encoder_recipe, self.settings
-        return RayExecutor(recipe, self.models.model_name(), settings.device, settings.ray_address)
-
     def describe(self, path: str | os.PathLike[str]) -> Storyboard:
         """The storyboard of an indexed video: its shots (times, keyframe times) and the transcript lines of each."""
         from mmsearch.store.video import file_by_path, items_of_file
@@ -438,11 +378,3 @@ class Engine:
         if keywords is not None:
             keywords.rebuild(self.store.generations(COLLECTIONS))
         return ReindexReport(identity.spec, rebuilt, round(time.perf_counter() - started, 3))
-
-
-def _existing_folder(folder: str | os.PathLike[str]) -> Path:
-    """``folder``, resolved; FolderNotFoundError where it is missing or not a folder."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
-    return root.resolve()
