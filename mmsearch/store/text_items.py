@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from mmsearch.store.models import TextItemRow
@@ -75,7 +75,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, list[tupl
     """Insert ``rows`` with one executemany, then read their ids back by (file, group): each group written here
     holds only these rows now (its former rows were deleted in this transaction, under the writer lock). An
     ordered ``INSERT ... RETURNING`` would run one statement per row on SQLite."""
-    session.execute(insert(TextItemRow.__table__), rows)  # Core executemany: no ORM bulk-insert bookkeeping
+    session.execute(insert(cast(Table, TextItemRow.__table__)), rows)  # Core executemany: no ORM bulk-insert bookkeeping
     groups = {(row["file_id"], row["group_key"]) for row in rows}
     added: dict[str, list[tuple[int, str]]] = {}
     for chunk in _chunks(sorted({file_id for file_id, _ in groups}), 500):

@@ -220,9 +220,9 @@ def _upsert_files(session: Session, records: Sequence[FileRecord], now: datetime
         # statement per row on SQLite (30 a batch, the largest part of the commit thread's statements)
         session.execute(insert(MediaFile), added)
         for chunk in chunked([row["path"] for row in added], 500):
-            rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk))).all()
-            ids_by_path.update((path, file_id) for path, file_id in rows)
-            new_ids.update(file_id for _, file_id in rows)
+            fresh = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk))).all()
+            ids_by_path.update((path, file_id) for path, file_id in fresh)
+            new_ids.update(file_id for _, file_id in fresh)
     return ids_by_path, new_ids
 
 

@@ -60,7 +60,10 @@ def check_text_item_writes(store: MetadataStore, root: str) -> None:
     model_id = store.adopt_model(IDENTITY)
     files = [FileRecord(f"{root}/{i}.jpg", "image", i, i, f"{root}-h{i}", 3, 2) for i in range(3)]
     texts = {
-        files[0].path: {"sidecar": [caption("a dog"), caption("on a beach", 1)], "embedded": [caption("dog", group="embedded")]},
+        files[0].path: {
+            "sidecar": [caption("a dog"), caption("on a beach", 1)],
+            "embedded": [caption("dog", group="embedded")],
+        },
         files[1].path: {"sidecar": [], "embedded": []},  # a photo without captions
         files[2].path: {"speech": [caption("hello", group="speech", kind="transcript")]},
     }
@@ -84,7 +87,8 @@ def check_text_item_writes(store: MetadataStore, root: str) -> None:
 
     new_file = FileRecord(f"{root}/new.jpg", "image", 9, 9, f"{root}-new", 3, 2)
     second_texts = {
-        files[0].path: {"sidecar": [caption("a cat")], "embedded": [caption("dog", group="embedded")]},  # one replaced, one kept
+        # one group replaced, one kept
+        files[0].path: {"sidecar": [caption("a cat")], "embedded": [caption("dog", group="embedded")]},
         new_file.path: {"sidecar": [caption("a new photo")]},
     }
     second = store.write_assets(model_id, [new_file], {}, second_texts)
