@@ -75,7 +75,8 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, list[tupl
     """Insert ``rows`` with one executemany, then read their ids back by (file, group): each group written here
     holds only these rows now (its former rows were deleted in this transaction, under the writer lock). An
     ordered ``INSERT ... RETURNING`` would run one statement per row on SQLite."""
-    session.execute(insert(cast(Table, TextItemRow.__table__)), rows)  # Core executemany: no ORM bulk-insert bookkeeping
+    # Core executemany: no ORM bulk-insert bookkeeping
+    session.execute(insert(cast(Table, TextItemRow.__table__)), rows)
     groups = {(row["file_id"], row["group_key"]) for row in rows}
     added: dict[str, list[tuple[int, str]]] = {}
     for chunk in _chunks(sorted({file_id for file_id, _ in groups}), 500):
