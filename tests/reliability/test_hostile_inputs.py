@@ -121,7 +121,7 @@ def test_heic_is_indexed_and_found_with_pillow_heif(tmp_path: Path) -> None:
 
 def test_files_deleted_or_changed_during_the_run(tmp_path: Path, monkeypatch) -> None:
     """Fault injection: between the scan and the reads, one file is deleted and one rewritten."""
-    import mmsearch.ingest.scanner as scanner_module  # the engine imports scan_folder from here when it ingests
+    import mmsearch.ingest.job as scanner_module  # one folder's ingest (Engine.ingest) scans with this name
 
     folder = tmp_path / "photos"
     for seed in range(6):
