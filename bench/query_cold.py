@@ -115,7 +115,7 @@ except SystemExit:
     pass
 ended = time.perf_counter()
 phases = {"import mmsearch.cli (click)": imported_cli - started,
-          "import mmsearch.engine (numpy, sqlalchemy, ...)": imported_engine - imported_cli, **marks,
+          "import mmsearch.engine (numpy, the search path)": imported_engine - imported_cli, **marks,
           "in-process total": ended - started, "torch imported": "torch" in sys.modules}
 print(json.dumps(phases), file=sys.stderr)
 """
@@ -323,7 +323,7 @@ def _drop_cached_query(home: Path, text: str) -> bytes | None:
     """Remove ``text``'s query-cache entry from the home's SQLite database; its vector bytes (None: none)."""
     import sqlite3
 
-    from mmsearch.store.lookups import text_hash
+    from mmsearch.store.sql_reads import text_hash
 
     with sqlite3.connect(home / "mmsearch.db") as connection:
         key = text_hash(text)

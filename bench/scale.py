@@ -181,6 +181,7 @@ def keyword_section(
     from mmsearch.store.keyword import keyword_search
     from mmsearch.store.keyword_tantivy import TantivyKeywords
     from mmsearch.store.reads import DriverReads
+    from mmsearch.store.repository import MetadataStore
 
     queries, material = real_captions()
     queries = queries[:query_count]
@@ -192,7 +193,7 @@ def keyword_section(
         reads = DriverReads(engine)
         fts_queries = queries[: fts_count or query_count]
         fts_walls, fts, _ = time_queries(lambda q: keyword_search(reads, q, WINDOW, KINDS), fts_queries)  # noqa: B023
-        keywords = TantivyKeywords(engine, db.parent / "keyword.tantivy")
+        keywords = TantivyKeywords(MetadataStore(engine), db.parent / "keyword.tantivy")
         started = time.perf_counter()
         documents = keywords.rebuild({"caption": 0})
         build_s = time.perf_counter() - started

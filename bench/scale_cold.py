@@ -58,7 +58,9 @@ def build_home(home: Path, items: int, ef_construction: int) -> dict[str, Any]:
         graph_s = time.perf_counter() - built
         for collection in COLLECTIONS[1:]:
             engine.models.index_cache(model_id, identity, collection).rebuild()
-        engine._refresh_keywords()  # the Tantivy index of every text and file name
+        keywords = engine._tantivy()  # the Tantivy index of every text and file name
+        if keywords is not None:
+            keywords.rebuild(engine.store.generations(COLLECTIONS))
     marker.touch()
     return {"reused": False, "build_s": round(time.perf_counter() - started), "graph_s": round(graph_s)}
 

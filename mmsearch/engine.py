@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsearch.assets import Asset
 from mmsearch.config import Settings, resolve_settings
-from mmsearch.errors import EmptyFolderError, FolderNotFoundError, NoIndexError, NotIndexedError
+from mmsearch.errors import NoIndexError, NotIndexedError
 from mmsearch.identity import ModelIdentity
 from mmsearch.kinds import COLLECTIONS, IMAGE, MODES, VIDEO
 from mmsearch.models import Models, default_transcriber
@@ -24,10 +24,9 @@ from mmsearch.search.hybrid import HybridSearcher
 from mmsearch.search.options import SearchOptions, Target
 from mmsearch.search.query import Query
 from mmsearch.store.assets import asset_by_id, assets_in
-from mmsearch.store.database import connect, database_exists, upgrade_to_head
 from mmsearch.store.faults import database_faults, faults_as_errors
-from mmsearch.store.lock import database_lock
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.opening import database_present, open_store
+from mmsearch.store.sql_reads import QueryStore
 
 # The query path imports only what a search needs (``tests/unit/test_import_diet.py``): ingest, checks,
 # evaluation and status are imported by the methods that use them.
@@ -36,13 +35,11 @@ if TYPE_CHECKING:
     from mmsearch.check import IntegrityReport
     from mmsearch.encoders import Encoder, EncoderFactory
     from mmsearch.evaluation import EvalQuery, EvalReport
-    from mmsearch.ingest.ray_executor import RayExecutor
     from mmsearch.ingest.report import IngestReport, ProgressFn
-    from mmsearch.ingest.scanner import ScanResult
     from mmsearch.status import StatusReport
     from mmsearch.store.keyword_tantivy import KeywordChanges, TantivyKeywords
     from mmsearch.store.lock import WaitFn
-    from mmsearch.store.records import KnownFile
+    from mmsearch.store.repository import MetadataStore
     from mmsearch.textaside import TextAside
     from mmsearch.video.storyboard import Storyboard
 
@@ -51,19 +48,21 @@ class Engine:
     """Ingest folders and search them. Open with :meth:`Engine.open`; use as a context manager.
 
     The encoder is loaded on first need (torch is not imported before), and
-    the model an index was built with is remembered in the database.
+    the model an index was built with is remembered in the database. Searches read it through ``query_store``
+    (on a SQLite home at the schema's head: the standard library's sqlite3, no SQLAlchemy); everything else goes
+    through :attr:`store`, the SQLAlchemy store, opened on first need.
     """
 
     def __init__(
         self,
         settings: Settings,
-        store: MetadataStore,
+        store: QueryStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
         text_aside: TextAside | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.query_store = store
         self.models = Models(settings, store, encoder_factory, transcriber_factory, text_aside)
         self.queries = QueryEncoder(self.models)
         self._keywords: TantivyKeywords | bool | None = None  # opened on first need; False: the database's
@@ -90,18 +89,17 @@ class Engine:
         speculatively (:func:`mmsearch.textaside.start`), taken if it is of this home's model.
         """
         settings = resolve_settings(home, model=model, device=device, db_url=db_url, **options)
-        if not create and not database_exists(settings.database_url):
+        if not create and not database_present(settings.database_url):
             raise NoIndexError(f"nothing is indexed in {settings.home} yet; run `mmsearch ingest FOLDER` first")
         with database_faults(settings.database_url):
-            engine = connect(settings.database_url)
-            upgrade_to_head(engine)
-        return cls(settings, MetadataStore(engine), encoder_factory, transcriber_factory, text_aside)
+            store = open_store(settings.database_url)
+        return cls(settings, store, encoder_factory, transcriber_factory, text_aside)
 
     def close(self) -> None:
         """Persist cached query vectors and release the database connections."""
         self.models.drop_text_aside()
         self.queries.close()
-        self.store.engine.dispose()
+        self.query_store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -112,6 +110,12 @@ class Engine:
     @property
     def database_url(self) -> str:
         return self.settings.database_url
+
+    @property
+    def store(self) -> MetadataStore:
+        """The SQLAlchemy store (writes, maintenance, status), opened on first need."""
+        with database_faults(self.database_url):
+            return self.query_store.full
 
     @property
     def encoder(self) -> Encoder:
@@ -129,7 +133,7 @@ class Engine:
 
         False when nothing is indexed yet (there is nothing to load; searches fail until an ingest).
         """
-        if self.store.active_model() is None:
+        if self.query_store.active_model() is None:
             return False
         model_id, identity = self.models.active()
         self.models.text_encoder(identity)
@@ -160,6 +164,8 @@ class Engine:
         One ingest or reindex writes to a database at a time (``mmsearch.store.lock``): another one waits
         (``on_wait`` is told why, once), or with ``wait=False`` raises :class:`LockBusyError`.
         """
+        from mmsearch.store.lock import database_lock
+
         with database_lock(self.store.engine, purpose="ingest", wait=wait, on_wait=on_wait):
             return self._ingest(folder, progress, captions, retry_failed)
 
@@ -170,57 +176,9 @@ class Engine:
         captions: Sequence[str | os.PathLike[str]],
         retry_failed: bool,
     ) -> IngestReport:
-        from mmsearch.captions.manifest import load_manifest
-        from mmsearch.ingest.failure_memory import hold_back_failures, update_failures
-        from mmsearch.ingest.plan import plan_ingest
-        from mmsearch.ingest.report import IngestReport
-        from mmsearch.ingest.runner import IngestOptions, IngestRun, ModelSession
-        from mmsearch.store.failures import FailureMemory
-        from mmsearch.video.extract import video_settings
+        from mmsearch.ingest.job import ingest_folder
 
-        started = time.perf_counter()
-        root = _existing_folder(folder)
-        model_name = self.models.model_name()
-        manifests = [load_manifest(path, base=str(root)) for path in captions]
-        scan, known = self._scan(root)
-        before = self.store.generations(COLLECTIONS)  # what the keyword index reflects, when it is current
-        report = IngestReport(folder=str(root), model=model_name)
-        report.failed.extend(scan.errors)
-        report.ignored.extend(scan.ignored)
-        self.models.repair_indexes()
-        given = self.settings
-        video = video_settings(given.video_interval, given.video_max_frames)
-        options = IngestOptions(
-            given.batch_size, given.workers, given.max_image_pixels, given.encode_streams, video=video
-        )
-        options = replace(options, executor=self._executor())
-        run = IngestRun(
-            self.store, ModelSession(self.models), options, report, progress, self.models.speech_to_text, manifests
-        )
-        memory = FailureMemory(self.store)
-        held = hold_back_failures(plan_ingest(scan.files, known), memory.under(str(root)), retry_failed)
-        report.failed_before = len(held.held)
-        run.execute(held.plan, known, scan.files)
-        self._refresh_keywords(before, run.writer.keyword_changes)
-        update_failures(memory, held, scan.files, report, run.unreadable)
-        report.elapsed_s = time.perf_counter() - started
-        encoder = self.models.loaded_encoder
-        if encoder is not None:
-            report.precision = dict(encoder.precision)
-        return report
-
-    def _scan(self, root: Path) -> tuple[ScanResult, dict[str, KnownFile]]:
-        """The media under ``root`` and what the database knows there; EmptyFolderError when both are empty."""
-        from mmsearch.ingest.scanner import scan_folder
-
-        scan = scan_folder(root)
-        known = self.store.files_under(str(root))
-        if not scan.files and not known:
-            raise EmptyFolderError(
-                f"no supported media under {root} (looked for jpg, png, webp, gif, bmp, tiff images and "
-                "wav, mp3, flac, m4a, ogg, opus audio and mp4, mov, m4v, mkv, webm, avi, 3gp video)"
-            )
-        return scan, known
+        return ingest_folder(self.store, self.models, folder, progress, captions, retry_failed, self._refresh_keywords)
 
     # -- search ---------------------------------------------------------------------------
     @faults_as_errors
@@ -314,7 +272,7 @@ class Engine:
         file through."""
         asked = Asked(query.text, query.image, target.kind, options.mode, target.k)
         filters = options.filters
-        if hits or filters == Filters() or self.store.any_file(filters.accepts):
+        if hits or filters == Filters() or self.query_store.any_file(filters.accepts):
             return Hits(hits, asked=asked)
         return Hits(hits, excluded_note(filters), asked)
 
@@ -326,15 +284,16 @@ class Engine:
     def _searcher(self, model_id: int, identity: ModelIdentity) -> HybridSearcher:
         """A searcher over the indexes as of now."""
         keywords = self._tantivy()
-        source = keywords.source(lambda: self.store.generations(COLLECTIONS)) if keywords is not None else None
-        return HybridSearcher(self.store, model_id, self.models.indexes_now(model_id, identity), source)
+        store = self.query_store
+        source = keywords.source(lambda: store.generations(COLLECTIONS)) if keywords is not None else None
+        return HybridSearcher(store, model_id, self.models.indexes_now(model_id, identity), source)
 
     def _tantivy(self) -> TantivyKeywords | None:
         """The Tantivy keyword index when it is the keyword engine (``keyword_engine``), else None."""
         from mmsearch.store.keyword_tantivy import TantivyKeywords, open_keywords
 
         if self._keywords is None:
-            self._keywords = open_keywords(self.settings, self.store.engine) or False
+            self._keywords = open_keywords(self.settings, self.query_store) or False
         return self._keywords if isinstance(self._keywords, TantivyKeywords) else None
 
     def _refresh_keywords(self, before: dict[str, int], changes: KeywordChanges) -> None:
@@ -343,15 +302,6 @@ class Engine:
         keywords = self._tantivy()
         if keywords is not None:
             keywords.update(before, self.store.generations(COLLECTIONS), changes)
-
-    def _executor(self) -> RayExecutor | None:
-        """The Ray executor when ``executor = "ray"`` (its actors load the model the way this engine does)."""
-        if self.settings.executor != "ray":
-            return None
-        from mmsearch.ingest.ray_executor import RayExecutor
-
-        recipe, settings = self.models.encoder_recipe, self.settings
-        return RayExecutor(recipe, self.models.model_name(), settings.device, settings.ray_address)
 
     def describe(self, path: str | os.PathLike[str]) -> Storyboard:
         """The storyboard of an indexed video: its shots (times, keyframe times) and the transcript lines of each."""
@@ -384,7 +334,7 @@ class Engine:
 
     def existing_assets(self, ids: Sequence[int]) -> set[int]:
         """Which of ``ids`` are indexed assets."""
-        return set(self.store.get_files(ids))
+        return set(self.query_store.get_files(ids))
 
     @faults_as_errors
     def check(self, *, repair: bool = False, wait: bool = True, on_wait: WaitFn | None = None) -> IntegrityReport:
@@ -393,6 +343,7 @@ class Engine:
         the check made after the repair, with what was done in ``repaired``."""
         from mmsearch.check import check_integrity
         from mmsearch.check import repair as fix_integrity
+        from mmsearch.store.lock import database_lock
 
         report = check_integrity(self.store, self.settings.index_dir, self.settings.database_url)
         if not repair:
@@ -411,6 +362,8 @@ class Engine:
         """Rebuild every vector index (image, caption, transcript) from the vectors in the database.
 
         Takes the writer lock as :meth:`ingest` does (``wait``, ``on_wait``)."""
+        from mmsearch.store.lock import database_lock
+
         with database_lock(self.store.engine, purpose="reindex", wait=wait, on_wait=on_wait):
             return self._reindex()
 
@@ -425,11 +378,3 @@ class Engine:
         if keywords is not None:
             keywords.rebuild(self.store.generations(COLLECTIONS))
         return ReindexReport(identity.spec, rebuilt, round(time.perf_counter() - started, 3))
-
-
-def _existing_folder(folder: str | os.PathLike[str]) -> Path:
-    """``folder``, resolved; FolderNotFoundError where it is missing or not a folder."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FolderNotFoundError(f"folder not found: {root}" if not root.exists() else f"not a folder: {root}")
-    return root.resolve()

@@ -19,7 +19,7 @@ from mmsearch.identity import ModelIdentity
 from mmsearch.index.base import VectorIndex
 from mmsearch.index.cache import IndexCache, index_path
 from mmsearch.kinds import COLLECTIONS, IMAGE
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.sql_reads import QueryStore
 
 if TYPE_CHECKING:
     from mmsearch.audio.transcribe import Transcriber, TranscriberFactory
@@ -45,7 +45,7 @@ class Models:
     def __init__(
         self,
         settings: Settings,
-        store: MetadataStore,
+        store: QueryStore,
         encoder_factory: EncoderFactory | None = None,
         transcriber_factory: TranscriberFactory = default_transcriber,
         text_aside: TextAside | None = None,
@@ -121,7 +121,7 @@ class Models:
     def adopt_encoder(self) -> tuple[int, Encoder]:
         """The encoder, its model recorded as the index's (ingest: before the first vector is written)."""
         encoder = self.encoder
-        return self.store.adopt_model(encoder.identity), encoder
+        return self.store.full.adopt_model(encoder.identity), encoder
 
     def checked_encoder(self, identity: ModelIdentity) -> Encoder:
         """The encoder, refused when it does not produce ``identity``'s vectors."""

@@ -89,7 +89,7 @@ def cli(
     quiet: bool,
 ) -> None:
     """Search your own photos by meaning: ingest a folder, then query it by text or by image."""
-    configure_logging(log_level(verbose, quiet))
+    ctx.call_on_close(configure_logging(log_level(verbose, quiet)))
     ctx.meta[VERBOSITY] = -1 if quiet else verbose
     ctx.obj = {
         "home": home,

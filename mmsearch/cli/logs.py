@@ -12,6 +12,7 @@ ours, so a module-level ``logging.error()`` elsewhere cannot install ``basicConf
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import click
 
@@ -38,25 +39,31 @@ def log_level(verbose: int, quiet: bool) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
 
 
-def configure_logging(level: int) -> None:
-    """Send the ``mmsearch`` loggers' records at ``level`` and above to stderr (replacing an earlier set-up)."""
-    logger = logging.getLogger(LOGGER)
-    for handler in [h for h in logger.handlers if isinstance(h, ClickHandler)]:
-        logger.removeHandler(handler)
+def configure_logging(level: int) -> Callable[[], None]:
+    """Send the ``mmsearch`` loggers' records at ``level`` and above to stderr (replacing an earlier set-up).
+
+    Returns what puts both loggers back as they were (the CLI calls it when the command ends), so a program that
+    runs the CLI in-process (``CliRunner``, ``cli.main(standalone_mode=False)``) keeps its own logging set-up."""
+    logger, root = logging.getLogger(LOGGER), logging.getLogger()
+    saved = [(each, list(each.handlers), each.level, each.propagate) for each in (logger, root)]
+    for each in (logger, root):
+        for handler in [h for h in each.handlers if isinstance(h, ClickHandler)]:
+            each.removeHandler(handler)
     handler = ClickHandler()
     detail = "%(levelname)s %(name)s: " if level <= logging.DEBUG else ""
     handler.setFormatter(logging.Formatter(f"mmsearch: {detail}%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    _configure_others(level)
+    # Other libraries' records (the root logger): warnings and above with -v, nothing otherwise.
+    others = ClickHandler(level=logging.WARNING if level <= logging.INFO else SILENT)
+    others.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    root.addHandler(others)
+    return lambda: _restore(saved)
 
 
-def _configure_others(level: int) -> None:
-    """Other libraries' records (the root logger): warnings and above with ``-v``, nothing otherwise."""
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, ClickHandler)]:
-        root.removeHandler(handler)
-    handler = ClickHandler(level=logging.WARNING if level <= logging.INFO else SILENT)
-    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
-    root.addHandler(handler)
+def _restore(saved: list[tuple[logging.Logger, list[logging.Handler], int, bool]]) -> None:
+    for each, handlers, level, propagate in saved:
+        each.handlers[:] = handlers
+        each.setLevel(level)
+        each.propagate = propagate

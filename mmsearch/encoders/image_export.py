@@ -26,6 +26,7 @@ from mmsearch.encoders.onnx_export import (
     _manifest_base,
     _publish,
     _row_cosines,
+    _versions,
     _write_json,
     traceable_attention,
 )
@@ -40,12 +41,26 @@ exactly the input side, and a panorama."""
 
 
 def export_status(identity: ModelIdentity) -> dict[str, dict[str, Any] | None]:
-    """The manifests of both towers in the shared cache (None where there is none)."""
+    """The manifests of both towers in the shared cache that settle them for this model: a verified export of it,
+    or its failure recorded with these package versions (not retried). None where there is none, or where the
+    manifest is unreadable, describes another model or format, or failed with other versions: export again."""
     folder = model_folder(identity.fingerprint)
+    image = read_json(folder / onnx_image.FOLDER / onnx_image.MANIFEST_FILE)
+    text = read_json(folder / "text" / onnx_text.MANIFEST_FILE)
     return {
-        "image": read_json(folder / onnx_image.FOLDER / onnx_image.MANIFEST_FILE),
-        "text": read_json(folder / "text" / onnx_text.MANIFEST_FILE),
+        "image": image if onnx_image.usable(image, identity) or _failed_here(image, identity) else None,
+        "text": text if onnx_text.usable(text, identity) or _failed_here(text, identity) else None,
     }
+
+
+def _failed_here(manifest: dict[str, Any] | None, identity: ModelIdentity) -> bool:
+    """True for a failed export of this very model with the packages installed now."""
+    return (
+        manifest is not None
+        and manifest.get("status") == "failed"
+        and manifest.get("fingerprint") == identity.fingerprint
+        and manifest.get("versions") == _versions()
+    )
 
 
 def ensure_exports(model: Any, preprocess: Any, tokenizer: Any, identity: ModelIdentity) -> dict[str, Any]:

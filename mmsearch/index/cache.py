@@ -19,7 +19,7 @@ from mmsearch.kinds import IMAGE
 from mmsearch.store.records import stored_precision  # numpy only: no SQLAlchemy on the query path
 
 if TYPE_CHECKING:
-    from mmsearch.store.repository import MetadataStore
+    from mmsearch.store.sql_reads import QueryStore
 
 INDEX_SUFFIX = ".mmidx"
 REBUILD_TRIES = 3
@@ -46,7 +46,7 @@ class IndexCache:
 
     def __init__(
         self,
-        store: MetadataStore,
+        store: QueryStore,
         model_id: int,
         identity: ModelIdentity,
         path: Path,
@@ -102,7 +102,7 @@ class IndexCache:
         except IndexCorruptError:
             return False
         current = header.get("generation") == self.store.generation(self.collection)
-        if current and header.get("count") == collection_size(self.store, self.model_id, self.collection):
+        if current and header.get("count") == collection_size(self.store.full, self.model_id, self.collection):
             return False
         self._index = None
         self.rebuild()

@@ -35,7 +35,7 @@ from mmsearch.index.base import IndexBase
 from mmsearch.index.cache import IndexCache
 from mmsearch.index.faiss_index import check_vectors
 from mmsearch.kinds import IMAGE
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.sql_reads import QueryStore
 
 MILVUS_KIND = "milvus"
 META_COLLECTION = "mmsearch_meta"
@@ -187,7 +187,7 @@ class MilvusIndexCache(IndexCache):
 
     def __init__(
         self,
-        store: MetadataStore,
+        store: QueryStore,
         model_id: int,
         identity: ModelIdentity,
         url: str,

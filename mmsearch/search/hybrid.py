@@ -35,7 +35,7 @@ from mmsearch.search.options import SearchError, SearchOptions
 from mmsearch.search.query import QuerySpec
 from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, keyword_search, query_tokens
 from mmsearch.store.records import StoredFile, StoredText
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.sql_reads import QueryStore
 
 MISSING: dict[str, str | float] = {IMAGE: "mean", CAPTION: "mean", TRANSCRIPT: "mean", FRAME: "mean", KEYWORD: 0.0}
 """Weighted fusion's value for evidence an asset lacks. Every candidate gets its exact dense scores, so a
@@ -70,7 +70,7 @@ class HybridSearcher:
 
     def __init__(
         self,
-        store: MetadataStore,
+        store: QueryStore,
         model_id: int,
         index_for: Callable[[str], VectorIndex],
         keywords: KeywordSource | None = None,

@@ -7,18 +7,17 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
-from sqlalchemy.pool import StaticPool
 
-from mmsearch.store.repository import MetadataStore
+from mmsearch.store.sql_reads import QueryStore
 
 FLUSH_EVERY = 64
 log = logging.getLogger(__name__)
 
 
-def one_connection(store: MetadataStore) -> bool:
+def one_connection(store: QueryStore) -> bool:
     """True when every thread shares the store's one connection (an in-memory SQLite database): work on the
     database then stays in the caller's thread."""
-    return isinstance(store.engine.pool, StaticPool)
+    return store.one_connection
 
 
 class QueryVectorCache:
@@ -31,7 +30,7 @@ class QueryVectorCache:
     re-encode later, and a failed write is logged and dropped for the same reason.
     """
 
-    def __init__(self, store: MetadataStore, model_id: int, flush_every: int = FLUSH_EVERY) -> None:
+    def __init__(self, store: QueryStore, model_id: int, flush_every: int = FLUSH_EVERY) -> None:
         self.store = store
         self.model_id = model_id
         self.flush_every = flush_every

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mmsearch.assets import Asset, AssetText
-from mmsearch.store.repository import MetadataStore
+
+if TYPE_CHECKING:
+    from mmsearch.store.repository import MetadataStore
 
 
 def asset_by_id(store: MetadataStore, asset_id: int) -> Asset | None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
-
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
 
 from mmsearch.errors import DatabaseError, DiskFullError
 
@@ -24,6 +22,9 @@ _DAMAGED = ("file is not a database", "database disk image is malformed", "malfo
 
 
 def _shown(url: str) -> str:
+    from sqlalchemy import exc as sa_exc  # an error is being shown: the import is no cost worth saving
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError:
@@ -31,13 +32,20 @@ def _shown(url: str) -> str:
     return parsed.database or "" if parsed.get_backend_name() == "sqlite" else parsed.render_as_string()
 
 
+def _driver_error(error: BaseException) -> BaseException | None:
+    """The driver's error inside a SQLAlchemy ``DBAPIError`` (SQLAlchemy not imported: there is none)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return error.orig if sa_exc is not None and isinstance(error, sa_exc.DBAPIError) else None
+
+
 def translated(error: BaseException, url: str) -> DatabaseError | None:
     """The typed error for ``error`` (a driver, SQLAlchemy or OS error), or None when it is no database fault."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return DiskFullError(f"the disk is full ({error.strerror}): free some space and run the command again")
-    if not isinstance(error, (sa_exc.DBAPIError, sqlite3.DatabaseError, RuntimeError)):
+    cause = _driver_error(error)
+    if cause is None and not isinstance(error, (sqlite3.DatabaseError, RuntimeError)):
         return None
-    cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    cause = cause if cause is not None else error
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
     lowered = text.lower()
     if any(marker in lowered for marker in _FULL):
@@ -58,7 +66,7 @@ def database_faults(url: str) -> Iterator[None]:
     """Raise database and disk faults inside as :class:`DatabaseError` (others pass unchanged)."""
     try:
         yield
-    except (sa_exc.DBAPIError, sqlite3.DatabaseError, OSError, RuntimeError) as error:
+    except Exception as error:  # translated() tells the database faults (SQLAlchemy's, the drivers', the disk's)
         typed = translated(error, url)
         if typed is None:
             raise

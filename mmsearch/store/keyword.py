@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mmsearch.errors import ConfigError
 from mmsearch.kinds import CAPTION, TRANSCRIPT
-from mmsearch.store.reads import DriverReads
+from mmsearch.store.sql_reads import RowSource
 
 NAME = "name"
 """The pseudo-kind of file-name matches (next to ``caption`` and ``transcript``)."""
@@ -78,7 +78,7 @@ def search_tokens(query: str) -> list[str]:
 
 
 def keyword_search(
-    reads: DriverReads,
+    reads: RowSource,
     query: str,
     limit: int,
     kinds: Collection[str] = (CAPTION, TRANSCRIPT, NAME),

@@ -38,16 +38,16 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import bindparam, text
+from typing import TYPE_CHECKING, Any
 
 from mmsearch.config import Settings
 from mmsearch.errors import ConfigError, IndexCorruptError
 from mmsearch.store.keyword import NAME, KeywordMatch, KeywordSource, search_tokens
 from mmsearch.store.keyword_folder import STAMP_FILE, FolderMoved, building_folder, link_copy, swap_in
 from mmsearch.store.records import AssetWrite
+
+if TYPE_CHECKING:
+    from mmsearch.store.sql_reads import QueryStore
 
 ANALYZER = "mmsearch_en"
 KINDS = ("caption", "transcript", NAME)
@@ -62,8 +62,6 @@ MAX_CHANGES = 200_000
 """An ingest that changed more documents than this rebuilds the index whole (see ``KeywordChanges``)."""
 _TEXT_ROWS = "SELECT id, file_id, kind, text FROM text_items"
 _NAME_ROWS = "SELECT id, path FROM media_files"
-_SOME_TEXT_ROWS = text(_TEXT_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
-_SOME_NAME_ROWS = text(_NAME_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
 _CHUNK = 500
 
 
@@ -101,11 +99,11 @@ def _schema(tantivy: Any) -> Any:
     return builder.build()
 
 
-def open_keywords(settings: Settings, engine: SqlEngine) -> TantivyKeywords | None:
+def open_keywords(settings: Settings, store: QueryStore) -> TantivyKeywords | None:
     """The Tantivy keyword index of the settings' database when ``keyword_engine`` chooses it, else None."""
     if not tantivy_chosen(settings.keyword_engine):
         return None
-    return TantivyKeywords(engine, keyword_index_path(settings.index_dir, settings.database_url))
+    return TantivyKeywords(store, keyword_index_path(settings.index_dir, settings.database_url))
 
 
 def tantivy_chosen(engine_setting: str) -> bool:
@@ -159,10 +157,10 @@ class KeywordChanges:
 class TantivyKeywords:
     """Keyword search of one database through its Tantivy index folder, kept in step by generation stamps."""
 
-    def __init__(self, engine: SqlEngine, path: Path) -> None:
-        self._engine = engine
+    def __init__(self, store: QueryStore, path: Path) -> None:
+        self._store = store  # its SQLAlchemy side reads the documents of a rebuild or an update
         self.path = path
-        self._database = hashlib.sha256(engine.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+        self._database = hashlib.sha256(store.database_name.encode()).hexdigest()[:16]
         """Which database the folder reflects (a stamp of another one is foreign: the folder is rebuilt)."""
         self._tantivy = _tantivy()
         self._analyzer = _analyzer(self._tantivy)
@@ -299,18 +297,24 @@ class TantivyKeywords:
 
     def _documents(self) -> Iterator[tuple[int, int, str, str]]:
         """(row, file id, kind, text): text items by id, file names as row = -file id (as in FTS5)."""
-        with self._engine.connect() as connection:
+        from sqlalchemy import text
+
+        with self._store.full.engine.connect() as connection:
             streamed = connection.execution_options(stream_results=True, yield_per=10_000)
             yield from _text_documents(streamed.execute(text(_TEXT_ROWS)))
             yield from _name_documents(streamed.execute(text(_NAME_ROWS)))
 
     def _documents_of(self, changes: KeywordChanges) -> Iterator[tuple[int, int, str, str]]:
         """The documents of ``changes`` that the database holds now."""
-        with self._engine.connect() as connection:
+        from sqlalchemy import bindparam, text
+
+        some_texts = text(_TEXT_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
+        some_names = text(_NAME_ROWS + " WHERE id IN :ids ORDER BY id").bindparams(bindparam("ids", expanding=True))
+        with self._store.full.engine.connect() as connection:
             for chunk in _chunks(sorted(changes.rows)):
-                yield from _text_documents(connection.execute(_SOME_TEXT_ROWS, {"ids": chunk}))
+                yield from _text_documents(connection.execute(some_texts, {"ids": chunk}))
             for chunk in _chunks(sorted(changes.files)):
-                yield from _name_documents(connection.execute(_SOME_NAME_ROWS, {"ids": chunk}))
+                yield from _name_documents(connection.execute(some_names, {"ids": chunk}))
 
     # -- searching --------------------------------------------------------------------------
     def search(self, query: str, limit: int, kinds: Collection[str] = KINDS) -> list[KeywordMatch]:

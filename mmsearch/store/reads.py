@@ -6,16 +6,18 @@ compilation, parameter expansion and result wrapping around ~10-20 µs of databa
 here it costs the pool checkout and the driver call. Statements are written with ``?`` placeholders; a list
 parameter expands its ``?`` into one placeholder per element, and drivers of the ``format``/``pyformat``
 style (psycopg) get ``%s`` instead (so the SQL must hold no other ``?`` and no ``%``). Everything else
-(writes, ingest, maintenance) goes through SQLAlchemy.
+(writes, ingest, maintenance) goes through SQLAlchemy. The stdlib store (``mmsearch.store.sqlite_store``) runs the
+same statements on its own sqlite3 connections, rendered by :func:`render`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine as SqlEngine
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
 
 Param = Any
 """A scalar, or a list/tuple that fills an ``IN (?)`` with one placeholder per element."""
@@ -31,14 +33,7 @@ class DriverReads:
 
     def rows(self, sql: str, params: Sequence[Param] = ()) -> list[tuple[Any, ...]]:
         """All rows of ``sql`` (``?`` placeholders) with ``params``; list params expand ``IN (?)``."""
-        lengths = tuple(len(p) if isinstance(p, (list, tuple)) else -1 for p in params)
-        statement = _render(sql, lengths, self._percent)
-        flat: list[Any] = []
-        for param in params:
-            if isinstance(param, (list, tuple)):
-                flat.extend(param)
-            else:
-                flat.append(param)
+        statement, flat = expanded(sql, params, self._percent)
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -51,8 +46,20 @@ class DriverReads:
             connection.close()  # back to the pool, which ends the (read-only) transaction
 
 
+def expanded(sql: str, params: Sequence[Param], percent: bool = False) -> tuple[str, list[Any]]:
+    """The statement to run for ``sql`` with ``params`` (see :func:`render`) and its flat parameters."""
+    lengths = tuple(len(p) if isinstance(p, (list, tuple)) else -1 for p in params)
+    flat: list[Any] = []
+    for param in params:
+        if isinstance(param, (list, tuple)):
+            flat.extend(param)
+        else:
+            flat.append(param)
+    return render(sql, lengths, percent), flat
+
+
 @functools.lru_cache(maxsize=512)
-def _render(sql: str, lengths: tuple[int, ...], percent: bool) -> str:
+def render(sql: str, lengths: tuple[int, ...], percent: bool) -> str:
     """``sql`` with each list parameter's ``?`` expanded (an empty list becomes ``NULL``: matches nothing)."""
     pieces = sql.split("?")
     if len(pieces) - 1 != len(lengths):

@@ -11,4 +11,12 @@ from mmsearch.store.writes import StoreWrites
 
 
 class MetadataStore(StoreWrites):
-    """The database of files, models and vectors: the source of truth. One short transaction per call."""
+    """The database of files, models and vectors: the source of truth. One short transaction per call.
+
+    A :class:`~mmsearch.store.sql_reads.QueryStore` like the stdlib ``SqliteStore``; for every database and
+    every write."""
+
+    @property
+    def full(self) -> MetadataStore:
+        """This store (it does everything): the ``QueryStore`` way to writes."""
+        return self

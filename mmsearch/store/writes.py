@@ -25,10 +25,8 @@ from mmsearch.store.lookups import (
 )
 from mmsearch.store.models import Embedding, MediaFile, ModelRecord, QueryCacheEntry, Setting, TextItemRow, utcnow
 from mmsearch.store.records import AssetWrite, FileRecord, embedding_to_bytes, vector_to_bytes
+from mmsearch.store.sql_reads import QUERY_CACHE_LIMIT
 from mmsearch.store.text_items import TextRecord, replace_text_groups
-
-QUERY_CACHE_LIMIT = 10_000
-"""Cached query vectors kept per database; past it the oldest are dropped."""
 
 
 class StoreWrites(StoreReads):

@@ -58,6 +58,22 @@ def test_verbosity_levels() -> None:
     assert result.exit_code == 2 and "-q and -v do not go together" in result.output
 
 
+def test_an_in_process_cli_call_leaves_the_logging_set_up_as_it_found_it(tmp_path: Path) -> None:
+    """The CLI sends records to stderr while a command runs; a program that runs it in-process (CliRunner here)
+    gets its own loggers back afterwards: the same handlers, levels and propagation, whatever -v/-q said."""
+    root, ours = logging.getLogger(), logging.getLogger("mmsearch")
+    mine = logging.StreamHandler()
+    root.addHandler(mine)
+    try:
+        before = [(list(each.handlers), each.level, each.propagate) for each in (root, ours)]
+        for flags in ([], ["-v"], ["-vv"], ["-q"]):
+            result = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), *flags, "status"])
+            assert result.exit_code == 1 and "nothing is indexed" in result.output, result.output
+            assert [(list(each.handlers), each.level, each.propagate) for each in (root, ours)] == before
+    finally:
+        root.removeHandler(mine)
+
+
 def test_library_modules_log_and_never_print() -> None:
     printing = [
         f"{path.relative_to(PACKAGE)}:{number}"

@@ -1,7 +1,7 @@
 """What a one-shot `mmsearch query` imports in a fresh process: only the search path. Ingest, the integrity check,
-evaluation, status, the media readers (captions, audio, video), Alembic, torch and open_clip stay out, and FAISS
-on a home with a small flat index; Pillow too unless the encoder itself needs it. (Their cost is timed in
-bench/query_cold.py, not here.)"""
+evaluation, status, the media readers (captions, audio, video), SQLAlchemy and Alembic (a SQLite home is read with
+the standard library's sqlite3), torch and open_clip stay out, and FAISS on a home with a small flat index; Pillow
+too unless the encoder itself needs it. (Their cost is timed in bench/query_cold.py, not here.)"""
 
 import json
 import subprocess
@@ -19,6 +19,7 @@ NEVER = (
     "torch",
     "open_clip",
     "transformers",
+    "sqlalchemy",
     "alembic",
     "mmsearch.check",
     "mmsearch.store.integrity",
@@ -58,3 +59,52 @@ def test_a_query_imports_only_the_search_path(tmp_path: Path, photo_dir: Path) -
     result, modules = imported(["--home", home, "query", "a cached query", "--json", "--no-service"])
     assert result["exit"] == 0 and json.loads(result["output"])["hits"]
     assert forbidden(modules, (*NEVER, "PIL")) == set()
+
+
+ENGINE_PROBE = """
+import json, sys
+from mmsearch import Engine
+with Engine.open({home!r}) as engine:
+    hits = engine.search("a brand new query", k=3)
+    print(json.dumps({{"hits": len(hits), "modules": sorted(sys.modules)}}))
+"""
+
+
+def test_the_engine_opened_and_searched_in_a_fresh_process_imports_no_sqlalchemy(
+    tmp_path: Path, photo_dir: Path
+) -> None:
+    from mmsearch import Engine
+
+    home = str(tmp_path / "home")
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+    out = subprocess.run(
+        [sys.executable, "-c", ENGINE_PROBE.format(home=home)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["hits"] == 3
+    assert forbidden(set(result["modules"]), ("sqlalchemy", "alembic", "torch", "open_clip")) == set()
+    with Engine.open(home) as engine:  # and what it wrote (the query cache) is read back
+        model_id = engine.models.active()[0]
+        assert set(engine.store.cached_query_vectors(model_id, ["a brand new query"])) == {"a brand new query"}
+
+
+def test_a_home_to_migrate_is_still_queried(tmp_path: Path, photo_dir: Path) -> None:
+    """A schema behind the head: the query opens SQLAlchemy (and Alembic) to migrate it, then answers."""
+    from alembic import command
+
+    from mmsearch import Engine
+    from mmsearch.store.database import alembic_config, connect
+
+    home = tmp_path / "home"
+    with Engine.open(home, model="fake:16") as engine:
+        engine.ingest(photo_dir)
+    database = connect(f"sqlite:///{home / 'mmsearch.db'}")
+    command.downgrade(alembic_config(database), "-1")
+    database.dispose()
+    result, modules = imported(["--home", str(home), "query", "red", "--json", "--no-service"])
+    assert result["exit"] == 0 and json.loads(result["output"])["hits"]
+    assert {"sqlalchemy", "alembic"} <= modules
+    result, modules = imported(["--home", str(home), "query", "blue", "--json", "--no-service"])
+    assert result["exit"] == 0 and json.loads(result["output"])["hits"]
+    assert forbidden(modules, ("sqlalchemy", "alembic")) == set()

@@ -149,3 +149,40 @@ def test_where_links_fail_the_shared_files_are_copied(tmp_path: Path, monkeypatc
         assert not (published / path.name).samefile(path)
         assert (published / path.name).read_bytes() == path.read_bytes()
     assert load_text_encoder(home, identity) is not None
+
+
+def test_a_shared_manifest_of_another_model_or_format_means_export_again(tmp_path: Path, monkeypatch) -> None:
+    """A text or image manifest in the shared cache that does not settle the tower for this model (rewritten with
+    another fingerprint, another format, unreadable, failed with other package versions) counts as no export, so
+    ``ensure_exports`` exports that tower again instead of leaving the model on torch for good; a verified export
+    and a failure recorded with today's versions are kept."""
+    pytest.importorskip("onnx")
+    import json
+
+    from mmsearch.encoders.image_export import export_status
+
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    shared = model_folder(identity.fingerprint) / "text"
+    write_export(tmp_path / "staging", identity)
+    shared.parent.mkdir(parents=True)
+    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    verified = read_manifest(shared)
+    assert verified is not None and export_status(identity) == {"image": None, "text": verified}
+    path = shared / "manifest.json"
+    failed = {**verified, "status": "failed", "versions": onnx_export._versions()}
+    for manifest, settled in [
+        ({**verified, "fingerprint": "0" * 16}, False),
+        ({**verified, "format": -1}, False),
+        ({**failed, "versions": {"onnx": "0.0"}}, False),
+        ({**failed, "fingerprint": "0" * 16}, False),
+        (failed, True),
+    ]:
+        path.write_text(json.dumps(manifest))
+        assert export_status(identity)["text"] == (manifest if settled else None), manifest
+    path.write_text("{not json")
+    assert export_status(identity)["text"] is None
+    image = model_folder(identity.fingerprint) / "image"
+    image.mkdir()
+    (image / "manifest.json").write_text(json.dumps({**failed, "fingerprint": "1" * 16}))
+    assert export_status(identity)["image"] is None

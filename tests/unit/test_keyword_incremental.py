@@ -91,7 +91,7 @@ def test_any_sequence_of_changes_searches_like_a_rebuild(steps: list[tuple[str, 
     incremental here: the share of deleted documents that makes it rebuild is lifted.)"""
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(keyword_tantivy, "MAX_DEAD_SHARE", 1e9):
         library = Library(Path(tmp))
-        keywords = TantivyKeywords(library.store.engine, Path(tmp) / "kw.tantivy")
+        keywords = TantivyKeywords(library.store, Path(tmp) / "kw.tantivy")
         keywords.rebuild(library.generations())
         before = library.generations()
         for step, (action, number, captions) in enumerate([*steps, ("sync", 0, [])]):
@@ -105,7 +105,7 @@ def test_any_sequence_of_changes_searches_like_a_rebuild(steps: list[tuple[str, 
                 expected = "current" if after == before else "updated"
                 library.changes, before = KeywordChanges(), after
                 incremental = _results(keywords, after)
-                fresh = TantivyKeywords(library.store.engine, Path(tmp) / f"fresh-{step}.tantivy")
+                fresh = TantivyKeywords(library.store, Path(tmp) / f"fresh-{step}.tantivy")
                 documents = fresh.rebuild(after)
                 # incremental whenever something changed, except to empty (all deleted: a rebuild costs nothing)
                 assert outcome == (expected if documents else outcome)
@@ -125,7 +125,7 @@ def library(tmp_path: Path) -> Library:
 def test_an_update_reads_only_the_changes_and_keeps_the_stamp_in_step(library: Library, tmp_path: Path) -> None:
     for number in range(20):
         library.put(number, ["a dog on a beach"])
-    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords = TantivyKeywords(library.store, tmp_path / "kw.tantivy")
     before = library.generations()
     assert keywords.update({}, before, library.changes) == "rebuilt"  # no index yet
     library.changes = KeywordChanges()
@@ -148,7 +148,7 @@ def test_an_update_reads_only_the_changes_and_keeps_the_stamp_in_step(library: L
 
 def test_a_stale_or_foreign_index_is_rebuilt_whole(library: Library, tmp_path: Path) -> None:
     library.put(0, ["a dog"])
-    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords = TantivyKeywords(library.store, tmp_path / "kw.tantivy")
     keywords.rebuild(library.generations())
     stale = library.generations()
     library.put(1, ["a cat"])  # written without the index being told: it is behind
@@ -171,7 +171,7 @@ def test_a_stale_or_foreign_index_is_rebuilt_whole(library: Library, tmp_path: P
 def test_too_many_deleted_documents_mean_a_rebuild(library: Library, tmp_path: Path) -> None:
     for number in range(5):
         library.put(number, ["a dog"])
-    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords = TantivyKeywords(library.store, tmp_path / "kw.tantivy")
     keywords.rebuild(library.generations())
     library.changes, before = KeywordChanges(), library.generations()
     library.put(0, ["a dog in the snow"])  # 2 of 10 documents replaced: 20 %, not past the limit
@@ -214,7 +214,7 @@ def test_a_folder_replaced_during_the_copy_means_a_rebuild(
     index rebuilt, never a mix of two folders stamped as current."""
     for number in range(10):
         library.put(number, ["a dog"])
-    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords = TantivyKeywords(library.store, tmp_path / "kw.tantivy")
     keywords.rebuild(library.generations())
     library.changes, before = KeywordChanges(), library.generations()
     library.put(10, ["a cat"])
@@ -231,7 +231,7 @@ def test_a_folder_replaced_during_the_copy_means_a_rebuild(
 
 
 def test_an_ingest_that_changed_too_much_rebuilds_and_keeps_no_ids(library: Library, tmp_path: Path) -> None:
-    keywords = TantivyKeywords(library.store.engine, tmp_path / "kw.tantivy")
+    keywords = TantivyKeywords(library.store, tmp_path / "kw.tantivy")
     keywords.rebuild(library.generations())
     library.changes, before = KeywordChanges(), library.generations()
     with mock.patch.object(keyword_tantivy, "MAX_CHANGES", 3):

@@ -35,7 +35,7 @@ def engine(tmp_path: Path):
 
 
 def _keywords(engine: Engine) -> TantivyKeywords:
-    keywords = TantivyKeywords(engine.store.engine, keyword_index_path(engine.settings.index_dir, "test"))
+    keywords = TantivyKeywords(engine.store, keyword_index_path(engine.settings.index_dir, "test"))
     keywords.ensure(engine.store.generations(COLLECTIONS))
     return keywords
 
@@ -97,7 +97,7 @@ def test_the_engine_searches_through_tantivy_and_refreshes_it_after_ingest(engin
 def test_a_damaged_stamp_means_a_rebuild(engine: Engine) -> None:
     keywords = _keywords(engine)
     (keywords.path / STAMP_FILE).write_text("{not json")
-    again = TantivyKeywords(engine.store.engine, keywords.path)
+    again = TantivyKeywords(engine.store, keywords.path)
     again.ensure(engine.store.generations(COLLECTIONS))
     assert [(kind, name) for kind, name, _ in _found(engine, again.search("sofa", 5))] == [("caption", "cat.jpg")]
     assert json.loads((keywords.path / STAMP_FILE).read_text())["format"] == FORMAT

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, create_engine, text
 
-from mmsearch.store.reads import DriverReads, _render
+from mmsearch.store.reads import DriverReads
+from mmsearch.store.reads import render as _render
 
 
 def test_list_parameters_expand_and_scalars_stay() -> None:
