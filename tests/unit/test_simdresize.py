@@ -109,3 +109,35 @@ def test_the_engine_resizes_with_simd_where_installed_and_enabled(monkeypatch) -
     monkeypatch.setattr(selection, "ENGINE_FAST_PREPROCESS", True)
     monkeypatch.setattr(simdresize, "available", lambda: False)  # not installed: Pillow's passes
     assert selection.engine_resizer() == "pillow"
+
+
+def jpeg(image: Image.Image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+@needs_simd
+def test_every_kind_of_jpeg_the_ingest_decodes_gets_the_pillow_passes_outcome() -> None:
+    """CMYK, greyscale, progressive and EXIF-turned JPEGs, decoded as the ingest decodes them (RGB, turned): the
+    SIMD passes give the shape and, within rounding, the pixels of Pillow's passes."""
+    from mmsearch.imageio import decode_image
+
+    base = photo(384, 288, seed=4)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sources = {
+        "cmyk": jpeg(base.convert("CMYK")),
+        "grey": jpeg(base.convert("L")),
+        "progressive": jpeg(base, progressive=True),
+        "turned": jpeg(base, exif=exif),
+    }
+    pillow, ours = ImagePreprocess.from_config(CONFIGS[0], fast=True), simd(CONFIGS[0])
+    for name, data in sources.items():
+        image, full = decode_image(data, 10**8, (336, 336))
+        assert image.mode == "RGB" and full == ((288, 384) if name == "turned" else (384, 288)), name
+        expected, got = pillow.prepare(image).astype(int), ours.prepare(image).astype(int)
+        assert got.shape == expected.shape == (224, 224, 3), name
+        assert np.abs(got - expected).max() <= 2, name
