@@ -14,6 +14,7 @@ to decide. On CUDA the engine is torch (fp16/bf16 autocast), as before. Torch-fr
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -145,15 +146,23 @@ def pick(tower: str, measured: Sequence[Candidate]) -> TowerChoice:
 
 def cpu_key() -> str:
     """This machine as far as engine speed goes: CPU model, flags, usable cores, runtime versions."""
-    parts = [platform.machine(), _cpu_model(), str(_usable_cpus())]
+    parts = [platform.machine(), _cpu_model(), str(_usable_cpus()), *_runtime_versions()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _runtime_versions() -> tuple[str, ...]:
+    """The installed onnxruntime and torch versions (read once a process: an ingest asks three times)."""
+    parts = []
     for name in ("onnxruntime", "torch"):
         try:
             parts.append(f"{name}={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             parts.append(f"{name}=none")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return tuple(parts)
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_model() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")

@@ -149,6 +149,9 @@ class BatchWriter:
     def _text_records(self, texts: dict[str, dict[str, list[TextItem]]]) -> dict[str, dict[str, list[TextRecord]]]:
         if not texts:
             return {}
+        if not any(items for groups in texts.values() for items in groups.values()):
+            # photos without captions: their groups are set empty, and nothing is counted (no tokenizer loaded)
+            return {path: {group: [] for group in groups} for path, groups in texts.items()}
         encoder = self.models.encoder()
         return {
             path: to_records(groups, encoder.count_tokens, encoder.context_length) for path, groups in texts.items()

@@ -77,7 +77,7 @@ class StoreWrites(StoreReads):
         now = utcnow()
         with self.session() as session, session.begin():
             _insert_missing_vectors(session, model_id, new_vectors, now)
-            ids_by_path = _upsert_files(session, records, now)
+            ids_by_path, new_ids = _upsert_files(session, records, now)
             result = AssetWrite([ids_by_path[record.path] for record in records], {})
             others = [path for path in (texts or {}) if path not in ids_by_path]
             for chunk in chunked(others, 500):
@@ -86,7 +86,7 @@ class StoreWrites(StoreReads):
             texts = {path: groups for path, groups in (texts or {}).items() if path in ids_by_path}
             if texts:
                 by_file = {ids_by_path[path]: groups for path, groups in texts.items()}
-                result.added_texts, result.removed_texts = replace_text_groups(session, by_file)
+                result.added_texts, result.removed_texts = replace_text_groups(session, by_file, new_ids)
             touched = {kind for kind, rows in result.added_texts.items() if rows}
             touched.update(kind for kind, rows in result.removed_texts.items() if rows)
             if image_changed and any(record.kind == IMAGE for record in records):
@@ -202,8 +202,10 @@ def _insert_missing_vectors(session: Session, model_id: int, vectors: dict[str, 
         session.execute(insert(Embedding), rows)
 
 
-def _upsert_files(session: Session, records: Sequence[FileRecord], now: datetime) -> dict[str, int]:
+def _upsert_files(session: Session, records: Sequence[FileRecord], now: datetime) -> tuple[dict[str, int], set[int]]:
+    """Insert or update the files; their ids by path, and the ids of those inserted."""
     ids_by_path: dict[str, int] = {}
+    new_ids: set[int] = set()
     for chunk in chunked([record.path for record in records], 500):
         rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk)))
         ids_by_path.update((path, file_id) for path, file_id in rows)
@@ -218,9 +220,10 @@ def _upsert_files(session: Session, records: Sequence[FileRecord], now: datetime
         # statement per row on SQLite (30 a batch, the largest part of the commit thread's statements)
         session.execute(insert(MediaFile), added)
         for chunk in chunked([row["path"] for row in added], 500):
-            rows = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk)))
-            ids_by_path.update((path, file_id) for path, file_id in rows)
-    return ids_by_path
+            fresh = session.execute(select(MediaFile.path, MediaFile.id).where(MediaFile.path.in_(chunk))).all()
+            ids_by_path.update((path, file_id) for path, file_id in fresh)
+            new_ids.update(file_id for _, file_id in fresh)
+    return ids_by_path, new_ids
 
 
 def _file_values(record: FileRecord) -> dict[str, Any]:

@@ -153,3 +153,16 @@ def test_a_fresh_postgres_database_opened_by_several_processes_at_once(postgres_
     for run in runs:
         _out, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
+
+
+def test_text_items_are_inserted_in_one_statement_with_the_same_rows_on_postgres(postgres_url: str) -> None:
+    from mmsearch.store.database import connect, upgrade_to_head
+    from mmsearch.store.repository import MetadataStore
+    from tests.unit.test_text_item_writes import check_text_item_writes
+
+    engine = connect(fresh_database(postgres_url, "text_item_writes"))
+    try:
+        upgrade_to_head(engine)
+        check_text_item_writes(MetadataStore(engine), "/pg-photos")
+    finally:
+        engine.dispose()

@@ -57,3 +57,33 @@ def test_without_a_tokenizer_the_text_side_counts() -> None:
 
     encoder = TowerEncoder(IDENTITY, ImageSide(), TextSide, CHOICE)
     assert encoder.count_tokens("anything") == 7 and encoder.context_length == 5
+
+
+def test_an_ingest_of_photos_without_captions_loads_no_tokenizer(tmp_path, photo_dir) -> None:
+    """Each photo's (empty) caption groups are still set, but nothing is counted: the export's tokenizer is read
+    only for the first photo with a caption."""
+    from contextlib import nullcontext
+
+    from mmsearch import Engine
+
+    class Side(ImageSide):
+        def parallel_batches(self, requested: int = 0):
+            return nullcontext(1)
+
+    made: list[str] = []
+
+    def tokenizer() -> Tokenizer:
+        made.append("tokenizer")
+        return Tokenizer()
+
+    class TextSide:
+        def encode_texts(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+    encoder = TowerEncoder(IDENTITY, Side(), TextSide, CHOICE, tokenizer)
+    with Engine.open(tmp_path / "home", model=IDENTITY.spec, encoder_factory=lambda name, device: encoder) as engine:
+        report = engine.ingest(photo_dir)
+        assert report.added == 6 and not report.failed and made == []
+        (photo_dir / "a.txt").write_text("a red square on a white ground")
+        again = engine.ingest(photo_dir)
+        assert again.texts_added == {"caption": 1} and made == ["tokenizer"]
