@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -57,14 +58,19 @@ def load_image(source: str | bytes, max_pixels: int, min_size: tuple[int, int] |
 
 
 def decode_image(
-    source: str | bytes, max_pixels: int, min_size: tuple[int, int] | None = None
+    source: str | bytes,
+    max_pixels: int,
+    min_size: tuple[int, int] | None = None,
+    header: Callable[[Image.Image], None] | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an image: first frame, EXIF orientation applied, RGB; and its full (width, height) after orientation.
 
     With ``min_size`` a JPEG is decoded at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``, done inside libjpeg, about
     twice as fast) as long as both sides stay >= ``min_size``; give a square ``min_size`` so the bound holds in
-    either orientation. Raises :class:`UnreadableMediaError` with a one-line reason for anything that is not a
-    readable image within ``max_pixels``.
+    either orientation. ``header`` is called with the opened image once its size passed the limits and before
+    anything is decoded (its parsed header only, as a fresh ``Image.open`` gives it): the ingest reads captions
+    and dates there instead of opening and parsing the file a second time. Raises :class:`UnreadableMediaError`
+    with a one-line reason for anything that is not a readable image within ``max_pixels``.
     """
     label = source if isinstance(source, str) else "<bytes>"
     heif_available()  # registers the HEIC/HEIF opener when pillow-heif is installed
@@ -77,6 +83,8 @@ def decode_image(
             image = Image.open(handle)
             width, height = image.size
             check_size(width, height, image.mode, max_pixels)
+            if header is not None:
+                header(image)
             image.seek(0)
             if min_size is not None:
                 image.draft("RGB", min_size)  # a no-op for anything but JPEG

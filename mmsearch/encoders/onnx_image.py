@@ -94,11 +94,13 @@ class OnnxImageEncoder:
 
     device = "cpu"
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], streams: int = 0, fast: bool = False) -> None:
+    def __init__(
+        self, folder: Path, manifest: dict[str, Any], streams: int = 0, fast: bool = False, resizer: str = "pillow"
+    ) -> None:
         import onnxruntime as ort
 
         self.identity = ModelIdentity.from_dict(manifest["identity"])
-        self.preprocess = ImagePreprocess.from_config(self.identity.preprocess, fast)
+        self.preprocess = ImagePreprocess.from_config(self.identity.preprocess, fast, resizer)
         self._threads = cpu_threads()
         self._streams = streams or (2 if self._threads >= 2 else 1)
         self._session = _session(ort, folder, max(1, self._threads // self._streams))
@@ -166,15 +168,18 @@ def _session(ort: Any, folder: Path, threads: int) -> Any:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_image_encoder(identity: ModelIdentity, streams: int = 0, fast: bool = False) -> OnnxImageEncoder | None:
+def load_image_encoder(
+    identity: ModelIdentity, streams: int = 0, fast: bool = False, resizer: str = "pillow"
+) -> OnnxImageEncoder | None:
     """The verified export of ``identity``'s image tower from the shared cache, or None (none, not verified,
     onnxruntime missing or the file unreadable). ``fast``: prepare with the cheaper resize and normalisation
-    (:class:`ImagePreprocess`'s ``fast``, what the engine runs); else open_clip's exact pixels."""
+    (:class:`ImagePreprocess`'s ``fast``, what the engine runs; ``resizer`` ``simd`` for its SIMD passes); else
+    open_clip's exact pixels."""
     manifest = read_image_manifest(identity)
     if manifest is None:
         return None
     try:
-        return OnnxImageEncoder(image_folder(identity.fingerprint), manifest, streams, fast)
+        return OnnxImageEncoder(image_folder(identity.fingerprint), manifest, streams, fast, resizer)
     except ImportError:
         return None
     except Exception as exc:  # onnxruntime raises its own kinds (a truncated file, an unsupported opset)

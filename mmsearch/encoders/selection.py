@@ -41,6 +41,17 @@ ENGINE_FAST_PREPROCESS = True
 region, one multiply-add to normalise): on the 300 DEV photos its vectors agree with open_clip's own transform +
 fp32 model at worst cosine >= 0.9999 (tests/integration/test_onnx_image.py; bar 0.995 / 0.999). The calibration
 measures the same path. The exact path stays what exports are verified with."""
+ENGINE_SIMD_RESIZE = True
+"""... and runs the fast path's resize passes on the SIMD resizer where cykooz-resizer is installed
+(:mod:`mmsearch.encoders.simdresize`; worst cosine 0.99998 on the same check, about a quarter of Pillow's resize
+CPU); Pillow's passes without it."""
+
+
+def engine_resizer() -> str:
+    """The resizer of the engine's fast path: ``simd`` where enabled and installed, else ``pillow``."""
+    from mmsearch.encoders import simdresize
+
+    return "simd" if ENGINE_FAST_PREPROCESS and ENGINE_SIMD_RESIZE and simdresize.available() else "pillow"
 
 
 class TowerEncoder(EncoderBase):
@@ -172,7 +183,7 @@ def _from_cache(spec: str, identity: ModelIdentity, choice: dict[str, TowerChoic
 
     torch_side = _LazyTorch(spec, choice)
     if choice["image"].engine == "onnx":
-        image = load_image_encoder(identity, fast=ENGINE_FAST_PREPROCESS)
+        image = load_image_encoder(identity, fast=ENGINE_FAST_PREPROCESS, resizer=engine_resizer())
         if image is None:
             return None
     else:
@@ -256,7 +267,8 @@ def _calibrated(spec: str, canonical: str, precision: str, engine: str) -> Encod
     identity = torch_encoder.identity
     remember_identity(canonical, identity)
     reason = _export(torch_encoder)
-    onnx_image = load_image_encoder(identity, fast=ENGINE_FAST_PREPROCESS) if reason is None else None
+    fast, resizer = ENGINE_FAST_PREPROCESS, engine_resizer()
+    onnx_image = load_image_encoder(identity, fast=fast, resizer=resizer) if reason is None else None
     onnx_text = load_shared_text_encoder(identity) if reason is None else None
     if engine == "onnx" and (onnx_image is None or onnx_text is None):
         raise ConfigError(f"--engine onnx: no verified ONNX export of {identity.spec} ({reason or 'check failed'})")

@@ -18,7 +18,6 @@ Ray core only (tasks, actors, the object store): no scheduler of ours.
 
 from __future__ import annotations
 
-import io
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -29,13 +28,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.captions.embedded import embedded_captions
 from mmsearch.errors import MissingDependencyError, MmsearchError
 from mmsearch.hints import install_hint
-from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.commit import Probe
+from mmsearch.ingest.reading import decode_whole
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.ingest.taken import taken_at
 
 RETRIES = 3
 """Times a batch is retried after its worker died."""
@@ -82,15 +79,11 @@ def _decode(path: str, max_pixels: int, min_size: tuple[int, int] | None) -> Dec
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        image, (width, height) = decode_image(data, max_pixels, min_size)
-        with Image.open(io.BytesIO(data)) as header:
-            embedded = tuple(embedded_captions(header))
-            taken = taken_at(header)
+        image, probe = decode_whole(data, max_pixels, min_size)
     except OSError as exc:
         return Decoded(path, error=f"cannot read file: {exc.strerror or exc}")
     except MmsearchError as exc:
         return Decoded(path, error=str(exc))
-    probe = Probe(hash_bytes(data), width, height, embedded, taken)
     return Decoded(path, probe, np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 

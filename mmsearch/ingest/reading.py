@@ -8,6 +8,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mmsearch.captions.embedded import embedded_captions
 from mmsearch.errors import UnreadableMediaError
+from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import hash_file
 from mmsearch.ingest.commit import Probe
 from mmsearch.ingest.taken import taken_at
@@ -34,6 +35,25 @@ def read_probe(path: str) -> Probe:
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableMediaError(f"cannot read image header: {exc}") from exc
     return Probe(content_hash, width, height, embedded, taken)
+
+
+def decode_whole(data: bytes, max_pixels: int, min_size: tuple[int, int] | None) -> tuple[Image.Image, Probe]:
+    """Decode a whole file's bytes (:func:`mmsearch.imageio.decode_image`) and probe them: the hash, the size
+    after orientation, and the captions and date of the header, read from the one parse the decode makes."""
+    header = _HeaderNotes()
+    image, (width, height) = decode_image(data, max_pixels, min_size, header)
+    return image, Probe(hash_bytes(data), width, height, header.embedded, header.taken)
+
+
+class _HeaderNotes:
+    """Called with an opened, not yet decoded image: keeps its embedded captions and capture date."""
+
+    embedded: tuple = ()
+    taken: float | None = None
+
+    def __call__(self, image: Image.Image) -> None:
+        self.embedded = tuple(embedded_captions(image))
+        self.taken = taken_at(image)
 
 
 def file_signature(path: str) -> str:

@@ -3,7 +3,6 @@ commit batch by batch."""
 
 from __future__ import annotations
 
-import io
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -13,25 +12,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from PIL import Image
 
-from mmsearch.captions.embedded import embedded_captions
 from mmsearch.captions.manifest import CaptionManifest
 from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
-from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import TranscriberSource
 from mmsearch.ingest.audio_step import AudioStep
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.decodewarnings import collecting, routed
 from mmsearch.ingest.pipeline import balanced_size, batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
-from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, file_signature, read_probe, read_whole
+from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, file_signature, read_probe, read_whole
 from mmsearch.ingest.report import FailedFile, FileWarning, IngestReport, ProgressFn, reason_class
 from mmsearch.ingest.scanner import ScannedFile
-from mmsearch.ingest.taken import taken_at
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
 from mmsearch.ingest.video import VideoStep
 from mmsearch.kinds import AUDIO, IMAGE, VIDEO
@@ -331,11 +326,7 @@ class IngestRun:
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
         data = read_whole(file.path, self.options.max_file_bytes)
-        image, (width, height) = decode_image(data, self.options.max_pixels, encoder.min_decode_size)
-        with Image.open(io.BytesIO(data)) as header:
-            embedded = tuple(embedded_captions(header))
-            taken = taken_at(header)
-        probe = Probe(hash_bytes(data), width, height, embedded, taken)
+        image, probe = decode_whole(data, self.options.max_pixels, encoder.min_decode_size)
         return PreparedImage(probe, encoder.prepare_image(image))
 
     def _image_texts(self, file: ScannedFile, probe: Probe, known: dict[str, KnownFile]) -> dict[str, list[TextItem]]:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from mmsearch import Engine
 from mmsearch.encoders.fake import FakeEncoder
+from mmsearch.errors import UnreadableMediaError
 from mmsearch.imageio import decode_image, load_image
 
 LIMIT = 10**8
@@ -82,3 +83,48 @@ def test_ingest_records_the_full_size_of_a_reduced_decode(tmp_path: Path) -> Non
         assert report.embedded == 1 and report.failed == []
         (known,) = engine.store.files_under(str(folder.resolve())).values()
     assert (known.width, known.height) == (600, 1000)
+
+
+def captioned_jpeg(size: tuple[int, int], orientation: int) -> bytes:
+    """A JPEG with an EXIF description, a capture date and an orientation."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010E] = "a red and blue flag over the harbour"
+    exif.get_ifd(0x8769)[0x9003] = "2021:07:04 12:30:00"
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buffer, format="JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def test_decode_whole_parses_the_file_once_and_probes_as_read_probe(tmp_path: Path, monkeypatch) -> None:
+    """The ingest's decoder reads captions and the date from the header of the one ``Image.open`` it decodes,
+    before the reduced-scale draft (full size) - the same probe ``read_probe`` makes from the file."""
+    from mmsearch.ingest.reading import decode_whole, read_probe
+
+    data = captioned_jpeg((1000, 600), orientation=6)
+    path = tmp_path / "flag.jpg"
+    path.write_bytes(data)
+    opened: list[tuple[int, int]] = []
+    original = Image.open
+
+    def counting_open(*args, **kwargs):
+        image = original(*args, **kwargs)
+        opened.append(image.size)
+        return image
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    image, probe = decode_whole(data, LIMIT, (224, 224))
+    assert opened == [(1000, 600)]
+    assert image.size == (300, 500)  # drafted at 1/2, turned by the orientation
+    expected = read_probe(str(path))
+    assert probe.content_hash == expected.content_hash
+    assert (probe.width, probe.height) == (600, 1000)
+    assert [item.text for item in probe.embedded] == ["a red and blue flag over the harbour"]
+    assert probe.embedded == expected.embedded and probe.taken_at == expected.taken_at is not None
+
+
+def test_decode_image_reads_no_header_of_an_image_over_the_limits() -> None:
+    seen: list[Image.Image] = []
+    with pytest.raises(UnreadableMediaError, match="over the limit"):
+        decode_image(captioned_jpeg((400, 300), orientation=1), 400 * 300 - 1, None, seen.append)
+    assert seen == []
