@@ -71,7 +71,9 @@ class ImagePreprocess:
         if self.resizer == "simd" and not self.fast:
             raise ValueError("the simd resizer is a variant of the fast path (fast=True); the exact path is Pillow's")
         if self.resizer == "simd" and not simdresize.available():
-            raise ValueError("the simd resizer needs cykooz-resizer (pip install 'mmsearch[onnx]')")
+            from mmsearch.hints import install_hint
+
+            raise ValueError(f"the simd resizer needs cykooz-resizer ({install_hint('onnx')})")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, not {self.resize_mode!r}")
         if self.interpolation not in _RESAMPLING:
