@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -45,6 +46,21 @@ def check_size(width: int, height: int, mode: str, max_pixels: int) -> None:
             f"{MAX_DECODED_BYTES >> 20} MiB",
             TOO_MANY_PIXELS,
         )
+
+
+@contextmanager
+def reused_pixel_blocks(blocks: int) -> Iterator[None]:
+    """Let Pillow keep up to ``blocks`` freed pixel blocks for the next images while a run decodes many
+    (Pillow's ``PILLOW_BLOCKS_MAX``; its default keeps none, so each decode maps fresh pages from the system:
+    ~7 page faults and ~0.05 ms of system CPU a DEV photo). A cached block is at most the size of one that was
+    in use a moment before; on exit the setting is restored and the cache emptied."""
+    core = Image.core
+    before = core.get_blocks_max()
+    core.set_blocks_max(max(before, blocks))
+    try:
+        yield
+    finally:
+        core.set_blocks_max(before)  # frees the blocks over the old limit
 
 
 def hash_bytes(data: bytes) -> str:

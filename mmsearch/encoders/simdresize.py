@@ -36,28 +36,28 @@ def resize(
 ) -> Image.Image:
     """``image.resize(size, resample, box=box)`` (``box``: left, top, right, bottom in source pixels) for an RGB
     or L image and a filter of :data:`FILTERS`."""
-    from cykooz_resizer import CropBox, ResizeOptions
+    from cykooz_resizer import CropBox
 
+    resizer, options = _thread_resizer(resample)
     width, height = image.size
     left, top, right, bottom = box
-    crop = CropBox(left, top, min(right, width) - left, min(bottom, height) - top)  # float rounding at the edge
-    out = Image.new(image.mode, size)
-    _resizer().resize_pil(image, out, ResizeOptions(_algorithm(resample), crop_box=crop))
+    options.crop_box = CropBox(left, top, min(right, width) - left, min(bottom, height) - top)  # float rounding
+    out = Image.new(image.mode, size, None)  # not filled: the resize writes every pixel
+    resizer.resize_pil(image, out, options)
     return out
 
 
-def _resizer() -> Any:
-    """This thread's resizer (it keeps scratch buffers between calls, so threads must not share one)."""
+def _thread_resizer(resample: Image.Resampling) -> tuple[Any, Any]:
+    """This thread's resizer (it keeps scratch buffers between calls, so threads must not share one) and its
+    options for ``resample``, made once per thread and filter (``resize_pil`` copies the options it is given)."""
     try:
-        return _local.resizer
+        resizer, options = _local.resizer, _local.options
     except AttributeError:
         from cykooz_resizer import Resizer
 
-        _local.resizer = Resizer()
-        return _local.resizer
+        resizer, options = _local.resizer, _local.options = Resizer(), {}
+    if resample not in options:
+        from cykooz_resizer import FilterType, ResizeAlg, ResizeOptions
 
-
-def _algorithm(resample: Image.Resampling) -> Any:
-    from cykooz_resizer import FilterType, ResizeAlg
-
-    return ResizeAlg.convolution(FilterType[FILTERS[resample]])
+        options[resample] = ResizeOptions(ResizeAlg.convolution(FilterType[FILTERS[resample]]))
+    return resizer, options[resample]

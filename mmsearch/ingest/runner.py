@@ -18,6 +18,7 @@ from mmsearch.captions.sidecar import read_caption_sidecar
 from mmsearch.config import default_batch_size, default_workers
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MmsearchError, UnreadableMediaError
+from mmsearch.imageio import reused_pixel_blocks
 from mmsearch.ingest.audio import TranscriberSource
 from mmsearch.ingest.audio_step import AudioStep
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
@@ -234,6 +235,7 @@ class IngestRun:
             parallel_batches(encoder, self.options.encode_streams) as streams,
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="mmsearch-encode") as encoders,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
+            reused_pixel_blocks(4 * workers),  # the decoders' images: a few live per thread
         ):
             most = self.options.batch_size or default_batch_size(device)
             self.report.batch_size, self.report.workers = most, workers

@@ -141,3 +141,24 @@ def test_every_kind_of_jpeg_the_ingest_decodes_gets_the_pillow_passes_outcome() 
         expected, got = pillow.prepare(image).astype(int), ours.prepare(image).astype(int)
         assert got.shape == expected.shape == (224, 224, 3), name
         assert np.abs(got - expected).max() <= 2, name
+
+
+@needs_simd
+def test_one_thread_alternating_filters_and_boxes_gets_what_fresh_resizers_give() -> None:
+    """A thread keeps its resizer and its options per filter: a call must not inherit the last call's box or
+    filter (each result is compared with the same call on a new thread, whose resizer is fresh)."""
+    image = photo(384, 288, seed=7)
+    calls = [
+        ((224, 288), (10.0, 0.0, 300.0, 288.0), Image.Resampling.BICUBIC),
+        ((200, 150), (0.5, 3.25, 380.0, 280.0), Image.Resampling.BILINEAR),
+        ((224, 224), (20.0, 10.0, 330.0, 250.0), Image.Resampling.BICUBIC),
+        ((224, 288), (10.0, 0.0, 300.0, 288.0), Image.Resampling.BILINEAR),
+    ]
+    here = [np.asarray(simdresize.resize(image, *call)) for call in calls]
+    fresh = []
+    for call in calls:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a new thread each: a new resizer and options
+            fresh.append(pool.submit(lambda c: np.asarray(simdresize.resize(image, *c)), call).result())
+    for ours, theirs in zip(here, fresh, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(here[0], here[3])  # the filter did change between those two

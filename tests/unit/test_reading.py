@@ -1,0 +1,77 @@
+"""Reading an image file whole for the ingest (``read_whole``) and Pillow's pixel-block reuse during a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmsearch import Engine
+from mmsearch.errors import UnreadableMediaError
+from mmsearch.imageio import reused_pixel_blocks
+from mmsearch.ingest import reading
+from mmsearch.ingest.reading import read_whole
+from mmsearch.reasons import EMPTY_FILE, FILE_TOO_LARGE
+
+
+def test_a_file_is_read_whole_up_to_the_limit_and_refused_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x" * 1000)
+    assert read_whole(str(path), 1000) == b"x" * 1000
+    with pytest.raises(UnreadableMediaError) as refused:
+        read_whole(str(path), 999)
+    assert refused.value.reason == FILE_TOO_LARGE
+    path.write_bytes(b"")
+    with pytest.raises(UnreadableMediaError) as empty:
+        read_whole(str(path), 1000)
+    assert empty.value.reason == EMPTY_FILE
+
+
+@pytest.mark.parametrize("stated", [0, 10, 999])
+def test_a_file_larger_than_its_size_said_is_still_read_whole(tmp_path: Path, monkeypatch, stated: int) -> None:
+    """The first read is sized by ``fstat``; a file that grew since (or a size of 0, as a pipe has) reads on."""
+    path = tmp_path / "a.jpg"
+    content = bytes(range(256)) * 4
+    path.write_bytes(content)
+    real_fstat = os.fstat
+
+    def shrunk(fd: int) -> os.stat_result:
+        values = list(real_fstat(fd))
+        values[6] = stated  # st_size
+        return os.stat_result(values)
+
+    monkeypatch.setattr(reading.os, "fstat", shrunk)
+    assert read_whole(str(path), 4096) == content
+    with pytest.raises(UnreadableMediaError) as refused:
+        read_whole(str(path), len(content) - 1)
+    assert refused.value.reason == FILE_TOO_LARGE
+
+
+def test_pixel_blocks_are_reused_inside_the_block_and_released_after() -> None:
+    core = Image.core
+    before = core.get_blocks_max()
+    with reused_pixel_blocks(before + 4):
+        assert core.get_blocks_max() == before + 4
+        reused = core.get_stats()["reused_blocks"]
+        for _ in range(3):
+            Image.new("RGB", (300, 200), None).load()
+        assert core.get_stats()["reused_blocks"] > reused
+    assert core.get_blocks_max() == before
+    assert core.get_stats()["blocks_cached"] <= before
+
+
+def test_an_ingest_decodes_into_reused_pixel_blocks_and_restores_pillow(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"{index}.jpg")
+    core = Image.core
+    before, reused = core.get_blocks_max(), core.get_stats()["reused_blocks"]
+    with Engine.open(tmp_path / "home", model="fake:16", workers=1) as engine:
+        assert engine.ingest(folder).embedded == 6
+    assert core.get_stats()["reused_blocks"] > reused
+    assert core.get_blocks_max() == before
