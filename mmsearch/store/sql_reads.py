@@ -160,11 +160,7 @@ class SqlReads:
 
     def image_vectors_of(self, model_id: int, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored image vector of each given file that has one."""
-        out: dict[int, np.ndarray] = {}
-        for chunk in chunked([int(i) for i in file_ids], 500):
-            rows = self.reads.rows(_IMAGE_VECTORS, [model_id, chunk])
-            out.update({file_id: embedding_from_bytes(vector) for file_id, vector in rows})
-        return out
+        return self._vectors(_IMAGE_VECTORS, model_id, file_ids)
 
     def text_item_ids_of(self, file_ids: Iterable[int], kind: str) -> dict[int, list[int]]:
         """Per file, the ids of its text items of ``kind`` (no vectors: the index holds those)."""
@@ -176,10 +172,13 @@ class SqlReads:
 
     def vectors_of_texts(self, model_id: int, item_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vector of each given text item."""
+        return self._vectors(_VECTORS_OF_TEXTS, model_id, item_ids)
+
+    def _vectors(self, sql: str, model_id: int, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """``sql``'s (id, vector) rows for ``model_id`` and ``ids``, 500 ids a statement, as float vectors by id."""
         out: dict[int, np.ndarray] = {}
-        for chunk in chunked([int(i) for i in item_ids], 500):
-            rows = self.reads.rows(_VECTORS_OF_TEXTS, [model_id, chunk])
-            out.update({item_id: embedding_from_bytes(vector) for item_id, vector in rows})
+        for chunk in chunked([int(i) for i in ids], 500):
+            out.update({key: embedding_from_bytes(vector) for key, vector in self.reads.rows(sql, [model_id, chunk])})
         return out
 
     def get_texts(self, ids: Iterable[int]) -> dict[int, StoredText]:

@@ -30,13 +30,10 @@ def no_export(*args, **kwargs):
 
 def test_a_shared_export_is_used_in_place_not_redone_nor_copied_into_the_home(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_export, "missing_runtime_modules", lambda: [])
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
-    shared = model_folder(identity.fingerprint) / "text"
-    write_export(tmp_path / "staging", identity)
-    shared.parent.mkdir(parents=True)
-    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    shared = shared_export(tmp_path, identity)
     encoder = TextTowerOnly(identity)
     monkeypatch.setattr(onnx_export, "export_text_tower", no_export)
     home = tmp_path / "home" / "indexes"
@@ -163,10 +160,7 @@ def test_a_shared_manifest_of_another_model_or_format_means_export_again(tmp_pat
 
     monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
-    shared = model_folder(identity.fingerprint) / "text"
-    write_export(tmp_path / "staging", identity)
-    shared.parent.mkdir(parents=True)
-    export_dir(tmp_path / "staging", identity.fingerprint).rename(shared)
+    shared = shared_export(tmp_path, identity)
     verified = read_manifest(shared)
     assert verified is not None and export_status(identity) == {"image": None, "text": verified}
     path = shared / "manifest.json"
