@@ -33,15 +33,27 @@ def source_files(checkout: Path) -> list[Path]:
     return sorted(Path(name) for name in set(listed.split("\0")) if name and (checkout / name).is_file())
 
 
+BUILD_LOG = "build.log"
+"""What ``python -m build`` said (stdout and stderr), in the build's work folder."""
+
+
 def build(checkout: Path, workdir: Path) -> tuple[Path, Path]:
     """Build the sdist, then the wheel from the sdist (as ``python -m build`` does) from a copy of the checkout's
-    files (the checkout itself gets no build/ or egg-info); return (wheel, sdist)."""
+    files (the checkout itself gets no build/ or egg-info); return (wheel, sdist); the log is ``workdir/BUILD_LOG``."""
     copy = workdir / "src"
     for name in source_files(checkout):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(checkout / name, copy / name)
     dist = workdir / "dist"
-    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, copy], cwd=workdir)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(copy)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    (workdir / BUILD_LOG).write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, f"python -m build exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     (wheel,) = dist.glob("mmsearch-*.whl")
     (sdist,) = dist.glob("mmsearch-*.tar.gz")
     return wheel, sdist

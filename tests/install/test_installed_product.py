@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DEV, FIXTURE_HF_HOME, FIXTURE_MODEL
-from tests.installed import Installed, build, expected_wheel_files, wheel_files
+from tests.installed import BUILD_LOG, Installed, build, expected_wheel_files, wheel_files
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 PHOTOS = 12
@@ -99,6 +99,14 @@ def test_the_wheel_holds_every_package_and_the_migrations(built: tuple[Path, Pat
     assert "mmsearch/py.typed" in held
     assert {f"mmsearch/schemas/{name}.json" for name in ("hits", "ingest", "status", "eval", "check")} <= held
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in held)
+
+
+def test_the_build_names_every_package_it_ships(built: tuple[Path, Path]) -> None:
+    """setuptools finds no folder it would ship without its being a declared package (the page's static files,
+    the migrations' versions/), and uses no deprecated configuration."""
+    log = (built[0].parent.parent / BUILD_LOG).read_text()
+    assert "would be ignored" not in log and "is absent from the `packages` configuration" not in log, log[-3000:]
+    assert "deprecated" not in log, log[-3000:]
 
 
 def test_the_sdist_holds_the_source_tree(built: tuple[Path, Path]) -> None:
