@@ -66,7 +66,5 @@ class AudioStep:
             self.fail(file.path, exc, known)
             return None
         if result.transcribed:
-            self.report.transcribed += 1
-            self.report.transcribe_s += time.perf_counter() - started
-            self.report.audio_s += result.duration or 0.0
+            self.report.count_transcription(time.perf_counter() - started, result.duration)
         return result.items

@@ -133,6 +133,12 @@ class IngestReport:
     video_wall_s: float = 0.0
     """Wall seconds of the whole video step (hashing, decoding, embedding, transcripts, commits)."""
 
+    def count_transcription(self, seconds: float, audio_s: float | None) -> None:
+        """One file went through speech-to-text: ``seconds`` of wall time for ``audio_s`` seconds of audio."""
+        self.transcribed += 1
+        self.transcribe_s += seconds
+        self.audio_s += audio_s or 0.0
+
     @property
     def images_per_s(self) -> float:
         """Images embedded per second of the whole run."""

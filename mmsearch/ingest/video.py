@@ -196,7 +196,5 @@ class VideoStep:
             self.fail(file.path, exc, known)
             return None
         if result.transcribed:
-            self.report.transcribed += 1
-            self.report.transcribe_s += time.perf_counter() - started
-            self.report.audio_s += result.audio_s
+            self.report.count_transcription(time.perf_counter() - started, result.audio_s)
         return [item for item in result.items if item.kind == TRANSCRIPT]

@@ -14,6 +14,14 @@ from mmsearch.encoders.export_cache import model_folder
 from mmsearch.encoders.onnx_text import export_dir, load_text_encoder, query_export_folder, read_manifest
 from tests.unit.test_onnx_text import write_export
 
+IDENTITY = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's shared cache of its own."""
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+
 
 class TextTowerOnly:
     """An encoder with a text tower to export (a stand-in: exporting it would fail)."""
@@ -31,8 +39,7 @@ def no_export(*args, **kwargs):
 def test_a_shared_export_is_used_in_place_not_redone_nor_copied_into_the_home(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
     monkeypatch.setattr(onnx_export, "missing_runtime_modules", lambda: [])
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     shared = shared_export(tmp_path, identity)
     encoder = TextTowerOnly(identity)
     monkeypatch.setattr(onnx_export, "export_text_tower", no_export)
@@ -48,8 +55,7 @@ def test_a_shared_export_is_used_in_place_not_redone_nor_copied_into_the_home(tm
 def test_without_a_shared_export_the_home_keeps_its_own(tmp_path: Path, monkeypatch) -> None:
     """Where the shared cache has no export (it could not be written), the home's own is what queries read."""
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     home = tmp_path / "home"
     write_export(home, identity)
     assert query_export_folder(home, identity.fingerprint) == export_dir(home, identity.fingerprint)
@@ -59,8 +65,7 @@ def test_without_a_shared_export_the_home_keeps_its_own(tmp_path: Path, monkeypa
 
 def test_queries_find_the_shared_export_when_the_home_has_none(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     write_export(tmp_path / "staging", identity)
     shared = model_folder(identity.fingerprint) / "text"
     shared.parent.mkdir(parents=True)
@@ -72,8 +77,7 @@ def test_queries_find_the_shared_export_when_the_home_has_none(tmp_path: Path, m
 
 def test_a_homes_own_unusable_export_is_not_replaced_by_the_shared_one(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     write_export(tmp_path / "staging", identity)
     shared = model_folder(identity.fingerprint) / "text"
     shared.parent.mkdir(parents=True)
@@ -86,8 +90,7 @@ def test_a_homes_own_unusable_export_is_not_replaced_by_the_shared_one(tmp_path:
 def test_an_encoder_without_a_text_tower_still_gets_the_shared_export_copied(tmp_path: Path, monkeypatch) -> None:
     """An ONNX-engine encoder (no torch text tower) repairs a home's mismatched export from the shared cache."""
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     write_export(tmp_path / "staging", identity)
     shared = model_folder(identity.fingerprint) / "text"
     shared.parent.mkdir(parents=True)
@@ -119,8 +122,7 @@ def refreshed_home(tmp_path: Path, identity: ModelIdentity) -> Path:
 
 def test_a_refreshed_home_export_links_the_shared_files_not_copies(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     shared = shared_export(tmp_path, identity)
     home = refreshed_home(tmp_path, identity)
     assert onnx_export.ensure_text_export(TextTowerOnly(identity), home) == read_manifest(shared)
@@ -131,8 +133,7 @@ def test_a_refreshed_home_export_links_the_shared_files_not_copies(tmp_path: Pat
 
 def test_where_links_fail_the_shared_files_are_copied(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnx")
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     shared = shared_export(tmp_path, identity)
     home = refreshed_home(tmp_path, identity)
 
@@ -158,8 +159,7 @@ def test_a_shared_manifest_of_another_model_or_format_means_export_again(tmp_pat
 
     from mmsearch.encoders.image_export import export_status
 
-    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    identity = ModelIdentity("hf-hub:org/model", None, 16, {"context_length": 8})
+    identity = IDENTITY
     shared = shared_export(tmp_path, identity)
     verified = read_manifest(shared)
     assert verified is not None and export_status(identity) == {"image": None, "text": verified}
