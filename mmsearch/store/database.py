@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 from mmsearch.errors import ConfigError, MissingDependencyError
 from mmsearch.hints import install_hint
 from mmsearch.store.lock import MIGRATE, database_lock
+from mmsearch.store.sqlite_store import sqlite_pragmas
 
 
 def connect(url: str) -> SqlEngine:
@@ -42,11 +43,8 @@ def connect(url: str) -> SqlEngine:
 def _sqlite_pragmas(wal: bool):
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in sqlite_pragmas(wal):
+            cursor.execute(pragma)
         cursor.close()
 
     return on_connect

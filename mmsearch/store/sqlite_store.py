@@ -32,12 +32,16 @@ if TYPE_CHECKING:
 SCHEMA_HEAD = "0007_float16_vectors"
 """The newest migration's revision (``migrations/versions``); a test keeps it in step with Alembic's head."""
 _PREFIX = "sqlite:///"
-_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=10000",
-)
+
+
+def sqlite_pragmas(wal: bool = True) -> tuple[str, ...]:
+    """What every connection to a home's SQLite file runs first, here and in SQLAlchemy's engine
+    (:func:`mmsearch.store.database.connect`): WAL (not for an in-memory database), foreign keys, a 10 s busy
+    timeout."""
+    journal = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL") if wal else ()
+    return (*journal, "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000")
+
+
 _CACHE_INSERT = (
     "INSERT INTO query_cache (model_id, text_hash, vector, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
@@ -95,7 +99,7 @@ class SqliteRows:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            for pragma in _PRAGMAS:
+            for pragma in sqlite_pragmas():
                 connection.execute(pragma).fetchall()
         except BaseException:
             connection.close()
