@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from mmsearch.errors import ConfigError, MissingDependencyError
+from mmsearch.errors import ConfigError, DatabaseError, MissingDependencyError
 from mmsearch.hints import install_hint
 from mmsearch.store.lock import MIGRATE, database_lock
 from mmsearch.store.sqlite_store import sqlite_pragmas
@@ -170,10 +170,17 @@ def _alembic_upgrade(engine: SqlEngine) -> None:
     from alembic.script import ScriptDirectory
 
     config = alembic_config(engine)
-    head = ScriptDirectory.from_config(config).get_current_head()
+    scripts = ScriptDirectory.from_config(config)
+    head = scripts.get_current_head()
     with database_lock(engine, MIGRATE, purpose="schema upgrade"), engine.begin() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:
             return
+        if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
+            raise DatabaseError(
+                f"the database {engine.url.render_as_string()} has schema revision {current!r}, which this "
+                f"mmsearch does not know (it knows up to {head!r}): it was written by a newer mmsearch; upgrade "
+                "mmsearch, or use another home"
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -51,3 +51,28 @@ def test_sqlite_files_use_wal(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_a_database_from_a_newer_mmsearch_is_one_typed_error(tmp_path: Path) -> None:
+    """A schema revision this mmsearch does not know (written by a newer version) is refused with a
+    DatabaseError that names the revision, the CLI's one line; the file is left as it was."""
+    import pytest
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from mmsearch.cli import cli
+    from mmsearch.errors import DatabaseError
+
+    home = tmp_path / "home"
+    engine = connect(f"sqlite:///{home / 'mmsearch.db'}")
+    upgrade_to_head(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(DatabaseError, match=r"'9999_future'.*newer mmsearch"):
+        upgrade_to_head(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999_future"
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--home", str(home), "query", "a dog", "--no-service"])
+    assert result.exit_code == 1 and "newer mmsearch" in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0, result.output
