@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 import sys
 
 import click
@@ -19,7 +20,11 @@ from mmsearch.cli.logs import configure_logging, log_level
 from mmsearch.cli.query_commands import evaluate, query
 from mmsearch.cli.serve_command import serve
 
-__all__ = ["PARTIAL_FAILURE", "cli", "main"]
+__all__ = ["INTERNAL_ERROR", "PARTIAL_FAILURE", "cli", "main"]
+
+INTERNAL_ERROR = 70
+"""Exit code of an unexpected error (EX_SOFTWARE): a bug, shown in one line (``MMSEARCH_DEBUG=1``: the traceback)."""
+DEBUG_ENV = "MMSEARCH_DEBUG"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,7 +122,17 @@ def main() -> None:
     """
     gc.disable()
     atexit.register(_freeze_at_exit)
-    cli(prog_name="mmsearch")
+    try:
+        cli(prog_name="mmsearch")
+    except Exception as exc:  # not a library error (those are one line already): a bug in mmsearch or below it
+        if os.environ.get(DEBUG_ENV):
+            raise
+        click.echo(
+            f"Error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else '-'}); "
+            f"this is a bug: run again with {DEBUG_ENV}=1 for the traceback and report it",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)
 
 
 def _freeze_at_exit() -> None:

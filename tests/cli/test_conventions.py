@@ -216,3 +216,30 @@ def test_the_library_opens_without_creating(tmp_path: Path) -> None:
         pass
     with Engine.open(tmp_path / "made", create=False) as engine:  # an existing database opens as before
         assert engine.status().to_dict()["vectors"] == 0
+
+
+def test_an_unexpected_error_is_one_line_and_exit_70(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A bug (an exception that is no library error) reaches the user as one line and exit code 70, not a
+    traceback; MMSEARCH_DEBUG=1 lets the traceback through."""
+    import mmsearch.cli as cli_module
+
+    def broken(**kwargs: object) -> None:
+        raise KeyError("no such thing\nsecond line")
+
+    import gc
+
+    monkeypatch.setattr(cli_module, "cli", broken)
+    monkeypatch.setattr(cli_module.atexit, "register", lambda function: function)  # main()'s exit hook: not here
+    monkeypatch.delenv("MMSEARCH_DEBUG", raising=False)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli_module.main()
+        err = capsys.readouterr().err
+        assert exited.value.code == cli_module.INTERNAL_ERROR == 70
+        assert err.startswith("Error: internal error (KeyError:") and "MMSEARCH_DEBUG=1" in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        monkeypatch.setenv("MMSEARCH_DEBUG", "1")
+        with pytest.raises(KeyError):
+            cli_module.main()
+    finally:
+        gc.enable()  # main() turns the collector off for a one-shot process
