@@ -11,7 +11,12 @@ from mmsearch.cli.context import PARTIAL_FAILURE, open_engine, say_waiting, verb
 
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per model call (default 32; 256 on a GPU).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Images per model call (default: on a CPU the size the engine's calibration measured fastest, else 32; "
+    "256 on a GPU).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

@@ -22,7 +22,8 @@ class Encoder(Protocol):
     ``encode_prepared`` runs on the encoding thread, so decoding overlaps with
     encoding. All outputs are float32 arrays of shape ``(n, dim)`` with unit rows.
     The optional capabilities have defaults in :class:`EncoderBase`: ``min_decode_size`` (width, height):
-    JPEGs are then decoded at a reduced scale, never below it (``mmsearch.imageio``);
+    JPEGs are then decoded at a reduced scale, never below it (``mmsearch.imageio``); ``batch_size``, the images
+    per ``encode_prepared`` call measured fastest on this machine (None: the device's default);
     ``parallel_batches(requested)``, a context manager yielding how many ``encode_prepared`` calls may run at
     once (threads) for the best throughput; ``precision``, what each tower ran in; ``text_tower``, what an
     ONNX export of the text tower reads (``mmsearch.encoders.onnx_export``); ``device``.
@@ -33,6 +34,9 @@ class Encoder(Protocol):
 
     @property
     def min_decode_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def batch_size(self) -> int | None: ...
 
     @property
     def precision(self) -> dict[str, dict[str, Any]]: ...
@@ -71,6 +75,11 @@ class EncoderBase:
     @property
     def min_decode_size(self) -> tuple[int, int] | None:
         """None: images are decoded at full size."""
+        return None
+
+    @property
+    def batch_size(self) -> int | None:
+        """None: images per ``encode_prepared`` call are the device's default (``mmsearch.config``)."""
         return None
 
     @property

@@ -14,6 +14,8 @@ Per tower and candidate (see :func:`mmsearch.encoders.engine_choice.candidates_f
    or after :data:`MAX_PASSES` passes (the best pass of each counts, so a burst of load elsewhere does not
    decide). A clear winner (ONNX Runtime at twice torch fp32, say) is decided in one pass.
 
+3. **Batch size**, for the image tower's winner only: :mod:`mmsearch.encoders.batch_choice`.
+
 About 3-10 s once per model and machine on a quiet 2-core CPU; the result is cached
 (:func:`mmsearch.encoders.engine_choice.store_choice`).
 """
@@ -21,6 +23,7 @@ About 3-10 s once per model and machine on a quiet 2-core CPU; the result is cac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mmsearch.encoders.batch_choice import best_batch, measure_batches
 from mmsearch.encoders.engine_choice import TOWERS, Candidate, TowerChoice, pick
 from mmsearch.encoders.precision import PROBE_TEXTS, Agreement, agreement, probe_images
 
@@ -68,10 +72,18 @@ def calibrate(
         usable = [(e, p) for e, p in pairs if e == "torch" or runtimes[tower] is not None]
         race = _Race(tower, torch_encoder, runtimes[tower], inputs, reference[tower])
         choice[tower] = pick(tower, race.run(usable))
+        if tower == "image":
+            choice[tower] = race.with_batch(choice[tower])
         dtype = choice[tower].precision if choice[tower].engine == "torch" else "fp32"
         torch_encoder.set_precision(tower, dtype, choice[tower].reason)
         log.info("%s tower runs in %s %s (%s)", tower, choice[tower].engine, dtype, choice[tower].reason)
     return choice
+
+
+def with_measured_batch(torch_encoder: Any, onnx_image: Any, chosen: TowerChoice) -> TowerChoice:
+    """The image tower's ``chosen`` engine (no race: the only candidate) with its batch size measured."""
+    inputs = {"image": probe_images(IMAGE_BATCH, SYNTHETIC_SHAPE)}
+    return _Race("image", torch_encoder, onnx_image, inputs, None).with_batch(chosen)
 
 
 class _Race:
@@ -105,6 +117,19 @@ class _Race:
             if len(racing) <= 1:
                 break
         return [_candidate(pair, self.rates.get(pair, 0.0), self.agreements[pair]) for pair in pairs]
+
+    def with_batch(self, chosen: TowerChoice) -> TowerChoice:
+        """``chosen`` with the batch size its engine runs fastest at (none where the measurement failed)."""
+        pair = (chosen.engine, chosen.precision)
+        rates = self._attempt(pair, self._batch_rates)
+        if isinstance(rates, str):
+            log.info("image tower: batch sizes not measured (%s); the device's default", rates)
+            return chosen
+        return dataclasses.replace(chosen, batch=best_batch(rates), batch_rates=tuple(sorted(rates.items())))
+
+    def _batch_rates(self, pair: Pair, runner: Any) -> dict[int, float]:
+        prepared = [runner.prepare_image(picture) for picture in self.inputs["image"]]
+        return measure_batches(runner.encode_prepared, prepared, runner.parallel_batches, self.rates.get(pair, 0.0))
 
     def _attempt(self, pair: Pair, measure: Callable[[Pair, Any], Any]) -> Any:
         """``measure(pair, runner)`` with the pair set up; an error (bf16 kernels missing, ...) as one line."""

@@ -32,7 +32,8 @@ TOWERS = ("image", "text")
 MIN_WORST_COSINE = 0.995
 MIN_MEAN_COSINE = 0.999
 CHOICES_FILE = "engines.json"
-CHOICE_FORMAT = 1
+CHOICE_FORMAT = 2
+"""2: the image tower's choice holds its measured batch size (a cache of format 1 is calibrated again)."""
 
 
 @dataclass(frozen=True)
@@ -91,19 +92,31 @@ class TowerChoice:
     precision: str
     reason: str
     measured: tuple[Candidate, ...] = field(default=())
+    batch: int | None = None
+    """Images per call measured fastest for the winner (image tower; :mod:`mmsearch.encoders.batch_choice`)."""
+    batch_rates: tuple[tuple[int, float], ...] = field(default=())
+    """(size, images/s) of each size timed."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "engine": self.engine,
             "dtype": self.precision,
             "reason": self.reason,
             "measured": [candidate.to_dict() for candidate in self.measured],
         }
+        if self.batch is not None:
+            out["batch"] = self.batch
+            out["batch_rates"] = {str(size): round(rate, 2) for size, rate in self.batch_rates}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TowerChoice:
         measured = tuple(Candidate.from_dict(item) for item in data.get("measured") or ())
-        return cls(str(data["engine"]), str(data["dtype"]), str(data["reason"]), measured)
+        batch = int(data["batch"]) if data.get("batch") is not None else None
+        if batch is not None and batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        rates = tuple(sorted((int(size), float(rate)) for size, rate in (data.get("batch_rates") or {}).items()))
+        return cls(str(data["engine"]), str(data["dtype"]), str(data["reason"]), measured, batch, rates)
 
 
 def check_engine(engine: str) -> str:

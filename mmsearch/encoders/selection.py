@@ -97,6 +97,11 @@ class TowerEncoder(EncoderBase):
         return self._image.min_decode_size
 
     @property
+    def batch_size(self) -> int | None:
+        """The batch size the calibration measured fastest for the image tower's engine."""
+        return self.choice["image"].batch
+
+    @property
     def context_length(self) -> int:
         tokenizer = self._tokens()
         if tokenizer is not None:
@@ -281,6 +286,9 @@ def _calibrated(spec: str, canonical: str, precision: str, engine: str) -> Encod
         if only[0] == "torch":
             for tower in TOWERS:
                 torch_encoder.set_precision(tower, only[1], choice[tower].reason)
+        from mmsearch.encoders.calibration import with_measured_batch
+
+        choice["image"] = with_measured_batch(torch_encoder, onnx_image, choice["image"])
     else:
         from mmsearch.encoders.calibration import calibrate
 

@@ -4,7 +4,6 @@ commit batch by batch."""
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -23,6 +22,7 @@ from mmsearch.ingest.audio import TranscriberSource
 from mmsearch.ingest.audio_step import AudioStep
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.decodewarnings import collecting, routed
+from mmsearch.ingest.encoding import COMMIT_IMAGES, EncodeAndWrite
 from mmsearch.ingest.pipeline import balanced_size, batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, file_signature, read_probe, read_whole
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["IngestOptions", "IngestRun", "ModelSession", "read_probe"]
 
 T = TypeVar("T")
+
+PROGRESS_STEP = 16
+"""Images between two "embedding" progress calls (an encoder batch can be two photos)."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,6 @@ class IngestRun:
         encoder = self.models.encoder()
         device = str(encoder.device)
         workers = self.options.workers or default_workers(device)
-        done = 0
         started = time.perf_counter()
         with (
             parallel_batches(encoder, self.options.encode_streams) as streams,
@@ -237,30 +239,44 @@ class IngestRun:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-commit") as committer,
             reused_pixel_blocks(4 * workers),  # the decoders' images: a few live per thread
         ):
-            most = self.options.batch_size or default_batch_size(device)
+            most = self.options.batch_size or encoder.batch_size or default_batch_size(device)
             self.report.batch_size, self.report.workers = most, workers
             size = balanced_size(len(files), most, streams)  # the last round keeps every stream busy
-            window = (streams + 1) * size + workers
+            flow: EncodeAndWrite[tuple[ScannedFile, PreparedImage], AssetChange] = EncodeAndWrite(
+                lambda ready: encoder.encode_prepared([image.tensor for _, image in ready]),
+                lambda ready, vectors: self._embedded_changes(ready, vectors, known),
+                lambda changes: self._commit_embedded(changes, known),
+                (encoders, committer),
+                depth=2 * streams,  # each encoder thread finds its next batch queued
+                commit_size=max(size, COMMIT_IMAGES),
+            )
+            window = (2 * streams + 1) * size + 4 * workers
             outcomes = map_ahead(lambda f: self._decoding(f.path, self._prepare, encoder, f), files, workers, window)
-            encoding: deque[tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]]] = deque()
-            committing: Future[int] | None = None
-            for batch in batched(outcomes, size):
-                ready = []
-                for outcome in batch:
-                    if outcome.error is None:
-                        ready.append((outcome.item, outcome.result))
-                    else:
-                        self._fail(outcome.item.path, outcome.error, known)
-                if ready:
-                    encoding.append((ready, encoders.submit(encoder.encode_prepared, [p.tensor for _, p in ready])))
-                if len(encoding) >= streams:  # `streams` batches encode at once; results are committed in order
-                    committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
-                done += len(batch)
-                self.progress("embedding", done, len(files))
-            while encoding:
-                committing = self._commit_encoded(encoding.popleft(), committing, committer, known)
-            self._wait_for(committing)
+            try:
+                self._feed(flow, batched(outcomes, size), len(files), known)
+                flow.finish()
+            except BaseException:
+                flow.salvage()
+                raise
+            finally:
+                self.report.embedded += flow.written
         self.report.embed_s += time.perf_counter() - started
+
+    def _feed(self, flow: EncodeAndWrite[Any, AssetChange], batches: Any, total: int, known: dict[str, Any]) -> None:
+        """Hand each batch's decoded images to ``flow``; a file that failed to decode is reported, not encoded."""
+        done = reported = 0
+        for batch in batches:
+            ready = []
+            for outcome in batch:
+                if outcome.error is None:
+                    ready.append((outcome.item, outcome.result))
+                else:
+                    self._fail(outcome.item.path, outcome.error, known)
+            flow.add(ready)
+            done += len(batch)
+            if done - reported >= PROGRESS_STEP or done == total:
+                self.progress("embedding", done, total)
+                reported = done
 
     def _embed_remote(self, executor: RayExecutor, files: list[ScannedFile], known: dict[str, KnownFile]) -> None:
         """Decode and encode on the cluster; each batch comes back in order and is committed here, on the commit
@@ -291,24 +307,16 @@ class IngestRun:
             self._wait_for(committing)
             self.report.embed_s += time.perf_counter() - started
 
-    def _commit_encoded(
-        self,
-        encoded: tuple[list[tuple[ScannedFile, PreparedImage]], Future[np.ndarray]],
-        committing: Future[int] | None,
-        committer: ThreadPoolExecutor,
-        known: dict[str, KnownFile],
-    ) -> Future[int]:
-        """Hand an encoded batch to the commit thread once the batch before it is written (one at a time)."""
-        ready, vectors = encoded[0], encoded[1].result()
-        changes = [
+    def _embedded_changes(
+        self, ready: list[tuple[ScannedFile, PreparedImage]], vectors: np.ndarray, known: dict[str, KnownFile]
+    ) -> list[AssetChange]:
+        return [
             AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
             for (file, prepared), vector in zip(ready, vectors, strict=True)
         ]
-        self._wait_for(committing)  # its errors surface here
-        return committer.submit(self._commit_embedded, changes, known)
 
     def _commit_embedded(self, changes: list[AssetChange], known: dict[str, KnownFile]) -> int:
-        """Runs on the commit thread, while the encoder works on the next batch."""
+        """Runs on the commit thread, while the encoder works on the next batches."""
         self.writer.commit(changes, known)
         return len(changes)
 

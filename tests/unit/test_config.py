@@ -97,3 +97,30 @@ def test_an_ingest_reports_the_batch_size_and_workers_it_used(tmp_path, photo_di
     assert (report.batch_size, report.workers) == (32, default_workers("cpu"))  # the fake encoder: a CPU one
     with Engine.open(tmp_path / "set", model="fake:16", batch_size=4, workers=3) as engine:
         assert (engine.ingest(photo_dir).to_dict()["batch_size"], engine.settings.workers) == (4, 3)
+
+
+def test_the_encoders_measured_batch_size_is_the_default_and_the_option_overrides_it(tmp_path, photo_dir) -> None:
+    from mmsearch import Engine
+    from mmsearch.encoders.fake import FakeEncoder
+
+    class MeasuredBatch(FakeEncoder):
+        """An encoder whose calibration found 2 images per call fastest; it records the batches it is given."""
+
+        batch_size = 2
+
+        def __init__(self) -> None:
+            super().__init__(16)
+            self.sizes: list[int] = []
+
+        def encode_prepared(self, prepared):
+            self.sizes.append(len(prepared))
+            return super().encode_prepared(prepared)
+
+    encoder = MeasuredBatch()
+    with Engine.open(tmp_path / "measured", model="fake:16", encoder_factory=lambda name, device: encoder) as engine:
+        report = engine.ingest(photo_dir)
+    assert report.batch_size == 2 and max(encoder.sizes) <= 2 and sum(encoder.sizes) == report.embedded > 2
+    encoder = MeasuredBatch()
+    factory = lambda name, device: encoder  # noqa: E731
+    with Engine.open(tmp_path / "option", model="fake:16", batch_size=5, encoder_factory=factory) as engine:
+        assert engine.ingest(photo_dir).batch_size == 5 and max(encoder.sizes) > 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch.encoders import calibration, engine_choice
+from mmsearch.encoders import batch_choice, calibration, engine_choice
 from mmsearch.encoders.base import ModelIdentity, l2_normalise
 from mmsearch.encoders.engine_choice import (
     Candidate,
@@ -214,3 +214,59 @@ def test_a_timing_stops_after_the_round_that_puts_it_out_of_the_race(monkeypatch
     calls.clear()
     rate = calibration._rate(encode, [0] * 4, single, floor=1e9)  # a leader no candidate can come near
     assert len(calls) == 1 + 1 and 0 < rate < 1e9  # one timed round, then out
+
+
+class PerCallCost(FakeTower):
+    """Each call costs a fixed time plus a per-item time that grows with the batch past ``sweet`` items (as a
+    core's cache overflows): the fastest batch is ``sweet``."""
+
+    def __init__(self, sweet: int) -> None:
+        super().__init__(0.0, 0.0)
+        self.sweet = sweet
+        self.sizes: list[int] = []
+
+    def encode_prepared(self, prepared) -> np.ndarray:
+        self.sizes.append(len(prepared))
+        per_item = 0.0004 if len(prepared) <= self.sweet else 0.0012
+        time.sleep(0.002 + per_item * len(prepared))
+        return self._vectors(list(prepared))
+
+
+def test_the_batch_size_that_runs_fastest_is_measured_and_chosen() -> None:
+    tower = PerCallCost(sweet=8)
+    rates = batch_choice.measure_batches(tower.encode_prepared, [1, 2, 3], tower.parallel_batches, 0.0)
+    assert sorted(rates) == list(batch_choice.BATCH_SIZES) and all(rate > 0 for rate in rates.values())
+    assert batch_choice.best_batch(rates) == 8
+    assert set(tower.sizes) == set(batch_choice.BATCH_SIZES)  # every size warmed up and timed at its own shape
+
+
+def test_the_larger_size_wins_a_tie_and_slow_models_skip_the_large_sizes() -> None:
+    assert batch_choice.best_batch({1: 100.0, 2: 99.0, 4: 80.0}) == 2  # within TIE: the larger
+    assert batch_choice.best_batch({1: 120.0, 2: 99.0}) == 1
+    assert batch_choice.best_batch({}) is None
+    tower = PerCallCost(sweet=64)
+    rates = batch_choice.measure_batches(tower.encode_prepared, [1], tower.parallel_batches, 3.0)  # 3 images/s
+    assert sorted(rates) == [1, 2]  # a round of 4 images would take over MAX_ROUND_SECONDS at that rate
+
+
+def test_the_calibration_keeps_the_measured_batch_in_the_cached_choice(monkeypatch) -> None:
+    monkeypatch.setattr(calibration, "IMAGE_BATCH", 4)
+    monkeypatch.setattr(calibration, "TEXT_BATCH", 4)
+    choice = calibration.calibrate(FakeTorch(), PerCallCost(sweet=4), None, [("onnx", "fp32"), ("torch", "fp32")])
+    image = choice["image"]
+    assert image.engine == "onnx" and image.batch == batch_choice.best_batch(dict(image.batch_rates))
+    assert image.batch in (2, 4) and choice["text"].batch is None  # a per-item time only past 4 (and ties)
+    store_choice("fp", "auto", "auto", choice)
+    cached = cached_choice("fp", "auto", "auto")
+    assert cached is not None and cached["image"].batch == image.batch  # rates are rounded in the cache
+    assert [size for size, _ in cached["image"].batch_rates] == [size for size, _ in image.batch_rates]
+
+
+def test_a_cache_of_the_previous_format_is_calibrated_again(cache_dir: Path) -> None:
+    import json
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entry = {tower: TowerChoice("onnx", "fp32", "old").to_dict() for tower in ("image", "text")}
+    old = {"format": 1, engine_choice.cpu_key(): {"fp/auto/auto": entry}}
+    (cache_dir / engine_choice.CHOICES_FILE).write_text(json.dumps(old))
+    assert cached_choice("fp", "auto", "auto") is None  # no batch measured: calibrate again
