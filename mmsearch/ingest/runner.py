@@ -4,7 +4,7 @@ commit batch by batch."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ from mmsearch.ingest.audio_step import AudioStep
 from mmsearch.ingest.commit import AssetChange, BatchWriter, ModelSession, Probe
 from mmsearch.ingest.decodewarnings import collecting, routed
 from mmsearch.ingest.encoding import COMMIT_IMAGES, EncodeAndWrite
-from mmsearch.ingest.pipeline import balanced_size, batched, map_ahead
+from mmsearch.ingest.pipeline import Outcome, balanced_size, batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
 from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, file_signature, read_probe, read_whole
 from mmsearch.ingest.report import FailedFile, FileWarning, IngestReport, ProgressFn, reason_class
@@ -262,11 +262,17 @@ class IngestRun:
                 self.report.embedded += flow.written
         self.report.embed_s += time.perf_counter() - started
 
-    def _feed(self, flow: EncodeAndWrite[Any, AssetChange], batches: Any, total: int, known: dict[str, Any]) -> None:
+    def _feed(
+        self,
+        flow: EncodeAndWrite[tuple[ScannedFile, PreparedImage], AssetChange],
+        batches: Iterable[list[Outcome[ScannedFile, PreparedImage]]],
+        total: int,
+        known: dict[str, KnownFile],
+    ) -> None:
         """Hand each batch's decoded images to ``flow``; a file that failed to decode is reported, not encoded."""
         done = reported = 0
         for batch in batches:
-            ready = []
+            ready: list[tuple[ScannedFile, PreparedImage]] = []
             for outcome in batch:
                 if outcome.error is None:
                     ready.append((outcome.item, outcome.result))
