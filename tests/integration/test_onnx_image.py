@@ -32,6 +32,7 @@ with Engine.open({home!r}, model={model!r}, device="cpu", engine={engine!r}) as 
     vectors = engine.store.vectors_for_hashes(engine.store.active_model()[0], {hashes!r})
 print(json.dumps({{
     "embedded": report.embedded,
+    "batch_size": report.batch_size,
     "precision": report.precision,
     "torch": "torch" in sys.modules,
     "open_clip": "open_clip" in sys.modules,
@@ -130,6 +131,9 @@ def test_the_engines_fast_preprocessing_agrees_with_open_clip_on_all_dev_photos(
     result = agreement(theirs, ours)
     assert result.worst_cosine >= 0.995 and result.mean_cosine >= 0.999, result
     assert result.worst_cosine >= 0.9999 and result.mean_cosine >= 0.99999, result
+    for size in (1, 2, 32):  # the batch the calibration picks (1-16 on a CPU) changes no vector: measured bit-equal
+        batches = [engine_encoder.encode_prepared(prepared[i : i + size]) for i in range(0, 64, size)]
+        assert agreement(ours[:64], np.concatenate(batches)).worst_cosine >= 0.999999, size
     pillow = ImagePreprocess.from_config(encoder.identity.preprocess, fast=True)  # Pillow's passes (the fallback)
     pillows = [pillow.prepare(photo) for photo in decoded]
     ours = np.concatenate([engine_encoder.encode_prepared(pillows[i : i + 50]) for i in range(0, 300, 50)])
@@ -161,6 +165,7 @@ def run_ingest(home: Path, folder: Path, cache: Path, engine: str, hashes: list[
 def test_an_ingest_on_a_warm_cache_imports_neither_torch_nor_open_clip(
     exported, cache, tmp_path, engine, monkeypatch
 ) -> None:
+    from mmsearch.encoders.batch_choice import BATCH_SIZES
     from mmsearch.encoders.engine_choice import TowerChoice, store_choice
     from mmsearch.encoders.export_cache import remember_identity
     from mmsearch.imageio import hash_bytes, load_image
@@ -180,8 +185,12 @@ def test_an_ingest_on_a_warm_cache_imports_neither_torch_nor_open_clip(
     else:  # the first --engine onnx run records its (only) choice; it finds the exports already there
         first = run_ingest(tmp_path / "first", folder, cache, engine, hashes)
         assert first["embedded"] == 6 and first["precision"]["image"]["engine"] == "onnx"
+        measured = first["precision"]["image"]  # the only candidate's batch size is measured all the same
+        assert measured["batch"] in BATCH_SIZES and set(measured["batch_rates"]) <= {str(s) for s in BATCH_SIZES}
+        assert first["batch_size"] == measured["batch"]
     result = run_ingest(tmp_path / "home", folder, cache, engine, hashes)
     assert result["embedded"] == 6
+    assert result["batch_size"] == result["precision"]["image"].get("batch", 32)  # the cached choice's size
     assert not result["torch"] and not result["open_clip"]
     assert result["precision"]["image"]["engine"] == "onnx"
     reference = encoder.encode_images([load_image(str(photo), 10**8) for photo in photos])
