@@ -247,6 +247,8 @@ def test_the_larger_size_wins_a_tie_and_slow_models_skip_the_large_sizes() -> No
     tower = PerCallCost(sweet=64)
     rates = batch_choice.measure_batches(tower.encode_prepared, [1], tower.parallel_batches, 3.0)  # 3 images/s
     assert sorted(rates) == [1, 2]  # a round of 4 images would take over MAX_ROUND_SECONDS at that rate
+    assert batch_choice.best_batch({1: 50.0, 2: 80.0}) is None  # cut short while still rising: the default
+    assert batch_choice.best_batch({1: 90.0, 2: 80.0}) == 1  # cut short, but it peaked before the cut
 
 
 def test_the_calibration_keeps_the_measured_batch_in_the_cached_choice(monkeypatch) -> None:
