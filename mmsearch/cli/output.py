@@ -172,7 +172,8 @@ def print_ingest_report(report: IngestReport, verbose: bool = False) -> None:
             " ".join(str(part) for part in (tower, entry.get("engine"), entry["dtype"]) if part)
             for tower, entry in report.precision.items()
         )
-        click.echo(f"  precision: {towers}")
+        batch = f"; images encoded {report.batch_size} a call" if report.embedded and report.batch_size else ""
+        click.echo(f"  precision: {towers}{batch}")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     _print_failures(report, verbose)

@@ -313,3 +313,15 @@ def test_print0_ends_each_path_with_nul(tmp_path: Path, photo_dir: Path) -> None
         assert result.exit_code == 0
         paths = result.stdout.split("\0")
         assert paths[-1] == "" and len(paths) == 8 and str(photo_dir / "with space.jpg") in paths
+
+
+def test_the_ingest_summary_says_what_ran_each_tower_and_the_batch(capsys) -> None:
+    from mmsearch.cli.output import print_ingest_report
+    from mmsearch.ingest.report import IngestReport
+
+    report = IngestReport("photos", "fixture", added=3, embedded=3, batch_size=2)
+    report.precision = {"image": {"engine": "onnx", "dtype": "fp32", "batch": 2}, "text": {"dtype": "bf16"}}
+    print_ingest_report(report)
+    assert "  precision: image onnx fp32, text bf16; images encoded 2 a call\n" in capsys.readouterr().out
+    print_ingest_report(IngestReport("photos", "fixture", skipped=3, batch_size=2, precision=report.precision))
+    assert "  precision: image onnx fp32, text bf16\n" in capsys.readouterr().out  # nothing encoded: no batch said
