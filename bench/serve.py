@@ -115,9 +115,13 @@ def time_searches(engine: Any, http: Http, texts: list[str], warmup: int) -> tup
 def first_image_query(http: Http, photo: Path) -> float:
     boundary = "benchboundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{photo.name}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{photo.name}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     started = time.perf_counter()
     status, answer = http.post("/api/v1/search/image?k=10", body, f"multipart/form-data; boundary={boundary}")
     elapsed = time.perf_counter() - started
@@ -266,10 +270,20 @@ def rows_of(payload: dict[str, Any]) -> list[Row]:
         rows.append(Row(f"Engine.search {stat}", engine[stat], "ms"))
     rows.append(Row("first image query (upload) after start", payload["first_image_query_ms"], "ms"))
     rows.append(Row("warm-up with both towers", payload["warm_up_s"], "s"))
-    rows.append(Row("thumbnail, first request p50 / p99", f"{payload['thumbnail_first_ms']['p50']} / "
-                    f"{payload['thumbnail_first_ms']['p99']}", "ms"))
-    rows.append(Row("thumbnail, cached p50 / p99", f"{payload['thumbnail_cached_ms']['p50']} / "
-                    f"{payload['thumbnail_cached_ms']['p99']}", "ms"))
+    rows.append(
+        Row(
+            "thumbnail, first request p50 / p99",
+            f"{payload['thumbnail_first_ms']['p50']} / {payload['thumbnail_first_ms']['p99']}",
+            "ms",
+        )
+    )
+    rows.append(
+        Row(
+            "thumbnail, cached p50 / p99",
+            f"{payload['thumbnail_cached_ms']['p50']} / {payload['thumbnail_cached_ms']['p99']}",
+            "ms",
+        )
+    )
     for number, page in enumerate(payload["page_loads"] or []):
         label = "cold thumbnail cache" if number == 0 else "thumbnails cached"
         rows.append(Row(f"page load to first thumbnails, 100 results ({label})", round(page["ms"], 1), "ms"))

@@ -45,8 +45,19 @@ def imports_of(folder: str) -> dict[str, set[str]]:
         ("index", ("mmsearch.encoders", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
         ("store", ("mmsearch.encoders", "mmsearch.index", "mmsearch.search", "mmsearch.ingest", "mmsearch.models")),
         # the web app uses the Engine's public methods, never the layers below it
-        ("web", ("mmsearch.ingest", "mmsearch.store", "mmsearch.index", "mmsearch.encoders", "mmsearch.models",
-                 "mmsearch.search.hybrid", "mmsearch.search.encode", "mmsearch.cli")),
+        (
+            "web",
+            (
+                "mmsearch.ingest",
+                "mmsearch.store",
+                "mmsearch.index",
+                "mmsearch.encoders",
+                "mmsearch.models",
+                "mmsearch.search.hybrid",
+                "mmsearch.search.encode",
+                "mmsearch.cli",
+            ),
+        ),
         ("assets.py", ("mmsearch.store", "mmsearch.engine", "mmsearch.web")),
         ("imageio.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),
         ("imageformats.py", ("mmsearch.ingest", "mmsearch.search", "mmsearch.models", "mmsearch.engine")),

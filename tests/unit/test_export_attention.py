@@ -22,7 +22,7 @@ def export(path: Path, switch_off: bool) -> None:
 
     block = Block().eval()
     example = torch.randn(2, 4, 8)
-    with torch.inference_mode(), (traceable_attention() if switch_off else torch.autograd.grad_mode.no_grad()):
+    with torch.inference_mode(), traceable_attention() if switch_off else torch.autograd.grad_mode.no_grad():
         torch.onnx.export(block, (example,), str(path), opset_version=17, dynamo=False)
 
 

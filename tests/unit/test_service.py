@@ -54,8 +54,10 @@ PARAMS_PROBE = TestClient(_probe)
 
 
 @given(
-    path=st.none() | st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=20)
-    .filter(lambda p: p.strip() == p),
+    path=st.none()
+    | st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=20).filter(
+        lambda p: p.strip() == p
+    ),
     ext=st.lists(st.sampled_from(["jpg", "png", "mp3"]), max_size=3),
     since=st.none() | st.floats(0, 2e9),
     until=st.none() | st.floats(0, 2e9),

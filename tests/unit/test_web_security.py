@@ -130,9 +130,7 @@ def test_state_changing_requests_with_the_cookie_need_the_page_header(app, tmp_p
     assert not app.state.web.jobs.all()  # neither started a job
     own = browser.post("/api/v1/ingest", json={"folder": str(tmp_path / "nope")}, headers={REQUEST_HEADER: "1"})
     assert own.status_code == 400  # got through the guard: refused by the route for its own reason
-    same = browser.post(
-        "/api/v1/ingest", json={"folder": "/nope"}, headers={REQUEST_HEADER: "1", "Origin": LOCAL}
-    )
+    same = browser.post("/api/v1/ingest", json={"folder": "/nope"}, headers={REQUEST_HEADER: "1", "Origin": LOCAL})
     assert same.status_code == 400
 
 
@@ -212,6 +210,7 @@ def test_an_indexed_file_replaced_by_a_fifo_does_not_hang(app, library: Path) ->
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` (the pixel data is a stub: never decoded)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
