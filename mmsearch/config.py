@@ -77,7 +77,8 @@ class Settings:
     db_url: str | None = None
     speech_model: str = DEFAULT_SPEECH_MODEL
     batch_size: int | None = None
-    """Images per model call; None: :func:`default_batch_size` for the device the model runs on."""
+    """Images per model call; None: the size the engine's calibration measured fastest on this CPU, else
+    :func:`default_batch_size` for the device the model runs on."""
     workers: int | None = None
     """Decoding threads; None: :func:`default_workers` for the device the model runs on."""
     encode_streams: int = 0

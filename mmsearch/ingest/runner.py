@@ -59,7 +59,8 @@ class PreparedImage:
 @dataclass(frozen=True)
 class IngestOptions:
     batch_size: int | None = None
-    """Images per model call; None: ``default_batch_size`` of the encoder's device."""
+    """Images per model call; None: the encoder's measured ``batch_size``, else ``default_batch_size`` of its
+    device."""
     workers: int | None = None
     """Decoding threads; None: ``default_workers`` of the encoder's device."""
     max_pixels: int = 89_478_485
