@@ -78,8 +78,11 @@ def test_small_batches_are_written_in_order_in_chunks_of_the_commit_size(count, 
     written = [item for write in recorder.writes for item, _ in write]
     assert written == list(range(count))  # every item once, in order, its own vector
     assert all(value == item for write in recorder.writes for item, value in write)
-    assert all(len(write) >= commit_size for write in recorder.writes[:-1])  # only the last write may be short
+    # short writes: the one finish() makes before the last batches are collected, and the very last
+    assert sum(len(write) < commit_size for write in recorder.writes) <= 2
     assert all(len(write) < commit_size + size for write in recorder.writes)
+    if recorder.writes:  # what was collected is written before the last batches are: the tail is short
+        assert len(recorder.writes[-1]) <= 2 * streams * size
     assert flow.written == count
 
 
