@@ -381,7 +381,8 @@ def command_pass(args: argparse.Namespace, folder: Path, scratch: Path, engine: 
 
 def open_engine(home: Path, encoder: Encoder, args: argparse.Namespace) -> Engine:
     """An engine on ``home`` that reuses the loaded encoder instead of loading the model again."""
-    options: dict[str, Any] = {"batch_size": args.batch_size, "encode_streams": args.encode_streams}
+    # the engine's own batch (and its writes of 64) unless --batch-size was given: a given size also sets the writes
+    options: dict[str, Any] = {"batch_size": args.batch_size_given, "encode_streams": args.encode_streams}
     if args.workers is not None:
         options["workers"] = args.workers
     return Engine.open(
@@ -630,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     selection.ENGINE_FAST_PREPROCESS = not args.exact_preprocess
     selection.ENGINE_SIMD_RESIZE = not args.pillow_resize
     encoder = load_encoder(args.model, args.device, args.precision, args.engine, results)
+    args.batch_size_given = args.batch_size
     args.batch_size = args.batch_size or encoder.batch_size or 32  # the engine's own (its calibration's) size
     scratch = Path(tempfile.mkdtemp(prefix="mmsearch-bench-export-"))
     log("exporting the text tower (torch-free queries) once ...")

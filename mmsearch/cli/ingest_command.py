@@ -14,8 +14,8 @@ from mmsearch.cli.context import PARTIAL_FAILURE, open_engine, say_waiting, verb
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    help="Images per model call (default: on a CPU the size the engine's calibration measured fastest, else 32; "
-    "256 on a GPU).",
+    help="Images per model call and per database write (default: on a CPU the size the engine's calibration "
+    "measured fastest, written 64 at a time, else 32; 256 on a GPU).",
 )
 @click.option(
     "--workers",

@@ -249,7 +249,7 @@ class IngestRun:
                 lambda changes: self._commit_embedded(changes, known),
                 (encoders, committer),
                 depth=2 * streams,  # each encoder thread finds its next batch queued
-                commit_size=max(size, COMMIT_IMAGES),
+                commit_size=self.options.batch_size or max(size, COMMIT_IMAGES),  # a given size: write each batch
             )
             window = (2 * streams + 1) * size + 4 * workers
             outcomes = map_ahead(lambda f: self._decoding(f.path, self._prepare, encoder, f), files, workers, window)
