@@ -31,7 +31,7 @@ from PIL import Image
 from mmsearch.errors import MissingDependencyError, MmsearchError
 from mmsearch.hints import install_hint
 from mmsearch.ingest.commit import Probe
-from mmsearch.ingest.reading import decode_whole
+from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, read_whole
 from mmsearch.ingest.scanner import ScannedFile
 
 RETRIES = 3
@@ -76,15 +76,13 @@ def decode_files(paths: Sequence[str], max_pixels: int, min_size: tuple[int, int
 
 
 def _decode(path: str, max_pixels: int, min_size: tuple[int, int] | None) -> Decoded:
+    """One file read as the local ingest reads it (``read_whole``: within :data:`MAX_IMAGE_FILE_BYTES`, a vanished
+    or empty file said as such) and decoded to RGB (``decode_whole``)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        image, probe = decode_whole(data, max_pixels, min_size)
-    except OSError as exc:
-        return Decoded(path, error=f"cannot read file: {exc.strerror or exc}")
+        image, probe = decode_whole(read_whole(path, MAX_IMAGE_FILE_BYTES), max_pixels, min_size)
     except MmsearchError as exc:
         return Decoded(path, error=str(exc))
-    return Decoded(path, probe, np.asarray(image.convert("RGB"), dtype=np.uint8))
+    return Decoded(path, probe, np.asarray(image, dtype=np.uint8))
 
 
 class BatchEncoder:

@@ -15,6 +15,7 @@ from mmsearch.imageio import reused_pixel_blocks
 from mmsearch.ingest import reading
 from mmsearch.ingest.reading import read_whole
 from mmsearch.reasons import EMPTY_FILE, FILE_TOO_LARGE
+from tests.conftest import make_image
 
 
 def test_a_file_is_read_whole_up_to_the_limit_and_refused_past_it(tmp_path: Path) -> None:
@@ -75,3 +76,23 @@ def test_an_ingest_decodes_into_reused_pixel_blocks_and_restores_pillow(tmp_path
         assert engine.ingest(folder).embedded == 6
     assert core.get_stats()["reused_blocks"] > reused
     assert core.get_blocks_max() == before
+
+
+def test_the_ray_decode_task_reads_within_the_same_limits_as_the_local_ingest(tmp_path: Path, monkeypatch) -> None:
+    """Each file's outcome of a Ray decode task: pixels and probe, or one line (empty, gone, not an image, over
+    the size limit; the file is never read past the limit)."""
+    from mmsearch.ingest import ray_executor
+
+    make_image(tmp_path / "good.jpg", 1)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_bytes(b"not an image at all")
+    (tmp_path / "big.jpg").write_bytes(b"\xff\xd8" + b"\0" * (2 << 20))
+    monkeypatch.setattr(ray_executor, "MAX_IMAGE_FILE_BYTES", 1 << 20)
+    names = ["good.jpg", "empty.jpg", "gone.jpg", "text.jpg", "big.jpg"]
+    decoded = ray_executor.decode_files([str(tmp_path / name) for name in names], 10**8, None)
+    good = decoded[0]
+    assert good.error is None and good.pixels is not None and good.pixels.dtype.name == "uint8"
+    assert good.pixels.shape[2] == 3 and good.probe is not None and good.probe.width == good.pixels.shape[1]
+    errors = [item.error or "" for item in decoded[1:]]
+    assert "empty" in errors[0] and "gone" in errors[1] and "not an image" in errors[2] and "size limit" in errors[3]
+    assert all("\n" not in error for error in errors)
