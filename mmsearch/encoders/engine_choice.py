@@ -33,6 +33,9 @@ MIN_WORST_COSINE = 0.995
 MIN_MEAN_COSINE = 0.999
 CHOICES_FILE = "engines.json"
 CHOICE_FORMAT = 2
+MAX_BATCH = 256
+"""The largest batch a cached choice may name (the sweep measures up to 16): the ingest decodes a few batches
+ahead, so an edited or damaged ``engines.json`` must not size that window."""
 """2: the image tower's choice holds its measured batch size (a cache of format 1 is calibrated again)."""
 
 
@@ -113,8 +116,8 @@ class TowerChoice:
     def from_dict(cls, data: dict[str, Any]) -> TowerChoice:
         measured = tuple(Candidate.from_dict(item) for item in data.get("measured") or ())
         batch = int(data["batch"]) if data.get("batch") is not None else None
-        if batch is not None and batch < 1:
-            raise ValueError(f"batch must be at least 1, got {batch}")
+        if batch is not None and not 1 <= batch <= MAX_BATCH:  # a damaged cache: calibrate again, never trust it
+            raise ValueError(f"batch must be 1 to {MAX_BATCH}, got {batch}")
         rates = tuple(sorted((int(size), float(rate)) for size, rate in (data.get("batch_rates") or {}).items()))
         return cls(str(data["engine"]), str(data["dtype"]), str(data["reason"]), measured, batch, rates)
 

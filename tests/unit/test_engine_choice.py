@@ -272,3 +272,16 @@ def test_a_cache_of_the_previous_format_is_calibrated_again(cache_dir: Path) -> 
     old = {"format": 1, engine_choice.cpu_key(): {"fp/auto/auto": entry}}
     (cache_dir / engine_choice.CHOICES_FILE).write_text(json.dumps(old))
     assert cached_choice("fp", "auto", "auto") is None  # no batch measured: calibrate again
+
+
+@pytest.mark.parametrize("batch", [0, -3, 10**9, "many", [2]])
+def test_a_damaged_batch_in_the_cache_means_calibrating_again(cache_dir: Path, batch) -> None:
+    import json
+
+    entry = {tower: TowerChoice("onnx", "fp32", "cached", batch=2).to_dict() for tower in ("image", "text")}
+    store_choice("fp", "auto", "auto", {tower: TowerChoice.from_dict(item) for tower, item in entry.items()})
+    assert cached_choice("fp", "auto", "auto")["image"].batch == 2
+    data = json.loads((cache_dir / engine_choice.CHOICES_FILE).read_text())
+    data[engine_choice.cpu_key()]["fp/auto/auto"]["image"]["batch"] = batch
+    (cache_dir / engine_choice.CHOICES_FILE).write_text(json.dumps(data))
+    assert cached_choice("fp", "auto", "auto") is None  # never a window sized by a bad number
