@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -48,19 +49,42 @@ def check_size(width: int, height: int, mode: str, max_pixels: int) -> None:
         )
 
 
-@contextmanager
-def reused_pixel_blocks(blocks: int) -> Iterator[None]:
+class _PixelBlockCache:
+    """Pillow's block cache size (``PILLOW_BLOCKS_MAX``) is one setting per process: the runs that raised it, and
+    what it was before the first of them, so that overlapping runs (two engines' ingests in one process) leave it
+    as they found it whatever order they end in."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted: list[int] = []
+        self._before = 0
+
+    @contextmanager
+    def raised(self, blocks: int) -> Iterator[None]:
+        core = Image.core
+        with self._lock:
+            if not self._wanted:
+                self._before = core.get_blocks_max()
+            self._wanted.append(blocks)
+            core.set_blocks_max(max([self._before, *self._wanted]))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._wanted.remove(blocks)
+                core.set_blocks_max(max([self._before, *self._wanted]))  # frees the blocks over the new limit
+
+
+_pixel_blocks = _PixelBlockCache()
+
+
+def reused_pixel_blocks(blocks: int) -> AbstractContextManager[None]:
     """Let Pillow keep up to ``blocks`` freed pixel blocks for the next images while a run decodes many
     (Pillow's ``PILLOW_BLOCKS_MAX``; its default keeps none, so each decode maps fresh pages from the system:
     ~7 page faults and ~0.05 ms of system CPU a DEV photo). A cached block is at most the size of one that was
-    in use a moment before; on exit the setting is restored and the cache emptied."""
-    core = Image.core
-    before = core.get_blocks_max()
-    core.set_blocks_max(max(before, blocks))
-    try:
-        yield
-    finally:
-        core.set_blocks_max(before)  # frees the blocks over the old limit
+    in use a moment before. While runs overlap the largest of their sizes holds; when the last one ends the
+    setting is restored and the cache emptied."""
+    return _pixel_blocks.raised(blocks)
 
 
 def hash_bytes(data: bytes) -> str:

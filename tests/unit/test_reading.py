@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,42 @@ def test_pixel_blocks_are_reused_inside_the_block_and_released_after() -> None:
         assert core.get_stats()["reused_blocks"] > reused
     assert core.get_blocks_max() == before
     assert core.get_stats()["blocks_cached"] <= before
+
+
+def test_overlapping_runs_keep_the_largest_and_restore_pillow_whichever_ends_first() -> None:
+    """Two engines ingesting in one process: the first to end must not drop the other's setting, and the last to
+    end restores Pillow's own (ending in the order they began and in the other order)."""
+    core = Image.core
+    before = core.get_blocks_max()
+    for first_to_end in (0, 1):
+        runs = [reused_pixel_blocks(before + 4), reused_pixel_blocks(before + 9)]
+        for run in runs:
+            run.__enter__()
+        assert core.get_blocks_max() == before + 9
+        runs[first_to_end].__exit__(None, None, None)
+        assert core.get_blocks_max() == (before + 4 if first_to_end == 1 else before + 9)
+        runs[1 - first_to_end].__exit__(None, None, None)
+        assert core.get_blocks_max() == before
+
+
+def test_threads_raising_the_block_cache_at_random_leave_pillow_as_it_was() -> None:
+    core = Image.core
+    before = core.get_blocks_max()
+    start = threading.Barrier(6)
+
+    def run(blocks: int) -> None:
+        start.wait()
+        for _ in range(50):
+            with reused_pixel_blocks(blocks):
+                assert core.get_blocks_max() >= blocks
+                Image.new("RGB", (64, 48), None).load()
+
+    threads = [threading.Thread(target=run, args=(before + 1 + index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert core.get_blocks_max() == before
 
 
 def test_an_ingest_decodes_into_reused_pixel_blocks_and_restores_pillow(tmp_path: Path) -> None:
