@@ -48,6 +48,7 @@ use_offline_fixture()
 from mmsearch import Engine  # noqa: E402
 from mmsearch.encoders import create_encoder  # noqa: E402
 from mmsearch.encoders.base import Encoder  # noqa: E402
+from mmsearch.errors import MmsearchError  # noqa: E402
 from mmsearch.imageio import decode_image  # noqa: E402
 from mmsearch.ingest.pipeline import balanced_size, batched  # noqa: E402
 from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, read_whole  # noqa: E402
@@ -66,10 +67,15 @@ class Photo:
 
 
 def load_photos(encoder: Encoder, folder: Path) -> list[Photo]:
+    """The folder's images the ingest would embed (a file that does not decode is left out, as the ingest fails it)."""
     photos = []
     for file in scan_folder(folder).files:
-        data = read_whole(file.path, MAX_IMAGE_FILE_BYTES)
-        image, _ = decode_image(data, MAX_PIXELS, encoder.min_decode_size)
+        try:
+            data = read_whole(file.path, MAX_IMAGE_FILE_BYTES)
+            image, _ = decode_image(data, MAX_PIXELS, encoder.min_decode_size)
+        except MmsearchError as exc:
+            log(f"left out {file.path}: {exc}")
+            continue
         photos.append(Photo(file.path, data, encoder.prepare_image(image)))
     return photos
 
@@ -198,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.batch_size_given = args.batch_size
     args.batch_size = args.batch_size or encoder.batch_size or 32
     photos = load_photos(encoder, args.folder)
+    if not photos:
+        raise SystemExit(f"no images to time under {args.folder}")
     works = per_photo_work(encoder)
     for name in ("raw", "+decode+resize"):  # warm-up: sessions, the resizer's scratch buffers, the file cache
         threaded_pass(encoder, photos[: 8 * args.batch_size], args.batch_size, works[name])
