@@ -33,10 +33,12 @@ MIN_WORST_COSINE = 0.995
 MIN_MEAN_COSINE = 0.999
 CHOICES_FILE = "engines.json"
 CHOICE_FORMAT = 2
+"""2: the image tower's choice holds its measured batch size (a cache of format 1 is calibrated again)."""
 MAX_BATCH = 256
 """The largest batch a cached choice may name (the sweep measures up to 16): the ingest decodes a few batches
 ahead, so an edited or damaged ``engines.json`` must not size that window."""
-"""2: the image tower's choice holds its measured batch size (a cache of format 1 is calibrated again)."""
+MAX_LOAD_S = 600.0
+"""The longest torch load a cached choice may name (a damaged cache otherwise decides how long texts stay on ONNX)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class TowerChoice:
     """Images per call measured fastest for the winner (image tower; :mod:`mmsearch.encoders.batch_choice`)."""
     batch_rates: tuple[tuple[int, float], ...] = field(default=())
     """(size, images/s) of each size timed."""
+    load_s: float | None = None
+    """Seconds a new process took to import torch and open_clip (a torch choice, where the calibration imported
+    them itself): what a text tower on torch costs before its first text (:mod:`mmsearch.encoders.text_side`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -110,6 +115,8 @@ class TowerChoice:
         if self.batch is not None:
             out["batch"] = self.batch
             out["batch_rates"] = {str(size): round(rate, 2) for size, rate in self.batch_rates}
+        if self.load_s is not None:
+            out["load_s"] = round(self.load_s, 3)
         return out
 
     @classmethod
@@ -119,7 +126,10 @@ class TowerChoice:
         if batch is not None and not 1 <= batch <= MAX_BATCH:  # a damaged cache: calibrate again, never trust it
             raise ValueError(f"batch must be 1 to {MAX_BATCH}, got {batch}")
         rates = tuple(sorted((int(size), float(rate)) for size, rate in (data.get("batch_rates") or {}).items()))
-        return cls(str(data["engine"]), str(data["dtype"]), str(data["reason"]), measured, batch, rates)
+        load_s = float(data["load_s"]) if data.get("load_s") is not None else None
+        if load_s is not None and not 0 <= load_s <= MAX_LOAD_S:  # NaN too
+            raise ValueError(f"load_s must be 0 to {MAX_LOAD_S} seconds, got {load_s}")
+        return cls(str(data["engine"]), str(data["dtype"]), str(data["reason"]), measured, batch, rates, load_s)
 
 
 def check_engine(engine: str) -> str:

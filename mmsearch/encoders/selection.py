@@ -11,9 +11,13 @@ torch`` is the open_clip encoder as before (its own precision rule); on CUDA the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
+import importlib
 import importlib.util
 import logging
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from mmsearch.encoders.engine_choice import (
     store_choice,
 )
 from mmsearch.encoders.export_cache import known_identity, model_folder, remember_identity
+from mmsearch.encoders.text_side import RentPlan, RentThenBuy
 from mmsearch.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,8 +63,9 @@ class TowerEncoder(EncoderBase):
     """An encoder whose image and text towers may run on different engines (CPU only).
 
     ``image`` prepares and encodes images (an ``OnnxImageEncoder`` or the open_clip encoder); ``text`` builds
-    the text side on first use (an ``OnnxTextEncoder`` or the open_clip encoder), so torch is not imported for
-    an ingest without captions when only the text tower runs on torch.
+    the text side on first use (an ``OnnxTextEncoder``, the open_clip encoder, or a
+    :class:`~mmsearch.encoders.text_side.RentThenBuy` of both where torch won the text tower only), so torch
+    is not imported for an ingest without captions when only the text tower runs on torch.
     """
 
     device = "cpu"
@@ -71,10 +77,13 @@ class TowerEncoder(EncoderBase):
         text: Callable[[], Any],
         choice: dict[str, TowerChoice],
         tokenizer: Callable[[], Any] = lambda: None,
+        text_choice: Callable[[], TowerChoice] | None = None,
     ) -> None:
         self.identity = identity
         self._image = image
         self._text_factory = text
+        self._text_choice = text_choice
+        """What the text side runs now, where that changes during the run (:mod:`mmsearch.encoders.text_side`)."""
         self._text: Any = None
         self._tokenizer_factory = tokenizer
         """Makes the export's ``QueryTokenizer`` (counts tokens without the text tower) or None (ask the text
@@ -90,7 +99,10 @@ class TowerEncoder(EncoderBase):
     @property
     def precision(self) -> dict[str, dict[str, Any]]:
         """Per tower: the engine, the precision, why, and what the calibration measured."""
-        return {tower: self.choice[tower].to_dict() for tower in TOWERS}
+        now = dict(self.choice)
+        if self._text_choice is not None:
+            now["text"] = self._text_choice()
+        return {tower: now[tower].to_dict() for tower in TOWERS}
 
     @property
     def min_decode_size(self) -> tuple[int, int]:
@@ -198,6 +210,11 @@ def _from_cache(spec: str, identity: ModelIdentity, choice: dict[str, TowerChoic
             return None
         text_side = _Once(lambda: load_shared_text_encoder(identity))
         return TowerEncoder(identity, image, text_side.get, choice, lambda: text_side.get().tokenizer)
+    plan = RentPlan.of(choice["text"]) if choice["image"].engine == "onnx" else None
+    if plan is not None and _text_manifest(identity) is not None:  # torch is not loaded for the image tower
+        rented = RentThenBuy(plan, lambda: load_shared_text_encoder(identity), torch_side.get)
+        tokenizer = lambda: shared_tokenizer(identity)  # noqa: E731
+        return TowerEncoder(identity, image, lambda: rented, choice, tokenizer, lambda: rented.choice)
     return TowerEncoder(identity, image, torch_side.get, choice, lambda: shared_tokenizer(identity))
 
 
@@ -268,6 +285,7 @@ def _calibrated(spec: str, canonical: str, precision: str, engine: str) -> Encod
     from mmsearch.encoders.openclip import OpenClipEncoder
     from mmsearch.encoders.precision import cpu_bf16_support
 
+    import_s = _torch_import_s()
     torch_encoder = OpenClipEncoder(spec, device="cpu", precision="fp32")
     identity = torch_encoder.identity
     remember_identity(canonical, identity)
@@ -293,10 +311,27 @@ def _calibrated(spec: str, canonical: str, precision: str, engine: str) -> Encod
         from mmsearch.encoders.calibration import calibrate
 
         choice = calibrate(torch_encoder, onnx_image, onnx_text, pairs)
+    if choice["text"].engine == "torch" and import_s is not None:
+        choice["text"] = dataclasses.replace(choice["text"], load_s=import_s)
     store_choice(identity.fingerprint, engine, precision, choice)
     image = onnx_image if choice["image"].engine == "onnx" else torch_encoder
     text = onnx_text if choice["text"].engine == "onnx" else torch_encoder
     return TowerEncoder(identity, image, lambda: text, choice, lambda: onnx_text.tokenizer if onnx_text else None)
+
+
+def _torch_import_s() -> float | None:
+    """Seconds to import torch and open_clip, where neither was imported yet: what a new process pays before the
+    first text of a text tower on torch (the model build after it is a tenth of that); None where they were
+    imported already or are missing (the encoder then says so)."""
+    if "torch" in sys.modules or "open_clip" in sys.modules:
+        return None
+    started = time.perf_counter()
+    try:
+        importlib.import_module("torch")
+        importlib.import_module("open_clip")
+    except ImportError:
+        return None
+    return time.perf_counter() - started
 
 
 def _export(torch_encoder: Any) -> str | None:

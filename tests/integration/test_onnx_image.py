@@ -236,3 +236,63 @@ def test_set_precision_casts_a_tower_and_restores_it_exactly(exported) -> None:
     encoder.set_precision("text", "fp32", "back")
     np.testing.assert_array_equal(encoder.encode_images(pictures), before[0])
     np.testing.assert_array_equal(encoder.encode_texts(list(PROBE_TEXTS)), before[1])
+
+
+CAPTIONED = """
+import json, sys
+from mmsearch import Engine
+from mmsearch.ingest.texts import text_hash
+with Engine.open({home!r}, model={model!r}, device="cpu", batch_size={batch_size!r}) as engine:
+    report = engine.ingest({folder!r})
+    texts = {texts!r}
+    vectors = engine.store.vectors_for_hashes(engine.store.active_model()[0], [text_hash(t) for t in texts])
+print(json.dumps({{
+    "texts_embedded": report.texts_embedded,
+    "precision": report.precision,
+    "torch": "torch" in sys.modules,
+    "vectors": [[float(x) for x in vectors[text_hash(t)]] for t in texts],
+}}))
+"""
+
+
+@pytest.mark.parametrize(("load_s", "switches"), [(4.5, False), (0.001, True)])
+def test_captions_stay_on_the_onnx_export_until_torch_would_pay_off(
+    exported, cache, tmp_path, monkeypatch, load_s, switches
+) -> None:
+    """Where the calibration found torch bf16 faster for texts only, a new process encodes its first texts with
+    the verified ONNX export (torch not imported) and loads torch once the time saved would repay its load
+    (``load_s``: 4.5 s, ~3,400 texts; 1 ms: the second batch of texts); both give open_clip's vectors."""
+    from mmsearch.encoders.engine_choice import Candidate, TowerChoice, store_choice
+    from mmsearch.encoders.export_cache import remember_identity
+
+    encoder, _ = exported
+    captions: dict[str, list[str]] = {}
+    for line in (DEV / "captions.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        name, _, caption = line.split("\t")
+        captions.setdefault(name, []).append(caption)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted(captions)[:4]:
+        (folder / name).symlink_to(DEV / "images" / name)
+        (folder / name).with_suffix(".txt").write_text("\n".join(captions[name]) + "\n", encoding="utf-8")
+    texts = [caption for name in sorted(captions)[:4] for caption in captions[name]]
+    monkeypatch.setenv("MMSEARCH_CACHE_DIR", str(cache))
+    remember_identity(FIXTURE_MODEL, encoder.identity)
+    measured = (Candidate("onnx", "fp32", 272.0), Candidate("torch", "bf16", 425.0, 0.9999, 0.99995))
+    text = TowerChoice("torch", "bf16", "test: as calibrated on a bf16 CPU", measured, load_s=load_s)
+    image = TowerChoice("onnx", "fp32", "test: as calibrated", batch=2)
+    store_choice(encoder.identity.fingerprint, "auto", "auto", {"image": image, "text": text})
+    code = CAPTIONED.format(home=str(tmp_path / "home"), model=FIXTURE_MODEL, batch_size=2, folder=str(folder),
+                            texts=texts)  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "MMSEARCH_CACHE_DIR": str(cache)})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["texts_embedded"] == len(set(texts)) == 20
+    ran = result["precision"]["text"]
+    assert result["torch"] is switches
+    assert (ran["engine"], ran["dtype"]) == (("torch", "bf16") if switches else ("onnx", "fp32")), ran
+    assert ("torch loaded after 10 texts" in ran["reason"]) if switches else ("first 3400 texts" in ran["reason"]), ran
+    reference = encoder.encode_texts(texts)
+    ours = np.array(result["vectors"], dtype=np.float32)
+    assert np.min(np.sum(ours * reference, axis=1)) >= 0.995
