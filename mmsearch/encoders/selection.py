@@ -210,7 +210,7 @@ def _from_cache(spec: str, identity: ModelIdentity, choice: dict[str, TowerChoic
             return None
         text_side = _Once(lambda: load_shared_text_encoder(identity))
         return TowerEncoder(identity, image, text_side.get, choice, lambda: text_side.get().tokenizer)
-    plan = RentPlan.of(choice["text"]) if choice["image"].engine == "onnx" else None
+    plan = RentPlan.of(choice["text"]) if choice["image"].engine == "onnx" and _onnx_text_enabled() else None
     if plan is not None and _text_manifest(identity) is not None:  # torch is not loaded for the image tower
         rented = RentThenBuy(plan, lambda: load_shared_text_encoder(identity), torch_side.get)
         tokenizer = lambda: shared_tokenizer(identity)  # noqa: E731
@@ -249,6 +249,13 @@ class _LazyTorch:
                     encoder.set_precision(tower, self._choice[tower].precision, self._choice[tower].reason)
             self._encoder = encoder
         return self._encoder
+
+
+def _onnx_text_enabled() -> bool:
+    """False where ``MMSEARCH_ONNX_TEXT`` switches the ONNX text path off (texts then go to torch from the first)."""
+    from mmsearch.encoders.onnx_text import enabled
+
+    return enabled()
 
 
 def _text_manifest(identity: ModelIdentity) -> dict[str, Any] | None:

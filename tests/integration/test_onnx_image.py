@@ -255,13 +255,21 @@ print(json.dumps({{
 """
 
 
-@pytest.mark.parametrize(("load_s", "switches"), [(4.5, False), (0.001, True)])
+@pytest.mark.parametrize(
+    ("load_s", "switch", "torch", "reason"),
+    [
+        (4.5, "1", False, "first 3400 texts"),
+        (0.001, "1", True, "torch loaded after 10 texts"),
+        (4.5, "0", True, "test: as calibrated on a bf16 CPU"),  # MMSEARCH_ONNX_TEXT=0: torch from the first text
+    ],
+)
 def test_captions_stay_on_the_onnx_export_until_torch_would_pay_off(
-    exported, cache, tmp_path, monkeypatch, load_s, switches
+    exported, cache, tmp_path, monkeypatch, load_s, switch, torch, reason
 ) -> None:
     """Where the calibration found torch bf16 faster for texts only, a new process encodes its first texts with
     the verified ONNX export (torch not imported) and loads torch once the time saved would repay its load
-    (``load_s``: 4.5 s, ~3,400 texts; 1 ms: the second batch of texts); both give open_clip's vectors."""
+    (``load_s``: 4.5 s, ~3,400 texts; 1 ms: the second batch of texts); both give open_clip's vectors. The
+    ``MMSEARCH_ONNX_TEXT=0`` switch keeps texts on torch."""
     from mmsearch.encoders.engine_choice import Candidate, TowerChoice, store_choice
     from mmsearch.encoders.export_cache import remember_identity
 
@@ -284,15 +292,15 @@ def test_captions_stay_on_the_onnx_export_until_torch_would_pay_off(
     store_choice(encoder.identity.fingerprint, "auto", "auto", {"image": image, "text": text})
     code = CAPTIONED.format(home=str(tmp_path / "home"), model=FIXTURE_MODEL, batch_size=2, folder=str(folder),
                             texts=texts)  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "MMSEARCH_CACHE_DIR": str(cache)})  # fmt: skip
+    env = {**os.environ, "MMSEARCH_CACHE_DIR": str(cache), "MMSEARCH_ONNX_TEXT": switch}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["texts_embedded"] == len(set(texts)) == 20
     ran = result["precision"]["text"]
-    assert result["torch"] is switches
-    assert (ran["engine"], ran["dtype"]) == (("torch", "bf16") if switches else ("onnx", "fp32")), ran
-    assert ("torch loaded after 10 texts" in ran["reason"]) if switches else ("first 3400 texts" in ran["reason"]), ran
+    assert result["torch"] is torch
+    assert (ran["engine"], ran["dtype"]) == (("torch", "bf16") if torch else ("onnx", "fp32")), ran
+    assert reason in ran["reason"], ran
     reference = encoder.encode_texts(texts)
     ours = np.array(result["vectors"], dtype=np.float32)
     assert np.min(np.sum(ours * reference, axis=1)) >= 0.995

@@ -168,7 +168,10 @@ def test_a_fresh_process_text_query_imports_only_the_search_path(dev_engine) -> 
     assert "onnxruntime" in modules and forbidden(modules, (*NEVER, "PIL")) == set()
 
 
-def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:
+def test_a_mismatched_export_is_never_used_and_the_switch_means_torch(dev_engine) -> None:
+    """An export whose manifest names another model is not read: the query is answered by the model itself (torch,
+    or the verified shared export of the same model where the engine's text side starts on it: text_side.py), with
+    the vectors of open_clip; and the home's export is written anew."""
     require_export_packages()
     from mmsearch.encoders.onnx_text import MANIFEST_FILE, query_export_folder
 
@@ -177,14 +180,21 @@ def test_a_mismatched_export_or_the_switch_means_torch(dev_engine) -> None:
     index_dir, fingerprint = engine.settings.index_dir, engine.encoder.identity.fingerprint
     path = query_export_folder(index_dir, fingerprint) / MANIFEST_FILE  # the home's, or the shared cache's
     original = path.read_text()
+    text = "a man rides a bicycle down a hill"
     try:
         path.write_text(json.dumps({**json.loads(original), "fingerprint": "0" * 16}))
-        probe = cli_probe(["--home", home, "query", "a man rides a bicycle down a hill", "--json"])
-        assert probe["exit"] == 0 and probe["torch"]
+        probe = cli_probe(["--home", home, "query", text, "--json", "--mode", "dense", "-k", "5"])
+        assert probe["exit"] == 0, probe["output"]
+        assert probe["torch"] or probe["onnxruntime"]
         exported = query_export_folder(index_dir, fingerprint) / MANIFEST_FILE
         assert json.loads(exported.read_text())["fingerprint"] == fingerprint  # exported anew
     finally:
         path.write_text(original)
+    expected = engine.search(text, k=5, mode="dense")  # this engine's own torch fp32 encoder
+    hits = json.loads(probe["output"])["hits"]
+    if not probe["torch"]:  # the shared export: open_clip's fp32 vectors within 1e-4 (torch may run bf16 here)
+        assert [hit["path"] for hit in hits] == [hit.path for hit in expected]
+        np.testing.assert_allclose([hit["score"] for hit in hits], [hit.score for hit in expected], atol=1e-4)
     # The switch turns off the ONNX text path; the torch engine for the model (MMSEARCH_ENGINE) keeps ONNX Runtime
     # out of the image tower too, so nothing of onnxruntime loads.
     probe = cli_probe(
