@@ -13,8 +13,8 @@ the batch, so every core is busy from the first batch to the last:
   ingest decodes: orientation, draft); the decoded image is thrown away and the prepared copy encoded;
 * ``+decode+resize``: each photo is prepared from its bytes in memory (decode, then the engine's own fast
   resize and crop) and encoded: the least work any ingest must do for a photo it has not seen;
-* ``+ingest work``: the ingest's own per-photo function (``IngestRun._prepare``: read the file, hash it, decode,
-  read the header's captions and date, prepare), still on the encoder's threads;
+* ``+ingest work``: the ingest's own per-photo function (``mmsearch.ingest.reading.prepare_file``: read the file,
+  hash it, decode, read the header's captions and date, prepare), still on the encoder's threads;
 * ``ingest``: the real ``Engine.ingest`` of the folder into a fresh home (with the loaded encoder), as
   ``bench/ingest.py`` times it: embedded / ``IngestReport.elapsed_s``.
 
@@ -51,7 +51,7 @@ from mmsearch.encoders.base import Encoder  # noqa: E402
 from mmsearch.errors import MmsearchError  # noqa: E402
 from mmsearch.imageio import decode_image  # noqa: E402
 from mmsearch.ingest.pipeline import balanced_size, batched  # noqa: E402
-from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, read_whole  # noqa: E402
+from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, prepare_file, read_whole  # noqa: E402
 from mmsearch.ingest.scanner import scan_folder  # noqa: E402
 
 MAX_PIXELS = 89_478_485
@@ -91,9 +91,8 @@ def per_photo_work(encoder: Encoder) -> dict[str, Callable[[Photo], Any]]:
     def decode_resize(photo: Photo) -> Any:
         return encoder.prepare_image(decode_image(photo.data, MAX_PIXELS, min_size)[0])
 
-    def ingest_work(photo: Photo) -> Any:  # IngestRun._prepare
-        image, _ = decode_whole(read_whole(photo.path, MAX_IMAGE_FILE_BYTES), MAX_PIXELS, min_size)
-        return encoder.prepare_image(image)
+    def ingest_work(photo: Photo) -> Any:  # what IngestRun._prepare runs
+        return prepare_file(encoder, photo.path, MAX_IMAGE_FILE_BYTES, MAX_PIXELS).tensor
 
     return {"raw": lambda photo: photo.prepared, "+decode": decode_only, "+decode+resize": decode_resize,
             "+ingest work": ingest_work}  # fmt: skip

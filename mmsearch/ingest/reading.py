@@ -1,13 +1,16 @@
-"""Reading image files for an ingest: the probe (hash and header, no decode) and the whole bytes, within limits."""
+"""Reading image files for an ingest: the probe (hash and header, no decode), the whole bytes within limits, and a
+decoding thread's whole work for one file (:func:`prepare_file`)."""
 
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
 from mmsearch.captions.embedded import embedded_captions
+from mmsearch.encoders.base import Encoder
 from mmsearch.errors import UnreadableMediaError
 from mmsearch.imageio import decode_image, hash_bytes
 from mmsearch.ingest.audio import hash_file
@@ -91,3 +94,18 @@ def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
     if len(data) > expected:
         data += handle.read(limit - len(data))
     return data
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A decoded, model-ready image and the probe of exactly the bytes it was decoded from."""
+
+    probe: Probe
+    tensor: Any
+
+
+def prepare_file(encoder: Encoder, path: str, max_file_bytes: int, max_pixels: int) -> PreparedImage:
+    """A decoding thread's work for one image file: read it whole (within ``max_file_bytes``), hash and decode
+    those bytes (header captions and date from the same parse), and prepare the model's pixels."""
+    image, probe = decode_whole(read_whole(path, max_file_bytes), max_pixels, encoder.min_decode_size)
+    return PreparedImage(probe, encoder.prepare_image(image))

@@ -25,7 +25,7 @@ from mmsearch.ingest.decodewarnings import collecting, routed
 from mmsearch.ingest.encoding import COMMIT_IMAGES, EncodeAndWrite
 from mmsearch.ingest.pipeline import Outcome, balanced_size, batched, map_ahead
 from mmsearch.ingest.plan import IngestPlan
-from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, decode_whole, file_signature, read_probe, read_whole
+from mmsearch.ingest.reading import MAX_IMAGE_FILE_BYTES, PreparedImage, file_signature, prepare_file, read_probe
 from mmsearch.ingest.report import FailedFile, FileWarning, IngestReport, ProgressFn, reason_class
 from mmsearch.ingest.scanner import ScannedFile
 from mmsearch.ingest.texts import EMBEDDED_GROUP, SIDECAR_GROUP, TRANSCRIPT_GROUP, manifest_group
@@ -46,14 +46,6 @@ T = TypeVar("T")
 
 PROGRESS_STEP = 16
 """Images between two "embedding" progress calls (an encoder batch can be two photos)."""
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """A decoded, model-ready image and the probe of exactly the bytes it was decoded from."""
-
-    probe: Probe
-    tensor: Any
 
 
 @dataclass(frozen=True)
@@ -304,7 +296,7 @@ class IngestRun:
                 by_path = {file.path: file for file in batch}
                 vectors = result.vectors if result.vectors is not None else np.zeros((0, 0), dtype=np.float32)
                 changes = [
-                    AssetChange(by_path[path], probe, vector, True, self._image_texts(by_path[path], probe, known))
+                    self._embedded_change(by_path[path], probe, vector, known)
                     for (path, probe), vector in zip(result.encoded, vectors, strict=True)
                 ]
                 self._wait_for(committing)
@@ -318,9 +310,15 @@ class IngestRun:
         self, ready: list[tuple[ScannedFile, PreparedImage]], vectors: np.ndarray, known: dict[str, KnownFile]
     ) -> list[AssetChange]:
         return [
-            AssetChange(file, prepared.probe, vector, True, self._image_texts(file, prepared.probe, known))
+            self._embedded_change(file, prepared.probe, vector, known)
             for (file, prepared), vector in zip(ready, vectors, strict=True)
         ]
+
+    def _embedded_change(
+        self, file: ScannedFile, probe: Probe, vector: np.ndarray, known: dict[str, KnownFile]
+    ) -> AssetChange:
+        """A newly embedded image (locally or on the cluster), with its captions."""
+        return AssetChange(file, probe, vector, True, self._image_texts(file, probe, known))
 
     def _commit_embedded(self, changes: list[AssetChange], known: dict[str, KnownFile]) -> int:
         """Runs on the commit thread, while the encoder works on the next batches."""
@@ -342,9 +340,7 @@ class IngestRun:
                 self._warned.setdefault(path, {}).update(dict.fromkeys(sink))
 
     def _prepare(self, encoder: Encoder, file: ScannedFile) -> PreparedImage:
-        data = read_whole(file.path, self.options.max_file_bytes)
-        image, probe = decode_whole(data, self.options.max_pixels, encoder.min_decode_size)
-        return PreparedImage(probe, encoder.prepare_image(image))
+        return prepare_file(encoder, file.path, self.options.max_file_bytes, self.options.max_pixels)
 
     def _image_texts(self, file: ScannedFile, probe: Probe, known: dict[str, KnownFile]) -> dict[str, list[TextItem]]:
         groups = {SIDECAR_GROUP: self._sidecar_captions(file, known)}
