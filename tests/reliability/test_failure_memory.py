@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mmsearch import Engine
 from mmsearch.cli import cli
-from mmsearch.ingest import reading, runner
+from mmsearch.ingest import reading
 from tests.conftest import make_image
 from tests.reliability.race_tools import MODEL, make_folder
 
@@ -44,7 +44,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return call
 
     monkeypatch.setattr(reading, "hash_file", recording(reading.hash_file))  # the probe: hash, then header
-    monkeypatch.setattr(runner, "read_whole", recording(runner.read_whole))  # the decode
+    monkeypatch.setattr(reading, "read_whole", recording(reading.read_whole))  # the decode (prepare_file)
     return seen
 
 
@@ -149,7 +149,7 @@ def test_a_file_that_could_not_be_read_is_tried_each_run(
     from mmsearch.ingest import failure_memory
 
     locked = str(folder / "img00002.png")
-    probe_hash, read, hash_file = reading.hash_file, runner.read_whole, failure_memory.hash_file
+    probe_hash, read, hash_file = reading.hash_file, reading.read_whole, failure_memory.hash_file
 
     def refuse(original):
         def call(path: str, *args):
@@ -161,7 +161,7 @@ def test_a_file_that_could_not_be_read_is_tried_each_run(
 
     with monkeypatch.context() as patch:
         patch.setattr(reading, "hash_file", refuse(probe_hash))
-        patch.setattr(runner, "read_whole", refuse(read))
+        patch.setattr(reading, "read_whole", refuse(read))
         patch.setattr(failure_memory, "hash_file", refuse(hash_file))
         assert locked in [failure.path for failure in engine.ingest(folder).failed]
     hashes = {failure["path"]: failure["content_hash"] for failure in engine.status().failures}
